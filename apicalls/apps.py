@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class ApiCallsConfig(AppConfig):
+    name = "apicalls"
+    verbose_name = "API calls"

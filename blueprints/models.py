@@ -1,0 +1,74 @@
+from django.conf import settings
+from django.db import models
+
+from apicalls.models import slug_validator
+
+
+class Blueprint(models.Model):
+    """A workflow: an ordered list of steps, and the schema every order's payload must meet."""
+
+    slug = models.CharField(max_length=100, unique=True, validators=[slug_validator])
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    input_schema = models.JSONField(null=True, blank=True)
+    steps = models.JSONField(default=list)
+    version = models.PositiveIntegerField(default=1, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["slug"]
+
+    def __str__(self) -> str:
+        return self.slug
+
+    def as_definition(self) -> dict:
+        """The contract's JSON for this blueprint."""
+        definition = {"slug": self.slug, "name": self.name}
+        if self.description:
+            definition["description"] = self.description
+        if self.input_schema is not None:
+            definition["input_schema"] = self.input_schema
+        definition["steps"] = self.steps
+        return definition
+
+
+class BlueprintVersion(models.Model):
+    """A read-only copy of a blueprint as saved; one row per save."""
+
+    blueprint = models.ForeignKey(Blueprint, on_delete=models.CASCADE, related_name="versions")
+    version = models.PositiveIntegerField()
+    definition = models.JSONField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["blueprint", "-version"]
+        constraints = [
+            models.UniqueConstraint(fields=["blueprint", "version"], name="unique_blueprint_version")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.blueprint.slug} v{self.version}"
+
+
+class WorkflowSnapshot(models.Model):
+    """The blueprint and the API calls it uses, frozen as they were when orders were created.
+
+    Content-addressed by `digest`, so any number of orders created between two edits
+    share one row. `definition` is `{"blueprint": {...}, "api_calls": {slug: {...}}}`.
+    """
+
+    digest = models.CharField(max_length=64, unique=True)
+    workflow = models.CharField(max_length=100)
+    blueprint_version = models.PositiveIntegerField()
+    definition = models.JSONField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.workflow} v{self.blueprint_version} ({self.digest[:8]})"

@@ -1,0 +1,135 @@
+from django.db import models
+from django.utils import timezone
+
+from blueprints.models import WorkflowSnapshot
+
+
+class Order(models.Model):
+    """One order moving through the blueprint it was created with."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        RUNNING = "running"
+        WAITING = "waiting"
+        COMPLETED = "completed"
+        FAILED = "failed"
+        CANCELLED = "cancelled"
+
+    FINISHED = (Status.COMPLETED, Status.FAILED, Status.CANCELLED)
+
+    order_id = models.CharField(max_length=200, unique=True)
+    workflow = models.CharField(max_length=100)
+    snapshot = models.ForeignKey(WorkflowSnapshot, on_delete=models.PROTECT, related_name="orders")
+    payload = models.JSONField()
+    data = models.JSONField(default=dict, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    current_step = models.CharField(max_length=100, blank=True)
+    error = models.TextField(blank=True)
+    run = models.PositiveIntegerField(default=1)
+    # Attempts made at `current_step` in this run, and steps executed in this run (loop guard).
+    attempt = models.PositiveIntegerField(default=0)
+    steps_in_run = models.PositiveIntegerField(default=0)
+    # Engine state of the current step: parallel branch progress, callback, retry details.
+    step_state = models.JSONField(default=dict, blank=True)
+    # When a pending or waiting order is next due; null when it is not due at all.
+    due_at = models.DateTimeField(null=True, blank=True, default=timezone.now)
+    claim_token = models.UUIDField(null=True, blank=True, editable=False)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    cancel_requested = models.BooleanField(default=False)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["status", "due_at"], name="order_due"),
+            models.Index(fields=["status", "lease_expires_at"], name="order_lease"),
+            models.Index(fields=["workflow", "created_at"], name="order_workflow_created"),
+            models.Index(fields=["created_at"], name="order_created"),
+        ]
+
+    def __str__(self) -> str:
+        return self.order_id
+
+
+class StepLog(models.Model):
+    """One entry of an order's log: a step attempt, or a reprocess / cancel / callback."""
+
+    class Kind(models.TextChoices):
+        ATTEMPT = "attempt"
+        STEP = "step"
+        CALLBACK = "callback"
+        REPROCESS = "reprocess"
+        CANCEL = "cancel"
+
+    class Outcome(models.TextChoices):
+        IN_FLIGHT = "in_flight"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+        RETRYING = "retrying"
+        WAITING = "waiting"
+        INTERRUPTED = "interrupted"
+        REQUESTED = "requested"
+
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="log")
+    run = models.PositiveIntegerField()
+    step = models.CharField(max_length=200, blank=True)
+    attempt = models.PositiveIntegerField(default=0)
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.ATTEMPT)
+    started_at = models.DateTimeField(default=timezone.now)
+    duration_ms = models.PositiveIntegerField(null=True, blank=True)
+    request = models.JSONField(null=True, blank=True)
+    response = models.JSONField(null=True, blank=True)
+    outcome = models.CharField(max_length=16, choices=Outcome.choices)
+    error = models.TextField(blank=True)
+    actor = models.CharField(max_length=150, blank=True)
+
+    class Meta:
+        ordering = ["order", "id"]
+        indexes = [
+            models.Index(fields=["order", "id"], name="steplog_order"),
+            models.Index(fields=["outcome", "started_at"], name="steplog_outcome_started"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.order_id} run {self.run} {self.step} #{self.attempt} {self.outcome}"
+
+
+class Callback(models.Model):
+    """A one-time token an outside system posts to, to resume an order waiting at a step."""
+
+    class Status(models.TextChoices):
+        WAITING = "waiting"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+        EXPIRED = "expired"
+
+    token = models.CharField(max_length=64, unique=True)
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="callbacks")
+    run = models.PositiveIntegerField()
+    step = models.CharField(max_length=200)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.WAITING)
+    data = models.JSONField(null=True, blank=True)
+    expires_at = models.DateTimeField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    used_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.order_id} {self.step} {self.status}"
+
+
+class BatchRun(models.Model):
+    """One batch of the scheduler: when it ran and how many orders it advanced."""
+
+    started_at = models.DateTimeField(default=timezone.now)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    orders = models.PositiveIntegerField(default=0)
+    worker = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["-started_at"]
+        indexes = [models.Index(fields=["-started_at"], name="batchrun_started")]
+
+    def __str__(self) -> str:
+        return f"batch {self.started_at:%Y-%m-%d %H:%M:%S} ({self.orders} orders)"

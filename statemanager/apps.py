@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class StateManagerConfig(AppConfig):
+    name = "statemanager"
+    verbose_name = "State Manager"

@@ -1,0 +1,182 @@
+"""Settings, all read from the environment with defaults that run the embedded demo."""
+
+import os
+from pathlib import Path
+
+import dj_database_url
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def env_bool(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def env_int(name: str, default: int) -> int:
+    value = os.environ.get(name, "").strip()
+    return int(value) if value else default
+
+
+def env_list(name: str, default: str = "") -> list[str]:
+    return [part.strip() for part in os.environ.get(name, default).split(",") if part.strip()]
+
+
+SECRET_KEY = os.environ.get("SECRET_KEY", "insecure-development-key-change-me")
+DEBUG = env_bool("DEBUG", False)
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost,testserver")
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "django_filters",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "django_q",
+    "statemanager.apps.StateManagerConfig",
+    "apicalls",
+    "blueprints",
+    "orders",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "statemanager.urls"
+WSGI_APPLICATION = "statemanager.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {
+    "default": dj_database_url.parse(
+        os.environ.get("DATABASE_URL", f"sqlite:///{BASE_DIR / 'var' / 'statemanager.sqlite3'}"),
+        conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 0),
+    )
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # WAL lets readers run beside the one writer; IMMEDIATE makes a writer wait for the
+    # lock (up to the timeout) instead of failing with "database is locked" mid-transaction.
+    DATABASES["default"]["OPTIONS"] = {
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 30,
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    }
+    DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / "var" / "test.sqlite3")}
+    (BASE_DIR / "var").mkdir(exist_ok=True)
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "var" / "static"
+
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("STATE_MANAGER_MAX_REQUEST_BYTES", 1024 * 1024)
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    "PAGE_SIZE": 50,
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_THROTTLE_RATES": {
+        "webhook": os.environ.get("STATE_MANAGER_WEBHOOK_RATE", "6000/minute"),
+    },
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "State Manager API",
+    "DESCRIPTION": "Post orders, watch them move through their blueprints, reprocess them.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+}
+
+REDIS_URL = os.environ.get("REDIS_URL", "")
+
+STATE_MANAGER = {
+    "PUBLIC_URL": os.environ.get("STATE_MANAGER_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/"),
+    "INTERVAL_SECONDS": env_int("STATE_MANAGER_INTERVAL_SECONDS", 60),
+    "BATCH_SIZE": env_int("STATE_MANAGER_BATCH_SIZE", 100),
+    "CONCURRENCY": env_int("STATE_MANAGER_CONCURRENCY", 10),
+    "LEASE_SECONDS": env_int("STATE_MANAGER_LEASE_SECONDS", 60),
+    "MAX_STEPS_PER_RUN": env_int("STATE_MANAGER_MAX_STEPS_PER_RUN", 1000),
+    "MAX_REQUEST_BYTES": env_int("STATE_MANAGER_MAX_REQUEST_BYTES", 1024 * 1024),
+    "OUTBOUND_ALLOW": env_list("STATE_MANAGER_OUTBOUND_ALLOW"),
+    "LOG_BODY_BYTES": env_int("STATE_MANAGER_LOG_BODY_BYTES", 4096),
+    # A retry wait up to this long is slept inside the order's turn; a longer one
+    # releases the order as `waiting` until it is due.
+    "MAX_INLINE_WAIT_SECONDS": env_int("STATE_MANAGER_MAX_INLINE_WAIT_SECONDS", 5),
+    # The longest a batch may run before django-q2 gives up on it.
+    "BATCH_TIMEOUT_SECONDS": env_int("STATE_MANAGER_BATCH_TIMEOUT_SECONDS", 3600),
+}
+
+Q_CLUSTER = {
+    "name": "statemanager",
+    "workers": env_int("Q_WORKERS", 2),
+    "timeout": STATE_MANAGER["BATCH_TIMEOUT_SECONDS"],
+    # retry must exceed timeout so a long batch is never handed out a second time.
+    "retry": STATE_MANAGER["BATCH_TIMEOUT_SECONDS"] + 600,
+    "max_attempts": 1,
+    "catch_up": False,
+    "save_limit": 250,
+    "queue_limit": 50,
+    "poll": 1,
+    "label": "Task queue",
+}
+if REDIS_URL:
+    Q_CLUSTER["redis"] = REDIS_URL
+else:
+    Q_CLUSTER["orm"] = "default"
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}

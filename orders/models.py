@@ -48,6 +48,7 @@ class Order(models.Model):
             models.Index(fields=["workflow", "created_at"], name="order_workflow_created"),
             models.Index(fields=["created_at"], name="order_created"),
         ]
+        permissions = [("reprocess_order", "Can reprocess and cancel orders")]
 
     def __str__(self) -> str:
         return self.order_id

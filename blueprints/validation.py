@@ -1,0 +1,326 @@
+"""Validation of API call and blueprint definitions (contract sections 2 and 3).
+
+Every problem becomes one `"<place>: <reason>"` string, e.g. `steps[3].on_failed: no step
+"refnd"`, and all of them are raised together in one `DefinitionError`, so the admin, the
+API and the import command can show the whole list at once.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from functools import cache
+from pathlib import Path
+
+from jsonschema import Draft202012Validator, SchemaError, ValidationError, validators
+
+SCHEMA_DIR = Path(__file__).resolve().parent / "schemas"
+API_CALL_SCHEMA = "api-call.schema.json"
+BLUEPRINT_SCHEMA = "blueprint.schema.json"
+
+STEP_KINDS = ("call", "choice", "parallel", "end")
+API_CALL_EXPRESSION_KEYS = ("url", "headers", "query", "body", "success_when", "save")
+STEP_EXPRESSION_KEYS = ("params", "save")
+BRANCH_FLOW_KEYS = ("next", "on_failed", "end")
+
+_TYPE_NAMES = {
+    "object": "an object",
+    "array": "a list",
+    "string": "a string",
+    "number": "a number",
+    "integer": "an integer",
+    "boolean": "true or false",
+    "null": "null",
+}
+_PATTERN_REASONS = {
+    "^[A-Za-z0-9._-]+$": "use only letters, digits, '.', '-' and '_'",
+}
+
+
+class DefinitionError(Exception):
+    """A definition was refused; `errors` lists every problem as `"<place>: <reason>"`."""
+
+    def __init__(self, errors: Iterable[str]):
+        self.errors = list(errors)
+        super().__init__("\n".join(self.errors))
+
+
+@cache
+def load_schema(name: str) -> dict:
+    """The JSON Schema document `name` from blueprints/schemas."""
+    return json.loads((SCHEMA_DIR / name).read_text(encoding="utf-8"))
+
+
+@cache
+def _validator(name: str, definition: str | None = None) -> Draft202012Validator:
+    """A validator for a schema file, or for one of its `$defs` (with the file's refs)."""
+    schema = load_schema(name)
+    if definition is not None:
+        schema = {**schema, "$ref": f"#/$defs/{definition}"}
+        for key in ("type", "required", "properties", "additionalProperties", "if", "then"):
+            schema.pop(key, None)
+    return Draft202012Validator(schema)
+
+
+def join_place(prefix: str, path: Iterable) -> str:
+    """`steps`, 3, `call` -> `steps[3].call`, below `prefix` (which may be empty)."""
+    place = prefix
+    for part in path:
+        if isinstance(part, int):
+            place += f"[{part}]"
+        else:
+            place = f"{place}.{part}" if place else str(part)
+    return place
+
+
+def _error(place: str, reason: str) -> str:
+    return f"{place}: {reason}" if place else reason
+
+
+def step_kind(step: dict) -> str | None:
+    """The kind of a step from its keys (`end` is also allowed on call and parallel steps)."""
+    kinds = [kind for kind in ("call", "choice", "parallel") if kind in step]
+    if len(kinds) == 1:
+        return kinds[0]
+    if not kinds and "end" in step:
+        return "end"
+    return None
+
+
+def iter_call_steps(steps: object) -> Iterator[tuple[list, dict]]:
+    """(path, step) of every call step, parallel branches included, of a list of steps."""
+    if not isinstance(steps, list):
+        return
+    for index, step in enumerate(steps):
+        if not isinstance(step, dict):
+            continue
+        if isinstance(step.get("call"), str):
+            yield ["steps", index], step
+        branches = step.get("parallel")
+        if isinstance(branches, list):
+            for branch_index, branch in enumerate(branches):
+                if isinstance(branch, dict) and isinstance(branch.get("call"), str):
+                    yield ["steps", index, "parallel", branch_index], branch
+
+
+def api_call_slugs_used(steps: object) -> set[str]:
+    """The slugs of the API calls a blueprint's steps call, parallel branches included."""
+    return {step["call"] for _, step in iter_call_steps(steps)}
+
+
+# -- JSON Schema errors in the contract's style ------------------------------------------
+
+
+def _schema_errors(validator: Draft202012Validator, instance, prefix: str, base=()) -> list[str]:
+    errors = []
+    for error in sorted(validator.iter_errors(instance), key=_error_order):
+        path = [*base, *error.absolute_path]
+        if error.validator == "oneOf" and _is_step_path(path):
+            errors.extend(_step_errors(error.instance, prefix, path))
+        else:
+            errors.extend(_describe(error, prefix, path))
+    return list(dict.fromkeys(errors))  # one "required" error per missing key names them all
+
+
+def _error_order(error: ValidationError) -> tuple:
+    return tuple(
+        (0, part, "") if isinstance(part, int) else (1, 0, part) for part in error.absolute_path
+    )
+
+
+def _is_step_path(path: list) -> bool:
+    return len(path) == 2 and path[0] == "steps" and isinstance(path[1], int)
+
+
+def _step_errors(step, prefix: str, path: list) -> list[str]:
+    """Validate a step against the schema of the kind its keys name, for precise reasons."""
+    place = join_place(prefix, path)
+    if not isinstance(step, dict):
+        return [_error(place, "must be an object")]
+    kind = step_kind(step)
+    if kind is None:
+        present = [kind for kind in ("call", "choice", "parallel") if kind in step]
+        if present:
+            names = " and ".join(f'"{name}"' for name in present)
+            return [_error(place, f"a step is one kind only, but has both {names}")]
+        return [_error(place, 'unknown step kind: use one of "call", "choice", "parallel", "end"')]
+    validator = _validator(BLUEPRINT_SCHEMA, f"{kind}_step")
+    return _schema_errors(validator, step, prefix, base=path)
+
+
+def _describe(error: ValidationError, prefix: str, path: list) -> list[str]:
+    place = join_place(prefix, path)
+    keyword, value = error.validator, error.validator_value
+    if keyword == "required":
+        missing = [key for key in value if key not in error.instance]
+        return [_error(join_place(place, [key]), "required") for key in missing]
+    if keyword == "additionalProperties" and isinstance(error.instance, dict):
+        known = error.schema.get("properties", {})
+        in_branch = len(path) >= 2 and path[-2] == "parallel"
+        return [
+            _error(join_place(place, [key]), _unknown_key_reason(key, in_branch))
+            for key in error.instance
+            if key not in known
+        ]
+    return [_error(place, _reason(error))]
+
+
+def _unknown_key_reason(key: str, in_branch: bool) -> str:
+    if in_branch and key in BRANCH_FLOW_KEYS:
+        return "not allowed in a parallel branch; put it on the parallel step"
+    return "unknown key"
+
+
+def _reason(error: ValidationError) -> str:
+    keyword, value = error.validator, error.validator_value
+    if "then" in error.relative_schema_path:
+        return "a GET request sends no body: leave it out or use {}"
+    if keyword == "type":
+        names = [value] if isinstance(value, str) else value
+        return "must be " + " or ".join(_TYPE_NAMES.get(name, name) for name in names)
+    if keyword == "enum":
+        return "must be one of " + ", ".join(json.dumps(option) for option in value)
+    if keyword == "pattern":
+        return _PATTERN_REASONS.get(value, f"must match {value}")
+    if keyword == "exclusiveMinimum":
+        return f"must be greater than {value}"
+    if keyword == "minimum":
+        return f"must be at least {value}"
+    if keyword in ("minItems", "minLength") and value == 1:
+        return "must not be empty"
+    if keyword == "maxLength":
+        return f"must be at most {value} characters"
+    return error.message
+
+
+# -- the validators ------------------------------------------------------------------------
+
+
+def api_call_errors(definition, *, prefix: str = "") -> list[str]:
+    """Every problem of an API call definition (the contract JSON, slug and name included)."""
+    errors = _schema_errors(_validator(API_CALL_SCHEMA), definition, prefix)
+    if isinstance(definition, dict):
+        for key in API_CALL_EXPRESSION_KEYS:
+            if key in definition:
+                errors.extend(_expression_errors(definition[key], join_place(prefix, [key])))
+    return errors
+
+
+def blueprint_errors(definition, *, api_call_slugs: set[str], prefix: str = "") -> list[str]:
+    """Every problem of a blueprint definition, checked against the given API call slugs."""
+    errors = _schema_errors(_validator(BLUEPRINT_SCHEMA), definition, prefix)
+    if not isinstance(definition, dict):
+        return errors
+    if "input_schema" in definition:
+        errors.extend(_input_schema_errors(definition["input_schema"], prefix))
+    steps = definition.get("steps")
+    if isinstance(steps, list):
+        errors.extend(_step_cross_errors(steps, api_call_slugs, prefix))
+    return errors
+
+
+def validate_api_call(definition: dict) -> None:
+    """Raise DefinitionError listing every problem of an API call definition."""
+    errors = api_call_errors(definition)
+    if errors:
+        raise DefinitionError(errors)
+
+
+def validate_blueprint(definition: dict, *, api_call_slugs: set[str] | None = None) -> None:
+    """Raise DefinitionError listing every problem of a blueprint definition.
+
+    `call` targets are checked against `api_call_slugs`, by default the API calls in the DB.
+    """
+    if api_call_slugs is None:
+        from apicalls.models import ApiCall
+
+        api_call_slugs = set(ApiCall.objects.values_list("slug", flat=True))
+    errors = blueprint_errors(definition, api_call_slugs=api_call_slugs)
+    if errors:
+        raise DefinitionError(errors)
+
+
+def _input_schema_errors(input_schema, prefix: str) -> list[str]:
+    if not isinstance(input_schema, dict):
+        return []  # the blueprint schema already says it must be an object
+    cls = validators.validator_for(input_schema, default=Draft202012Validator)
+    try:
+        cls.check_schema(input_schema)
+    except SchemaError as exc:
+        where = join_place("", exc.absolute_path)
+        detail = f"{where}: {exc.message}" if where else exc.message
+        return [_error(join_place(prefix, ["input_schema"]), f"not a valid JSON Schema: {detail}")]
+    return []
+
+
+def _step_cross_errors(steps: list, api_call_slugs: set[str], prefix: str) -> list[str]:
+    """Duplicate ids, flow targets, API calls and expressions of the steps."""
+    errors = []
+    step_ids = {step["id"] for step in steps if isinstance(step, dict) and _is_id(step.get("id"))}
+    seen: set[str] = set()
+    for path, step in _all_steps(steps):
+        step_id = step.get("id")
+        if _is_id(step_id):
+            if step_id in seen:
+                place = join_place(prefix, [*path, "id"])
+                errors.append(_error(place, f'duplicate step id "{step_id}"'))
+            seen.add(step_id)
+    for index, step in enumerate(steps):
+        if isinstance(step, dict):
+            errors.extend(_target_errors(step, step_ids, join_place(prefix, ["steps", index])))
+    for path, step in iter_call_steps(steps):
+        if step["call"] and step["call"] not in api_call_slugs:
+            place = join_place(prefix, [*path, "call"])
+            errors.append(_error(place, f'no API call "{step["call"]}"'))
+        for key in STEP_EXPRESSION_KEYS:
+            if key in step:
+                errors.extend(_expression_errors(step[key], join_place(prefix, [*path, key])))
+    for index, step in enumerate(steps):
+        if isinstance(step, dict) and isinstance(step.get("choice"), list):
+            for branch_index, branch in enumerate(step["choice"]):
+                if isinstance(branch, dict) and isinstance(branch.get("when"), str):
+                    place = join_place(prefix, ["steps", index, "choice", branch_index, "when"])
+                    errors.extend(_expression_errors(branch["when"], place))
+    return errors
+
+
+def _is_id(value) -> bool:
+    return isinstance(value, str) and value != ""
+
+
+def _all_steps(steps: list) -> Iterator[tuple[list, dict]]:
+    """(path, step) of every step, each parallel branch right after its parallel step."""
+    for index, step in enumerate(steps):
+        if not isinstance(step, dict):
+            continue
+        yield ["steps", index], step
+        branches = step.get("parallel")
+        if isinstance(branches, list):
+            for branch_index, branch in enumerate(branches):
+                if isinstance(branch, dict):
+                    yield ["steps", index, "parallel", branch_index], branch
+
+
+def _target_errors(step: dict, step_ids: set[str], place: str) -> list[str]:
+    targets = [(key, step.get(key)) for key in ("next", "on_failed", "default")]
+    if isinstance(step.get("choice"), list):
+        targets += [
+            (f"choice[{index}].next", branch.get("next"))
+            for index, branch in enumerate(step["choice"])
+            if isinstance(branch, dict)
+        ]
+    return [
+        _error(f"{place}.{key}", f'no step "{target}"')
+        for key, target in targets
+        if _is_id(target) and target not in step_ids
+    ]
+
+
+def _expression_errors(value, place: str) -> list[str]:
+    """Templates that do not compile or use unknown functions, as the engine judges them.
+
+    Imported here, not at the top: the engine is an app above this one.
+    """
+    from orders.engine.expressions import compile_errors
+
+    return compile_errors(value, place)

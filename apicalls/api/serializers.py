@@ -1,0 +1,26 @@
+from rest_framework import serializers
+
+
+class ApiCallSerializer(serializers.Serializer):
+    """An API call in the contract's JSON (section 2), exactly as it is exported.
+
+    Writes are validated as a whole by the definitions' validation, not field by field.
+    """
+
+    slug = serializers.RegexField(r"^[A-Za-z0-9._-]+$", max_length=100)
+    name = serializers.CharField(max_length=200)
+    method = serializers.ChoiceField(choices=["GET", "POST", "PUT", "PATCH", "DELETE"])
+    url = serializers.CharField(help_text="May hold {{ }} expressions.")
+    headers = serializers.DictField(child=serializers.CharField(), required=False)
+    query = serializers.DictField(required=False)
+    body = serializers.JSONField(required=False)
+    timeout_seconds = serializers.FloatField(required=False)
+    success_when = serializers.CharField(required=False, help_text="Defaults to a 2xx status.")
+    retry = serializers.DictField(
+        required=False,
+        help_text="max_attempts, backoff_seconds, backoff_rate, max_backoff_seconds",
+    )
+    save = serializers.DictField(required=False, help_text="data key -> expression")
+
+    def to_representation(self, instance):
+        return instance.as_definition()

@@ -1,0 +1,8 @@
+from statemanager.api import api_router
+
+from .views import BlueprintViewSet
+
+router = api_router()
+router.register("blueprints", BlueprintViewSet, basename="blueprint")
+
+urlpatterns = router.urls

@@ -1,0 +1,272 @@
+from django.db.models import Prefetch
+from django.shortcuts import get_object_or_404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_view,
+)
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
+from rest_framework.throttling import ScopedRateThrottle
+from rest_framework.views import APIView
+
+from orders import services
+from orders.callbacks import CallbackNotFound, CallbackUsed, callback_receive
+from orders.filters import OrderFilterSet, order_filterset
+from orders.models import Order, StepLog
+from statemanager.api import ActionPermissions, BadRequest, Conflict, Detail, Errors
+
+from .serializers import (
+    BulkReprocessSerializer,
+    BulkResultSerializer,
+    CallbackAcceptedSerializer,
+    CallbackSerializer,
+    OrderCreateSerializer,
+    OrderDetailSerializer,
+    OrderSerializer,
+    ReprocessSerializer,
+)
+
+ORDER_ID = OpenApiParameter("order_id", OpenApiTypes.STR, OpenApiParameter.PATH)
+UNAUTHORIZED = OpenApiResponse(Detail, description="No or bad token.")
+FORBIDDEN = OpenApiResponse(Detail, description="The token's user lacks the permission.")
+NOT_FOUND = OpenApiResponse(Detail, description="No such order.")
+
+
+def actor(request) -> str:
+    return request.user.get_username()
+
+
+@extend_schema_view(
+    list=extend_schema(
+        summary="List orders",
+        description="Needs orders.view_order.",
+        responses={200: OrderSerializer, 401: UNAUTHORIZED, 403: FORBIDDEN},
+    ),
+    retrieve=extend_schema(
+        summary="An order with its whole log",
+        description="Needs orders.view_order. The log holds every attempt, oldest first "
+        "(secrets masked, bodies truncated), and the reprocess, cancel and callback "
+        "entries with who asked.",
+        parameters=[ORDER_ID],
+        responses={200: OrderDetailSerializer, 401: UNAUTHORIZED, 403: FORBIDDEN, 404: NOT_FOUND},
+    ),
+)
+class OrderViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    lookup_field = "order_id"
+    lookup_value_regex = "[^/]+"
+    filterset_class = OrderFilterSet
+    permission_classes = [ActionPermissions]
+    throttle_scope = "webhook"
+    action_permissions = {
+        "create": ["orders.add_order"],
+        "list": ["orders.view_order"],
+        "retrieve": ["orders.view_order"],
+        "reprocess": ["orders.reprocess_order"],
+        "bulk_reprocess": ["orders.reprocess_order"],
+        "cancel": ["orders.reprocess_order"],
+    }
+
+    def get_queryset(self):
+        if self.action == "list":
+            return Order.objects.select_related("snapshot").defer(
+                "snapshot__definition", "payload", "data", "step_state", "resume_point"
+            )
+        if self.action == "retrieve":
+            return detail_queryset()
+        return Order.objects.all()
+
+    def get_serializer_class(self):
+        return OrderSerializer if self.action == "list" else OrderDetailSerializer
+
+    def get_throttles(self):
+        """Only the webhook is throttled, per token."""
+        return [ScopedRateThrottle()] if self.action == "create" else []
+
+    @extend_schema(
+        summary="The webhook: post an order",
+        description="Needs orders.add_order. The same request again returns the existing "
+        "order with 200; the same order_id with another workflow or payload is a 409. "
+        "Throttled per token (scope `webhook`); a body over STATE_MANAGER_MAX_REQUEST_BYTES "
+        "gets a 413.",
+        request=OrderCreateSerializer,
+        responses={
+            201: OrderDetailSerializer,
+            200: OpenApiResponse(OrderDetailSerializer, description="The same order again."),
+            400: OpenApiResponse(
+                Errors,
+                description="Malformed JSON, unknown workflow, or a payload "
+                "that fails the workflow's input_schema.",
+            ),
+            401: UNAUTHORIZED,
+            403: FORBIDDEN,
+            409: OpenApiResponse(Detail, description="The order_id is taken by another order."),
+            413: OpenApiResponse(Errors, description="The body is too large."),
+            429: OpenApiResponse(Detail, description="Too many requests for this token."),
+        },
+    )
+    def create(self, request):
+        body = OrderCreateSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        try:
+            order, created = services.order_create(**body.validated_data)
+        except services.UnknownWorkflow as exc:
+            raise BadRequest([str(exc)]) from exc
+        except services.PayloadInvalid as exc:
+            raise BadRequest(exc.errors) from exc
+        except services.OrderConflict as exc:
+            raise Conflict(str(exc)) from exc
+        return Response(
+            self.detail(order), status=status.HTTP_201_CREATED if created else status.HTTP_200_OK
+        )
+
+    @extend_schema(
+        summary="Reprocess an order",
+        operation_id="orders_reprocess",
+        description="Needs orders.reprocess_order. Begins a new run at once: the order is "
+        "pending and due, and the next batch picks it up.",
+        parameters=[ORDER_ID],
+        request=ReprocessSerializer,
+        responses={
+            202: OrderDetailSerializer,
+            400: Errors,
+            401: UNAUTHORIZED,
+            403: FORBIDDEN,
+            404: NOT_FOUND,
+            409: OpenApiResponse(Detail, description="The order is running."),
+        },
+    )
+    @action(detail=True, methods=["post"])
+    def reprocess(self, request, order_id=None):
+        order = self.get_object()
+        options = ReprocessSerializer(data=request.data)
+        options.is_valid(raise_exception=True)
+        try:
+            order = services.order_reprocess(
+                order=order,
+                start_from=options.validated_data["from"],
+                version=options.validated_data["version"],
+                actor=actor(request),
+            )
+        except services.OrderRunning as exc:
+            raise Conflict(str(exc)) from exc
+        except services.ReprocessInvalid as exc:
+            raise BadRequest([str(exc)]) from exc
+        return Response(self.detail(order), status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(
+        summary="Reprocess many orders",
+        operation_id="orders_bulk_reprocess",
+        description="Needs orders.reprocess_order. Select by `order_ids` or by the list's "
+        "filters; running orders are skipped.",
+        request=BulkReprocessSerializer,
+        responses={
+            202: BulkResultSerializer,
+            400: Errors,
+            401: UNAUTHORIZED,
+            403: FORBIDDEN,
+        },
+    )
+    @action(detail=False, methods=["post"], url_path="reprocess", url_name="bulk-reprocess")
+    def bulk_reprocess(self, request):
+        body = BulkReprocessSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        options = body.validated_data
+        if "order_ids" in options:
+            orders = Order.objects.filter(order_id__in=options["order_ids"])
+        else:
+            filters = order_filterset(
+                {name: request.data.get(name) for name in OrderFilterSet.SELECTING}
+            )
+            if not filters.is_valid():
+                raise BadRequest([f"{k}: {m}" for k, ms in filters.errors.items() for m in ms])
+            orders = filters.qs
+        try:
+            result = services.orders_reprocess(
+                orders=orders,
+                start_from=options["from"],
+                version=options["version"],
+                actor=actor(request),
+            )
+        except services.ReprocessInvalid as exc:
+            raise BadRequest([str(exc)]) from exc
+        return Response(BulkResultSerializer(result).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(
+        summary="Cancel an order",
+        description="Needs orders.reprocess_order. Pending, waiting and failed orders are "
+        "cancelled at once; a running order stops before its next step.",
+        parameters=[ORDER_ID],
+        request=None,
+        responses={
+            202: OrderDetailSerializer,
+            401: UNAUTHORIZED,
+            403: FORBIDDEN,
+            404: NOT_FOUND,
+            409: OpenApiResponse(Detail, description="The order is completed or cancelled."),
+        },
+    )
+    @action(detail=True, methods=["post"])
+    def cancel(self, request, order_id=None):
+        order = self.get_object()
+        try:
+            order = services.order_cancel(order=order, actor=actor(request))
+        except services.OrderFinished as exc:
+            raise Conflict(str(exc)) from exc
+        return Response(self.detail(order), status=status.HTTP_202_ACCEPTED)
+
+    def detail(self, order: Order) -> dict:
+        """The order as GET shows it, read again with its log."""
+        order = get_object_or_404(detail_queryset(), pk=order.pk)
+        return OrderDetailSerializer(order, context=self.get_serializer_context()).data
+
+
+def detail_queryset():
+    return (
+        Order.objects.select_related("snapshot")
+        .defer("snapshot__definition")
+        .prefetch_related(Prefetch("log", queryset=StepLog.objects.order_by("id")))
+    )
+
+
+class CallbackView(APIView):
+    """Resume an order waiting at a `wait_for_callback` step.
+
+    No API token: the one-time token in the URL is the credential.
+    """
+
+    authentication_classes = []
+    permission_classes = [AllowAny]
+
+    @extend_schema(
+        summary="Post a callback",
+        description="Needs no API token: the one-time callback token in the URL is the "
+        "credential (the order's step received it as `callback.url` / `callback.token`). "
+        "A success resumes the waiting order; a failure fails its step.",
+        request=CallbackSerializer,
+        responses={
+            202: CallbackAcceptedSerializer,
+            400: Errors,
+            404: OpenApiResponse(Detail, description="No callback has this token."),
+            409: OpenApiResponse(Detail, description="The token was used already or expired."),
+        },
+        auth=[],
+    )
+    def post(self, request, token: str):
+        body = CallbackSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        try:
+            order = callback_receive(token=token, **body.validated_data)
+        except CallbackNotFound:
+            return Response({"detail": "No callback has this token."}, status=404)
+        except CallbackUsed as exc:
+            return Response({"detail": str(exc)}, status=409)
+        except ValueError as exc:
+            raise BadRequest([f"outcome: {exc}"]) from exc
+        return Response(
+            {"order_id": order.order_id, "status": order.status}, status=status.HTTP_202_ACCEPTED
+        )

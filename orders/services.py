@@ -1,0 +1,387 @@
+"""The operations on orders: create (the webhook), reprocess, cancel.
+
+One function per operation, shared by the API, the admin actions and the commands, so
+they can never disagree. Bulk versions walk a selection in chunks of primary keys, with a
+fixed number of queries per chunk, and skip any order a worker claims meanwhile.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.db.models import QuerySet
+from django.utils import timezone
+from jsonschema.validators import validator_for
+
+from blueprints.models import Blueprint, WorkflowSnapshot
+from blueprints.services import workflow_snapshot
+from orders.models import Callback, Order, StepLog
+
+CHUNK_SIZE = 500
+START_FROM = ("failed", "start")
+VERSIONS = ("pinned", "latest")
+
+
+class OrderError(Exception):
+    """An operation on an order that cannot be done; the message says why."""
+
+
+class UnknownWorkflow(OrderError):
+    pass
+
+
+class PayloadInvalid(OrderError):
+    def __init__(self, errors: list[str]):
+        self.errors = errors
+        super().__init__("\n".join(errors))
+
+
+class OrderConflict(OrderError):
+    """The order id is taken by an order with another workflow or payload."""
+
+
+class OrderRunning(OrderError):
+    pass
+
+
+class OrderFinished(OrderError):
+    pass
+
+
+class ReprocessInvalid(OrderError):
+    """A bad `from` or `version`, or a resume step the latest blueprint no longer has."""
+
+
+@dataclass(frozen=True)
+class BulkResult:
+    count: int
+    skipped: int
+
+
+# Create.
+
+
+def order_create(*, order_id: str, workflow: str, payload: Any) -> tuple[Order, bool]:
+    """Create an order pinned to the workflow as it is now; the same request again is a no-op."""
+    existing = Order.objects.filter(order_id=order_id).first()
+    if existing is not None:
+        return _replayed(existing, workflow=workflow, payload=payload), False
+    blueprint = Blueprint.objects.filter(slug=workflow).first()
+    if blueprint is None:
+        raise UnknownWorkflow(f'workflow: no workflow "{workflow}"')
+    errors = payload_errors(blueprint.input_schema, payload)
+    if errors:
+        raise PayloadInvalid(errors)
+    snapshot = workflow_snapshot(blueprint=blueprint)
+    try:
+        with transaction.atomic():
+            order = Order.objects.create(
+                order_id=order_id,
+                workflow=workflow,
+                snapshot=snapshot,
+                payload=payload,
+                current_step=_step_ids(snapshot)[0],
+            )
+    except IntegrityError:
+        # The same order posted twice at once: the other request created it first.
+        existing = Order.objects.filter(order_id=order_id).first()
+        if existing is None:
+            raise
+        return _replayed(existing, workflow=workflow, payload=payload), False
+    return order, True
+
+
+def payload_errors(schema: dict | None, payload: Any) -> list[str]:
+    """Every way the payload breaks the blueprint's input schema, each with its JSON path."""
+    if schema is None:
+        return []
+    validator = validator_for(schema)(schema)
+    errors = sorted(
+        validator.iter_errors(payload),
+        key=lambda error: [str(part) for part in error.absolute_path],
+    )
+    return [f"{_json_path('payload', error.absolute_path)}: {error.message}" for error in errors]
+
+
+def _json_path(root: str, path) -> str:
+    return root + "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in path)
+
+
+def _replayed(order: Order, *, workflow: str, payload: Any) -> Order:
+    if order.workflow != workflow or order.payload != payload:
+        raise OrderConflict(f'order "{order.order_id}" exists with another workflow or payload')
+    return order
+
+
+# Reprocess.
+
+
+def order_reprocess(
+    *, order: Order, start_from: str = "failed", version: str = "pinned", actor: str
+) -> Order:
+    """Begin a new run of a not-running order; it is pending and due at once."""
+    _check_options(start_from, version)
+    with transaction.atomic():
+        order = Order.objects.select_for_update(of=("self",)).get(pk=order.pk)
+        if order.status == Order.Status.RUNNING:
+            raise OrderRunning(f'order "{order.order_id}" is running; reprocess it when it stops')
+        plan = _ReprocessPlan(start_from=start_from, version=version, actor=actor)
+        entry = plan.apply(order)
+        order.save(update_fields=_REPROCESS_FIELDS)
+        entry.save()
+        _expire_callbacks([order.pk])
+    return order
+
+
+def orders_reprocess(
+    *, orders: QuerySet, start_from: str = "failed", version: str = "pinned", actor: str
+) -> BulkResult:
+    """Reprocess every order of a selection but the running ones (and, on the latest
+    version, those whose resume step it no longer has)."""
+    _check_options(start_from, version)
+    plan = _ReprocessPlan(start_from=start_from, version=version, actor=actor)
+    count = skipped = 0
+    for pks in _pk_chunks(orders):
+        with transaction.atomic():
+            rows = list(_locked(pks).exclude(status=Order.Status.RUNNING))
+            plan.load_snapshots(rows)
+            changed, entries = [], []
+            for order in rows:
+                try:
+                    entries.append(plan.apply(order))
+                except ReprocessInvalid:
+                    continue
+                changed.append(order)
+            Order.objects.bulk_update(changed, _REPROCESS_FIELDS)
+            StepLog.objects.bulk_create(entries)
+            _expire_callbacks([order.pk for order in changed])
+        count += len(changed)
+        skipped += len(pks) - len(changed)
+    return BulkResult(count=count, skipped=skipped)
+
+
+_REPROCESS_FIELDS = [
+    "snapshot",
+    "current_step",
+    "data",
+    "run",
+    "attempt",
+    "steps_in_run",
+    "step_state",
+    "resume_point",
+    "error",
+    "status",
+    "due_at",
+    "finished_at",
+    "cancel_requested",
+    "claim_token",
+    "lease_expires_at",
+    "updated_at",
+]
+
+
+class _ReprocessPlan:
+    """Turns orders into their new run, caching the snapshots a bulk reprocess needs."""
+
+    def __init__(self, *, start_from: str, version: str, actor: str):
+        self.start_from = start_from
+        self.version = version
+        self.actor = actor
+        self.now = timezone.now()
+        self.step_ids: dict[int, list[str]] = {}
+        self.latest: dict[str, WorkflowSnapshot | None] = {}
+
+    def load_snapshots(self, orders: list[Order]) -> None:
+        """Read the step ids of the pinned snapshots the chunk needs, in one query."""
+        if self.version != "pinned" or self.start_from != "start":
+            return
+        missing = {order.snapshot_id for order in orders} - self.step_ids.keys()
+        for snapshot in WorkflowSnapshot.objects.filter(pk__in=missing):
+            self.step_ids[snapshot.pk] = _step_ids(snapshot)
+
+    def apply(self, order: Order) -> StepLog:
+        snapshot_id, step_ids = self.target(order)
+        if self.start_from == "start":
+            step, data = step_ids[0], {}
+        else:
+            resume = order.resume_point or {}
+            step = resume.get("step") or order.current_step
+            data = resume["data"] if "data" in resume else order.data
+            if step_ids is not None and step not in step_ids:
+                raise ReprocessInvalid(
+                    f'step "{step}" is not in the latest version of "{order.workflow}"; '
+                    "reprocess from the start"
+                )
+        order.snapshot_id = snapshot_id
+        order.current_step = step
+        order.data = data
+        order.run += 1
+        order.attempt = 0
+        order.steps_in_run = 0
+        order.step_state = {}
+        order.resume_point = {}
+        order.error = ""
+        order.status = Order.Status.PENDING
+        order.due_at = self.now
+        order.finished_at = None
+        order.cancel_requested = False
+        order.claim_token = None
+        order.lease_expires_at = None
+        order.updated_at = self.now
+        return StepLog(
+            order=order,
+            run=order.run,
+            step=step,
+            kind=StepLog.Kind.REPROCESS,
+            started_at=self.now,
+            outcome=StepLog.Outcome.REQUESTED,
+            actor=self.actor,
+            request={"from": self.start_from, "version": self.version},
+        )
+
+    def target(self, order: Order) -> tuple[int, list[str] | None]:
+        """The snapshot the new run uses, and its step ids when they are needed."""
+        if self.version == "latest":
+            snapshot = self.latest_snapshot(order.workflow)
+            if snapshot is None:
+                raise ReprocessInvalid(f'workflow "{order.workflow}" no longer exists')
+            return snapshot.pk, self.step_ids[snapshot.pk]
+        if self.start_from == "start":
+            if order.snapshot_id not in self.step_ids:
+                self.step_ids[order.snapshot_id] = _step_ids(order.snapshot)
+            return order.snapshot_id, self.step_ids[order.snapshot_id]
+        return order.snapshot_id, None
+
+    def latest_snapshot(self, workflow: str) -> WorkflowSnapshot | None:
+        if workflow not in self.latest:
+            blueprint = Blueprint.objects.filter(slug=workflow).first()
+            snapshot = workflow_snapshot(blueprint=blueprint) if blueprint else None
+            if snapshot is not None:
+                self.step_ids[snapshot.pk] = _step_ids(snapshot)
+            self.latest[workflow] = snapshot
+        return self.latest[workflow]
+
+
+def _check_options(start_from: str, version: str) -> None:
+    if start_from not in START_FROM:
+        raise ReprocessInvalid(f'from: must be "failed" or "start", not "{start_from}"')
+    if version not in VERSIONS:
+        raise ReprocessInvalid(f'version: must be "pinned" or "latest", not "{version}"')
+
+
+# Cancel.
+
+
+def order_cancel(*, order: Order, actor: str) -> Order:
+    """Cancel a pending, waiting or failed order now; ask a running one to stop."""
+    with transaction.atomic():
+        order = Order.objects.select_for_update(of=("self",)).get(pk=order.pk)
+        if order.status in (Order.Status.COMPLETED, Order.Status.CANCELLED):
+            raise OrderFinished(f'order "{order.order_id}" is {order.status}')
+        now = timezone.now()
+        if order.status == Order.Status.RUNNING:
+            order.cancel_requested = True
+            order.save(update_fields=["cancel_requested", "updated_at"])
+        else:
+            _cancelled_fields(order, now)
+            order.save(update_fields=_CANCEL_FIELDS)
+            _expire_callbacks([order.pk])
+        _cancel_entry(order, actor, now).save()
+    return order
+
+
+def orders_cancel(*, orders: QuerySet, actor: str) -> BulkResult:
+    """Cancel every order of a selection; completed and cancelled ones are skipped."""
+    count = skipped = 0
+    for pks in _pk_chunks(orders):
+        now = timezone.now()
+        with transaction.atomic():
+            rows = list(
+                _locked(pks).exclude(status__in=[Order.Status.COMPLETED, Order.Status.CANCELLED])
+            )
+            running = [order for order in rows if order.status == Order.Status.RUNNING]
+            stopped = [order for order in rows if order.status != Order.Status.RUNNING]
+            for order in stopped:
+                _cancelled_fields(order, now)
+            Order.objects.bulk_update(stopped, _CANCEL_FIELDS)
+            Order.objects.filter(pk__in=[order.pk for order in running]).update(
+                cancel_requested=True, updated_at=now
+            )
+            StepLog.objects.bulk_create([_cancel_entry(order, actor, now) for order in rows])
+            _expire_callbacks([order.pk for order in stopped])
+        count += len(rows)
+        skipped += len(pks) - len(rows)
+    return BulkResult(count=count, skipped=skipped)
+
+
+_CANCEL_FIELDS = [
+    "status",
+    "due_at",
+    "finished_at",
+    "claim_token",
+    "lease_expires_at",
+    "updated_at",
+]
+
+
+def _cancelled_fields(order: Order, now: datetime) -> None:
+    order.status = Order.Status.CANCELLED
+    order.due_at = None
+    order.finished_at = now
+    order.claim_token = None
+    order.lease_expires_at = None
+    order.updated_at = now
+
+
+def _cancel_entry(order: Order, actor: str, now: datetime) -> StepLog:
+    return StepLog(
+        order=order,
+        run=order.run,
+        step=order.current_step,
+        kind=StepLog.Kind.CANCEL,
+        started_at=now,
+        outcome=StepLog.Outcome.REQUESTED,
+        actor=actor,
+    )
+
+
+# Shared.
+
+
+def _pk_chunks(orders: QuerySet) -> Iterator[list[int]]:
+    """The selection's primary keys, CHUNK_SIZE at a time, by keyset (never all in memory)."""
+    pks = orders.order_by("pk").values_list("pk", flat=True)
+    last = 0
+    while True:
+        chunk = list(pks.filter(pk__gt=last)[:CHUNK_SIZE])
+        if not chunk:
+            return
+        yield chunk
+        last = chunk[-1]
+
+
+def _locked(pks: list[int]) -> QuerySet:
+    """The chunk's rows, locked so no worker claims them while they change (PostgreSQL;
+    SQLite's IMMEDIATE transactions serialise writers anyway)."""
+    return (
+        Order.objects.select_for_update(of=("self",))
+        .filter(pk__in=pks)
+        .defer("payload")
+        .order_by("pk")
+    )
+
+
+def _expire_callbacks(order_pks: list[int]) -> None:
+    """A new run or a cancel ends any wait: a late post to an old token gets a 409."""
+    if order_pks:
+        Callback.objects.filter(order_id__in=order_pks, status=Callback.Status.WAITING).update(
+            status=Callback.Status.EXPIRED
+        )
+
+
+def _step_ids(snapshot: WorkflowSnapshot) -> list[str]:
+    return [step["id"] for step in snapshot.definition["blueprint"]["steps"]]

@@ -1,6 +1,16 @@
 from django.apps import AppConfig
+from django.db.models.signals import post_migrate
+
+
+def create_schedule(sender, **kwargs) -> None:
+    from orders.tasks import ensure_schedule
+
+    ensure_schedule()
 
 
 class OrdersConfig(AppConfig):
     name = "orders"
     verbose_name = "Orders"
+
+    def ready(self) -> None:
+        post_migrate.connect(create_schedule, sender=self, dispatch_uid="orders-schedule")

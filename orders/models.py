@@ -31,6 +31,9 @@ class Order(models.Model):
     steps_in_run = models.PositiveIntegerField(default=0)
     # Engine state of the current step: parallel branch progress, callback, retry details.
     step_state = models.JSONField(default=dict, blank=True)
+    # Where "reprocess from the failed step" resumes: {"step": id, "data": data before it}.
+    # Set by the engine when a step fails after its retries; empty until one does.
+    resume_point = models.JSONField(default=dict, blank=True)
     # When a pending or waiting order is next due; null when it is not due at all.
     due_at = models.DateTimeField(null=True, blank=True, default=timezone.now)
     claim_token = models.UUIDField(null=True, blank=True, editable=False)
@@ -134,3 +137,14 @@ class BatchRun(models.Model):
 
     def __str__(self) -> str:
         return f"batch {self.started_at:%Y-%m-%d %H:%M:%S} ({self.orders} orders)"
+
+
+class BatchLock(models.Model):
+    """A named lease that keeps scheduled batches of one scheduler from overlapping."""
+
+    name = models.CharField(max_length=100, primary_key=True)
+    holder = models.CharField(max_length=200, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.name} held by {self.holder or 'nobody'}"

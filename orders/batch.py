@@ -1,0 +1,167 @@
+"""Claim a capped batch of due orders and run it with bounded concurrency.
+
+A batch waits until every order it claimed is released before it returns, so the
+next claim never starts while this one is in flight and memory stays bounded
+whatever the backlog.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import close_old_connections, connections
+from django.utils import timezone
+
+from orders.claims import Claim, claim_due_orders, renew_leases
+from orders.engine.runner import EngineConfig, advance_order
+from orders.models import BatchRun, Order
+
+logger = logging.getLogger(__name__)
+
+PROGRESS_EVERY_SECONDS = 10.0
+
+
+@dataclass
+class BatchReport:
+    claimed: int = 0
+    statuses: Counter = field(default_factory=Counter)
+    seconds: float = 0.0
+
+    def summary(self) -> str:
+        if not self.claimed:
+            return "no due orders"
+        parts = ", ".join(f"{count} {status}" for status, count in sorted(self.statuses.items()))
+        return f"{self.claimed} orders in {self.seconds:.1f}s: {parts}"
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def run_batch(
+    *,
+    batch_size: int | None = None,
+    concurrency: int | None = None,
+    lease_seconds: float | None = None,
+) -> BatchReport:
+    """Claim at most `batch_size` due orders and advance each, `concurrency` at a time."""
+    config = settings.STATE_MANAGER
+    batch_size = batch_size or config["BATCH_SIZE"]
+    concurrency = concurrency or config["CONCURRENCY"]
+    lease_seconds = lease_seconds or config["LEASE_SECONDS"]
+    engine_config = EngineConfig.from_settings()
+
+    started = time.monotonic()
+    batch = BatchRun.objects.create(worker=worker_name())
+    claims = claim_due_orders(limit=batch_size, lease_seconds=lease_seconds)
+    report = BatchReport(claimed=len(claims))
+    if claims:
+        logger.info("batch %s: claimed %d orders", batch.pk, len(claims))
+        with LeaseKeeper(claims, lease_seconds=lease_seconds) as keeper:
+            run_claims(claims, concurrency, engine_config, keeper, report)
+    report.seconds = time.monotonic() - started
+    BatchRun.objects.filter(pk=batch.pk).update(ended_at=timezone.now(), orders=len(claims))
+    if claims:
+        logger.info("batch %s: %s", batch.pk, report.summary())
+    return report
+
+
+def run_claims(
+    claims: list[Claim],
+    concurrency: int,
+    engine_config: EngineConfig,
+    keeper: LeaseKeeper,
+    report: BatchReport,
+) -> None:
+    last_progress = time.monotonic()
+    with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="order") as pool:
+        futures = {pool.submit(advance_in_thread, claim, engine_config): claim for claim in claims}
+        for done, future in enumerate(as_completed(futures), start=1):
+            claim = futures[future]
+            keeper.release(claim)
+            report.statuses[future.result()] += 1
+            if time.monotonic() - last_progress >= PROGRESS_EVERY_SECONDS:
+                last_progress = time.monotonic()
+                logger.info("batch progress: %d of %d orders done", done, len(claims))
+
+
+def advance_in_thread(claim: Claim, engine_config: EngineConfig) -> str:
+    """Advance one order in a pool thread, never leaving it claimed after an error."""
+    try:
+        return advance_order(claim.order_pk, claim.token, engine_config)
+    except Exception as exc:
+        logger.exception("order %s: internal error", claim.order_pk)
+        release_after_error(claim, exc)
+        return "error"
+    finally:
+        connections.close_all()
+
+
+def release_after_error(claim: Claim, exc: Exception) -> None:
+    """An unexpected error puts the order back as waiting, due again after a minute."""
+    close_old_connections()
+    now = timezone.now()
+    Order.objects.filter(pk=claim.order_pk, claim_token=claim.token).update(
+        status=Order.Status.WAITING,
+        due_at=now + timedelta(seconds=60),
+        claim_token=None,
+        lease_expires_at=None,
+        error=f"internal error, retried in a minute: {type(exc).__name__}: {exc}"[:2000],
+        updated_at=now,
+    )
+
+
+class Heartbeat:
+    """Calls `beat` every `interval` seconds from a background thread until stopped."""
+
+    def __init__(self, beat, *, interval: float, name: str):
+        self.beat = beat
+        self.interval = interval
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self.run, name=name, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.stopped.set()
+        self.thread.join()
+
+    def run(self) -> None:
+        try:
+            while not self.stopped.wait(self.interval):
+                try:
+                    self.beat()
+                except Exception:
+                    logger.exception("%s: heartbeat failed", self.thread.name)
+        finally:
+            connections.close_all()
+
+
+class LeaseKeeper(Heartbeat):
+    """Renews the leases of the orders still in their turn."""
+
+    def __init__(self, claims: list[Claim], *, lease_seconds: float):
+        super().__init__(self.renew, interval=max(0.5, lease_seconds / 3), name="lease-keeper")
+        self.held = {claim.order_pk: claim for claim in claims}
+        self.lease_seconds = lease_seconds
+        self.lock = threading.Lock()
+
+    def release(self, claim: Claim) -> None:
+        with self.lock:
+            self.held.pop(claim.order_pk, None)
+
+    def renew(self) -> None:
+        with self.lock:
+            claims = list(self.held.values())
+        renew_leases(claims, lease_seconds=self.lease_seconds)

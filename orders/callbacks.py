@@ -1,0 +1,70 @@
+"""Resume an order waiting at a `wait_for_callback` step when the outside system posts back."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from orders.models import Callback, Order, StepLog
+
+
+class CallbackError(Exception):
+    pass
+
+
+class CallbackNotFound(CallbackError):
+    """No callback has this token."""
+
+
+class CallbackUsed(CallbackError):
+    """The token was used already, or its wait timed out."""
+
+
+def callback_receive(*, token: str, outcome: str, data: dict | None) -> Order:
+    """Record a callback's outcome once and make its order due at once.
+
+    The order row is only touched when it is `waiting`: an order still in the turn that
+    sent the call sees the resolved callback itself before it would start to wait.
+    """
+    if outcome not in ("success", "failure"):
+        raise ValueError('outcome must be "success" or "failure"')
+    now = timezone.now()
+    with transaction.atomic():
+        callback = (
+            Callback.objects.select_for_update().select_related("order").filter(token=token).first()
+        )
+        if callback is None:
+            raise CallbackNotFound(token)
+        if callback.status != Callback.Status.WAITING:
+            raise CallbackUsed(f"this callback was already {callback.status}")
+        if callback.expires_at <= now:
+            callback.status = Callback.Status.EXPIRED
+            callback.save(update_fields=["status"])
+            raise CallbackUsed("this callback's wait timed out")
+        callback.status = (
+            Callback.Status.SUCCEEDED if outcome == "success" else Callback.Status.FAILED
+        )
+        callback.data = data or {}
+        callback.used_at = now
+        callback.save(update_fields=["status", "data", "used_at"])
+        Order.objects.filter(pk=callback.order_id, status=Order.Status.WAITING).update(
+            status=Order.Status.PENDING, due_at=now, updated_at=now
+        )
+        StepLog.objects.create(
+            order_id=callback.order_id,
+            run=callback.run,
+            step=callback.step,
+            kind=StepLog.Kind.CALLBACK,
+            outcome=StepLog.Outcome.SUCCEEDED if outcome == "success" else StepLog.Outcome.FAILED,
+            response={"outcome": outcome, "data": _truncated(callback.data)},
+        )
+    callback.order.refresh_from_db()
+    return callback.order
+
+
+def _truncated(data: Any, limit: int = 4096) -> Any:
+    text = json.dumps(data)
+    return data if len(text) <= limit else text[:limit] + f"…[truncated {len(text) - limit} bytes]"

@@ -1,0 +1,360 @@
+"""Render one API call from its definition, send it, and describe what came back.
+
+Sending goes through one pooled `requests` session per worker thread, with a timeout
+always set, and through `GuardedAdapter`, which resolves the host itself, refuses
+addresses that `STATE_MANAGER_OUTBOUND_ALLOW` does not allow, and connects to the very
+address it checked (so a name cannot resolve to one address for the check and another
+for the connection). Redirects are followed hop by hop through the same adapter, so a
+redirect to a refused host is refused too.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+from requests.adapters import HTTPAdapter
+from requests.structures import CaseInsensitiveDict
+
+from orders.engine.expressions import ExpressionError, is_true, render
+from orders.engine.secrets import load_secrets, mask, mask_headers
+
+DEFAULT_TIMEOUT_SECONDS = 10.0
+MAX_RESPONSE_BYTES = 10 * 1024 * 1024
+MAX_REDIRECTS = 5
+USER_AGENT = "state-manager/0.1"
+
+
+class OutboundRefused(requests.RequestException):
+    """The host is not one the engine may call."""
+
+
+# The outbound allowlist.
+
+
+@dataclass(frozen=True)
+class OutboundAllowlist:
+    """Host names, addresses and CIDR ranges that may be called although private.
+
+    >>> allow = OutboundAllowlist.parse(["127.0.0.1", "10.1.0.0/16", "Intranet.Example"])
+    >>> allow.refusal("intranet.example", ipaddress.ip_address("10.9.9.9")) is None
+    True
+    >>> allow.refusal("api.example", ipaddress.ip_address("10.1.2.3")) is None
+    True
+    >>> allow.refusal("api.example", ipaddress.ip_address("192.168.1.1"))
+    '192.168.1.1 (api.example) is a private address not listed in STATE_MANAGER_OUTBOUND_ALLOW'
+    """
+
+    names: frozenset[str] = frozenset()
+    networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+
+    @classmethod
+    def parse(cls, entries: Iterable[str]) -> OutboundAllowlist:
+        names, networks = set(), []
+        for entry in entries:
+            entry = entry.strip()
+            if not entry:
+                continue
+            try:
+                networks.append(ipaddress.ip_network(entry, strict=False))
+            except ValueError:
+                names.add(entry.lower().rstrip("."))
+        return cls(frozenset(names), tuple(networks))
+
+    def refusal(
+        self, host: str, address: ipaddress.IPv4Address | ipaddress.IPv6Address
+    ) -> str | None:
+        """Why `address` (which `host` resolved to) may not be called, or None when it may."""
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+            address = address.ipv4_mapped
+        if host.lower().rstrip(".") in self.names:
+            return None
+        if any(address in network for network in self.networks):
+            return None
+        if address.is_global and not address.is_multicast:
+            return None
+        kind = (
+            "loopback"
+            if address.is_loopback
+            else "link-local"
+            if address.is_link_local
+            else "private"
+        )
+        return f"{address} ({host}) is a {kind} address not listed in STATE_MANAGER_OUTBOUND_ALLOW"
+
+
+def resolve_checked(host: str, port: int, allowlist: OutboundAllowlist) -> str:
+    """The address to connect to; every address the host resolves to must be allowed."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise requests.ConnectionError(f"cannot resolve {host}: {exc.strerror}") from None
+    addresses = [ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos]
+    for address in addresses:
+        reason = allowlist.refusal(host, address)
+        if reason:
+            raise OutboundRefused(f"refused before sending: {reason}")
+    first = addresses[0]
+    return f"[{first}]" if first.version == 6 else str(first)
+
+
+class GuardedAdapter(HTTPAdapter):
+    """An adapter that connects only to allowed addresses, pinned at check time."""
+
+    def __init__(self, allowlist: OutboundAllowlist, **kwargs: Any):
+        self.allowlist = allowlist
+        super().__init__(**kwargs)
+
+    def build_connection_pool_key_attributes(self, request, verify, cert=None):
+        host_params, pool_kwargs = super().build_connection_pool_key_attributes(
+            request, verify, cert
+        )
+        hostname, port = host_params["host"], host_params["port"]
+        request.headers = CaseInsensitiveDict(request.headers or {})
+        host_header = f"[{hostname}]" if ":" in hostname else hostname
+        default_port = 443 if host_params["scheme"] == "https" else 80
+        request.headers["Host"] = (
+            host_header if port in (None, default_port) else f"{host_header}:{port}"
+        )
+        if host_params["scheme"] == "https":
+            pool_kwargs["assert_hostname"] = hostname
+            pool_kwargs["server_hostname"] = hostname
+        host_params["host"] = resolve_checked(hostname, port or default_port, self.allowlist)
+        return host_params, pool_kwargs
+
+    def get_connection(self, url, proxies=None):
+        raise NotImplementedError("use get_connection_with_tls_context")
+
+
+_sessions = threading.local()
+
+
+def session_for(allow: Iterable[str]) -> requests.Session:
+    """This thread's pooled session for this allowlist."""
+    key = tuple(sorted(allow))
+    sessions = getattr(_sessions, "by_allowlist", None)
+    if sessions is None:
+        sessions = _sessions.by_allowlist = {}
+    session = sessions.get(key)
+    if session is None:
+        session = requests.Session()
+        session.trust_env = False  # no proxy from the environment may bypass the allowlist
+        session.max_redirects = MAX_REDIRECTS
+        session.headers["User-Agent"] = USER_AGENT
+        adapter = GuardedAdapter(OutboundAllowlist.parse(key), pool_maxsize=4)
+        session.mount("http://", adapter)
+        session.mount("https://", adapter)
+        sessions[key] = session
+    return session
+
+
+# Requests and results.
+
+
+@dataclass(frozen=True)
+class CallRequest:
+    method: str
+    url: str
+    headers: dict[str, str]
+    body: Any  # a JSON value, or None for no body
+    timeout: float
+
+
+@dataclass(frozen=True)
+class CallResult:
+    status: int | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    body: Any = None
+    duration_ms: int = 0
+    error: str = ""
+    retry_after: float | None = None
+    refused: bool = False
+
+
+def render_request(api_call: Mapping, context: Mapping, *, idempotency_key: str) -> CallRequest:
+    """The request an API call's templates give in this context; raises ExpressionError."""
+    method = str(api_call.get("method", "GET")).upper()
+    url = render(api_call["url"], context, "url")
+    query = render(api_call.get("query") or {}, context, "query")
+    headers = render(api_call.get("headers") or {}, context, "headers")
+    body = render(api_call["body"], context, "body") if "body" in api_call else None
+    if method == "GET" and body == {}:
+        body = None
+    if not isinstance(url, str) or urlsplit(url).scheme not in ("http", "https"):
+        raise ExpressionError(f'url: "{url}" is not an http or https URL')
+    prepared = requests.PreparedRequest()
+    prepared.prepare_url(url, {key: _query_value(value) for key, value in query.items()})
+    headers = {str(name): _header_value(value) for name, value in headers.items()}
+    headers["Idempotency-Key"] = idempotency_key
+    timeout = float(api_call.get("timeout_seconds") or DEFAULT_TIMEOUT_SECONDS)
+    return CallRequest(method, prepared.url, headers, body, timeout)
+
+
+def _query_value(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_query_value(item) for item in value]
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def _header_value(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def send(request: CallRequest, *, allow: Iterable[str]) -> CallResult:
+    """Send a request; every failure (refused, timeout, connection) comes back as a result."""
+    session = session_for(allow)
+    started = time.monotonic()
+    try:
+        response = session.request(
+            request.method,
+            request.url,
+            headers=request.headers,
+            json=request.body,
+            timeout=request.timeout,
+            allow_redirects=True,
+            stream=True,
+        )
+        with response:
+            content = _read_capped(response)
+    except OutboundRefused as exc:
+        return CallResult(error=str(exc), refused=True)
+    except requests.Timeout:
+        return CallResult(error=f"timed out after {request.timeout:g}s", duration_ms=_ms(started))
+    except requests.TooManyRedirects:
+        return CallResult(error=f"more than {MAX_REDIRECTS} redirects", duration_ms=_ms(started))
+    except requests.RequestException as exc:
+        return CallResult(error=f"connection failed: {_reason(exc)}", duration_ms=_ms(started))
+    headers = dict(response.headers)
+    return CallResult(
+        status=response.status_code,
+        headers=headers,
+        body=_parse_body(content, headers.get("Content-Type", ""), response.encoding),
+        duration_ms=_ms(started),
+        retry_after=_retry_after(response),
+    )
+
+
+def _read_capped(response: requests.Response) -> bytes:
+    chunks, size = [], 0
+    for chunk in response.iter_content(64 * 1024):
+        size += len(chunk)
+        if size > MAX_RESPONSE_BYTES:
+            raise requests.ConnectionError(f"response larger than {MAX_RESPONSE_BYTES} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _reason(exc: requests.RequestException) -> str:
+    """The innermost cause, without urllib3's long pool repr."""
+    cause: BaseException = exc
+    while cause.__context__ is not None and cause.__context__ is not cause:
+        cause = cause.__context__
+    text = str(cause) or type(cause).__name__
+    return text.split(": ", 1)[-1] if "Connection" in text and ": " in text else text
+
+
+def _ms(started: float) -> int:
+    return int((time.monotonic() - started) * 1000)
+
+
+def _parse_body(content: bytes, content_type: str, encoding: str | None) -> Any:
+    """JSON when the response is JSON (or says nothing of its type and parses), else text."""
+    text = content.decode(encoding or "utf-8", errors="replace")
+    if not text:
+        return None if not content_type or "json" in content_type else ""
+    if "json" in content_type.lower() or not content_type:
+        try:
+            return json.loads(text)
+        except ValueError:
+            return text
+    return text
+
+
+def _retry_after(response: requests.Response) -> float | None:
+    """Seconds from a Retry-After on a 429 or 503 (a number or an HTTP date)."""
+    value = response.headers.get("Retry-After")
+    if response.status_code not in (429, 503) or not value:
+        return None
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        pass
+    try:
+        return max(parsedate_to_datetime(value).timestamp() - time.time(), 0.0)
+    except (TypeError, ValueError):
+        return None
+
+
+# Deciding and describing.
+
+
+def response_context(result: CallResult) -> dict:
+    """What templates see as `response`."""
+    return {"status": result.status, "headers": result.headers, "body": result.body}
+
+
+def is_success(api_call: Mapping, result: CallResult, context: Mapping) -> bool:
+    """`success_when` in the context of the response, or a 2xx status when it is not set."""
+    success_when = api_call.get("success_when")
+    if not success_when:
+        return result.status is not None and 200 <= result.status < 300
+    return is_true(success_when, {**context, "response": response_context(result)})
+
+
+def truncated(value: Any, max_bytes: int) -> Any:
+    """A body as stored in the log: as it is, or its JSON text cut at `max_bytes`."""
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    if len(text.encode()) <= max_bytes:
+        return value
+    cut = text.encode()[:max_bytes].decode(errors="ignore")
+    return f"{cut}… [truncated, {len(text.encode())} bytes in all]"
+
+
+def log_request(request: CallRequest, *, secret_values: Iterable[str], max_body_bytes: int) -> dict:
+    secret_values = list(secret_values)
+    return {
+        "method": request.method,
+        "url": mask(request.url, secret_values),
+        "headers": mask_headers(request.headers, secret_values),
+        "body": truncated(mask(request.body, secret_values), max_body_bytes),
+    }
+
+
+def log_response(result: CallResult, *, secret_values: Iterable[str], max_body_bytes: int) -> dict:
+    secret_values = list(secret_values)
+    return {
+        "status": result.status,
+        "headers": mask_headers(result.headers, secret_values),
+        "body": truncated(mask(result.body, secret_values), max_body_bytes),
+    }
+
+
+def render_preview(
+    api_call: Mapping,
+    *,
+    input: Any,
+    params: Mapping | None = None,
+    data: Mapping | None = None,
+) -> dict:
+    """The request an API call would send for a sample input, secrets masked; sends nothing."""
+    secrets = load_secrets()
+    context = {
+        "input": input,
+        "data": dict(data or {}),
+        "params": dict(params or {}),
+        "order": {"order_id": "preview", "workflow": "preview", "created_at": "", "run": 1},
+        "secrets": secrets,
+        "error": None,
+        "callback": {"url": "https://example.invalid/api/callbacks/preview/", "token": "preview"},
+    }
+    request = render_request(api_call, context, idempotency_key="preview")
+    return log_request(request, secret_values=secrets.values(), max_body_bytes=64 * 1024)

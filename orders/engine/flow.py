@@ -1,0 +1,400 @@
+"""One step of a blueprint in, one outcome out.
+
+The functions here know the blueprint language (call, choice, parallel, end, `next`,
+`on_failed`, `save`, retries, callbacks) and nothing of the database: reading and
+writing an order is the runner's job, done through the `Turn` it passes in.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from orders.engine import calls, retry
+from orders.engine.expressions import ExpressionError, is_true, render
+
+IDEMPOTENCY_NAMESPACE = uuid.UUID("8f6f7c1e-2a55-4f3e-9a53-3c1c1e4b7d10")
+
+
+@dataclass(frozen=True)
+class StepError:
+    """The failure that sends an order down an `on_failed` path; templates see it as `error`."""
+
+    step: str
+    message: str
+    status: int | None = None
+
+    def as_context(self) -> dict:
+        return {"step": self.step, "message": self.message, "status": self.status}
+
+
+# The closed set of step outcomes.
+
+
+@dataclass(frozen=True)
+class Succeeded:
+    """The step is done: merge `saved` into `data` and go on."""
+
+    saved: dict = field(default_factory=dict)
+    next_step: str | None = None
+
+
+@dataclass(frozen=True)
+class Failed:
+    """The step failed after its retries: take `on_failed`, or fail the order."""
+
+    error: StepError
+
+
+@dataclass(frozen=True)
+class RetryLater:
+    """A retry is due in `delay` seconds, too long to sleep in this turn."""
+
+    delay: float
+    attempt: int
+    step_state: dict
+
+
+@dataclass(frozen=True)
+class AwaitingCallback:
+    """The call went out; the order waits for its callback until `timeout_seconds` pass."""
+
+    token: str
+    timeout_seconds: float
+    step_state: dict
+
+
+@dataclass(frozen=True)
+class Ended:
+    """An `end` step finished the order."""
+
+    status: str
+    error: str = ""
+
+
+Outcome = Succeeded | Failed | RetryLater | AwaitingCallback | Ended
+
+
+@dataclass
+class OrderState:
+    """The parts of an order the engine reads, as plain data."""
+
+    order_id: str
+    workflow: str
+    created_at: str
+    run: int
+    input: Any
+    data: dict
+    current_step: str
+    attempt: int = 0
+    steps_in_run: int = 0
+    step_state: dict = field(default_factory=dict)
+    resume_point: dict = field(default_factory=dict)
+    internal_id: int = 0
+
+
+class Turn(Protocol):
+    """What a step may ask of the runner that drives it."""
+
+    secrets: Mapping[str, str]
+    outbound_allow: list[str]
+    max_inline_wait_seconds: float
+    public_url: str
+
+    def attempt_started(self, *, step: str, attempt: int, request: calls.CallRequest) -> int: ...
+
+    def attempt_finished(
+        self,
+        log_id: int,
+        *,
+        result: calls.CallResult | None,
+        outcome: str,
+        error: str = "",
+    ) -> None: ...
+
+    def attempt_refused(self, *, step: str, attempt: int, error: str) -> None: ...
+
+    def sleep(self, seconds: float) -> None: ...
+
+    def thread_done(self) -> None: ...
+
+    def step_note(self, *, step: str, note: str, failed: bool = False) -> None: ...
+
+    def callback_token(self, *, step: str) -> str: ...
+
+    def callback_status(self, token: str) -> tuple[str, Any]:
+        """(status, posted data) of a callback; "expired" once its timeout has passed."""
+
+    def open_callback(self, *, token: str, step: str, timeout_seconds: float) -> None: ...
+
+
+def step_kind(step: Mapping) -> str:
+    for kind in ("call", "choice", "parallel"):
+        if kind in step:
+            return kind
+    return "end"
+
+
+def base_context(state: OrderState, turn: Turn) -> dict:
+    """The names every template sees (contract section 4)."""
+    return {
+        "input": state.input,
+        "data": state.data,
+        "order": {
+            "order_id": state.order_id,
+            "workflow": state.workflow,
+            "created_at": state.created_at,
+            "run": state.run,
+        },
+        "secrets": dict(turn.secrets),
+        "error": state.step_state.get("error"),
+        "params": {},
+    }
+
+
+def idempotency_key(state: OrderState, step_path: str) -> str:
+    """Stable for every attempt of one step visit in one run, crash re-runs included."""
+    name = f"{state.internal_id}:{state.order_id}:{state.run}:{state.steps_in_run}:{step_path}"
+    return str(uuid.uuid5(IDEMPOTENCY_NAMESPACE, name))
+
+
+def run_step(
+    step: Mapping, state: OrderState, api_calls: Mapping[str, dict], turn: Turn
+) -> Outcome:
+    kind = step_kind(step)
+    if kind == "call":
+        return run_call_step(step, state, api_calls, turn)
+    if kind == "choice":
+        return run_choice_step(step, state, turn)
+    if kind == "parallel":
+        return run_parallel_step(step, state, api_calls, turn)
+    failed = step["end"] == "failed"
+    turn.step_note(step=step["id"], note=step.get("error") or f"end: {step['end']}", failed=failed)
+    return Ended(status=step["end"], error=step.get("error", ""))
+
+
+def run_choice_step(step: Mapping, state: OrderState, turn: Turn) -> Outcome:
+    context = base_context(state, turn)
+    for index, branch in enumerate(step["choice"]):
+        try:
+            chosen = is_true(branch["when"], context)
+        except ExpressionError as exc:
+            message = f"choice[{index}].when: {exc}"
+            turn.step_note(step=step["id"], note=message, failed=True)
+            return Failed(StepError(step["id"], message))
+        if chosen:
+            turn.step_note(step=step["id"], note=f"choice[{index}]: next {branch['next']}")
+            return Succeeded(next_step=branch["next"])
+    turn.step_note(step=step["id"], note=f"default: next {step['default']}")
+    return Succeeded(next_step=step["default"])
+
+
+def run_call_step(
+    step: Mapping,
+    state: OrderState,
+    api_calls: Mapping[str, dict],
+    turn: Turn,
+    *,
+    step_path: str | None = None,
+    attempt: int | None = None,
+    step_state: dict | None = None,
+) -> Outcome:
+    """Send the step's API call, retrying as its policy allows.
+
+    `step_path` names a parallel branch (`fulfil.ship`); branches keep their own
+    attempt counts and callback state, which the caller passes in.
+    """
+    step_path = step_path or step["id"]
+    step_state = dict(state.step_state if step_state is None else step_state)
+    attempt = state.attempt if attempt is None else attempt
+    api_call = api_calls[step["call"]]
+    context = base_context(state, turn)
+    waits = step.get("wait_for_callback")
+
+    if waits and "callback" in step_state:
+        return resume_after_callback(step, step_path, api_call, context, step_state, turn)
+
+    try:
+        context["params"] = render(step.get("params") or {}, context)
+    except ExpressionError as exc:
+        turn.attempt_refused(step=step_path, attempt=attempt + 1, error=f"params: {exc}")
+        return Failed(StepError(step_path, f"params: {exc}"))
+    if waits:
+        token = turn.callback_token(step=step_path)
+        context["callback"] = {"url": callback_url(turn.public_url, token), "token": token}
+        turn.open_callback(token=token, step=step_path, timeout_seconds=waits["timeout_seconds"])
+
+    policy = retry.policy_for(api_call, step)
+    key = idempotency_key(state, step_path)
+    while True:
+        attempt += 1
+        try:
+            request = calls.render_request(api_call, context, idempotency_key=key)
+        except ExpressionError as exc:
+            turn.attempt_refused(step=step_path, attempt=attempt, error=str(exc))
+            return Failed(StepError(step_path, str(exc)))
+        log_id = turn.attempt_started(step=step_path, attempt=attempt, request=request)
+        result = calls.send(request, allow=turn.outbound_allow)
+        outcome = settle_attempt(step, step_path, api_call, context, result, waits, turn, log_id)
+        if outcome is not None:
+            return outcome
+        error = result.error or f"HTTP {result.status}"
+        if retry.can_retry(policy, attempt, result):
+            delay = retry.retry_delay(policy, attempt, retry_after=result.retry_after)
+            if delay > turn.max_inline_wait_seconds:
+                turn.attempt_finished(log_id, result=result, outcome="retrying", error=error)
+                return RetryLater(delay=delay, attempt=attempt, step_state=step_state)
+            turn.attempt_finished(log_id, result=result, outcome="retrying", error=error)
+            turn.sleep(delay)
+            continue
+        turn.attempt_finished(log_id, result=result, outcome="failed", error=error)
+        return Failed(StepError(step_path, error, result.status))
+
+
+def settle_attempt(
+    step: Mapping,
+    step_path: str,
+    api_call: Mapping,
+    context: dict,
+    result: calls.CallResult,
+    waits: Mapping | None,
+    turn: Turn,
+    log_id: int,
+) -> Outcome | None:
+    """Decide a sent attempt: an outcome when it succeeded (or its templates broke), else None."""
+    response = calls.response_context(result)
+    try:
+        succeeded = result.status is not None and calls.is_success(api_call, result, context)
+    except ExpressionError as exc:
+        turn.attempt_finished(log_id, result=result, outcome="failed", error=f"success_when: {exc}")
+        return Failed(StepError(step_path, f"success_when: {exc}", result.status))
+    if not succeeded:
+        return None
+    if waits:
+        turn.attempt_finished(log_id, result=result, outcome="waiting")
+        callback = context["callback"]
+        return AwaitingCallback(
+            token=callback["token"],
+            timeout_seconds=waits["timeout_seconds"],
+            step_state={
+                "callback": {**callback, "response": response, "params": context["params"]}
+            },
+        )
+    try:
+        saved = render_save(step, api_call, {**context, "response": response})
+    except ExpressionError as exc:
+        turn.attempt_finished(log_id, result=result, outcome="failed", error=f"save: {exc}")
+        return Failed(StepError(step_path, f"save: {exc}", result.status))
+    turn.attempt_finished(log_id, result=result, outcome="succeeded")
+    return Succeeded(saved=saved, next_step=step.get("next"))
+
+
+def resume_after_callback(
+    step: Mapping,
+    step_path: str,
+    api_call: Mapping,
+    context: dict,
+    step_state: dict,
+    turn: Turn,
+) -> Outcome:
+    """The second half of a `wait_for_callback` step: the callback came, failed or timed out."""
+    waiting = step_state["callback"]
+    status, data = turn.callback_status(waiting["token"])
+    timeout = step["wait_for_callback"]["timeout_seconds"]
+    if status == "waiting":
+        return AwaitingCallback(
+            token=waiting["token"], timeout_seconds=timeout, step_state=step_state
+        )
+    if status == "succeeded":
+        context["params"] = waiting.get("params", {})
+        context["callback"] = {"url": waiting["url"], "token": waiting["token"], "data": data}
+        try:
+            saved = render_save(step, api_call, {**context, "response": waiting["response"]})
+        except ExpressionError as exc:
+            turn.step_note(step=step_path, note=f"save: {exc}", failed=True)
+            return Failed(StepError(step_path, f"save: {exc}"))
+        turn.step_note(step=step_path, note="callback received: success")
+        return Succeeded(saved=saved, next_step=step.get("next"))
+    message = (
+        "the callback reported a failure"
+        if status == "failed"
+        else f"no callback within {timeout} seconds"
+    )
+    turn.step_note(step=step_path, note=message, failed=True)
+    return Failed(StepError(step_path, message))
+
+
+def render_save(step: Mapping, api_call: Mapping, context: dict) -> dict:
+    """A step's `save` replaces the API call's default `save` as a whole."""
+    save = step["save"] if "save" in step else api_call.get("save") or {}
+    return render(save, context)
+
+
+def callback_url(public_url: str, token: str) -> str:
+    return f"{public_url.rstrip('/')}/api/callbacks/{token}/"
+
+
+def run_parallel_step(
+    step: Mapping, state: OrderState, api_calls: Mapping[str, dict], turn: Turn
+) -> Outcome:
+    """Run the branches not yet done at the same time and join them.
+
+    Each branch keeps its attempt count and saved values in `step_state["branches"]`,
+    so a branch that must wait for a retry does not re-run the branches that succeeded.
+    """
+    branches_state: dict = {
+        branch_id: dict(branch_state)
+        for branch_id, branch_state in state.step_state.get("branches", {}).items()
+    }
+    todo = [
+        branch
+        for branch in step["parallel"]
+        if branches_state.get(branch["id"], {}).get("status") not in ("done", "failed")
+    ]
+
+    def run_branch(branch: Mapping) -> Outcome:
+        branch_state = branches_state.get(branch["id"], {})
+        try:
+            return run_call_step(
+                branch,
+                state,
+                api_calls,
+                turn,
+                step_path=f"{step['id']}.{branch['id']}",
+                attempt=branch_state.get("attempt", 0),
+                step_state={},
+            )
+        finally:
+            turn.thread_done()
+
+    with ThreadPoolExecutor(max_workers=max(1, len(todo))) as pool:
+        outcomes = list(pool.map(run_branch, todo))
+
+    failures: list[StepError] = []
+    later: list[RetryLater] = []
+    for branch, outcome in zip(todo, outcomes, strict=True):
+        if isinstance(outcome, Succeeded):
+            branches_state[branch["id"]] = {"status": "done", "saved": outcome.saved}
+        elif isinstance(outcome, RetryLater):
+            branches_state[branch["id"]] = {"status": "retrying", "attempt": outcome.attempt}
+            later.append(outcome)
+        elif isinstance(outcome, Failed):
+            branches_state[branch["id"]] = {"status": "failed", "error": outcome.error.message}
+            failures.append(outcome.error)
+
+    new_state = {**state.step_state, "branches": branches_state}
+    if later:
+        soonest = min(later, key=lambda outcome: outcome.delay)
+        return RetryLater(delay=soonest.delay, attempt=state.attempt, step_state=new_state)
+    failed = [b for b in step["parallel"] if branches_state[b["id"]]["status"] == "failed"]
+    if failed:
+        first = failures[0] if failures else None
+        message = "; ".join(f"{b['id']}: {branches_state[b['id']]['error']}" for b in failed)
+        return Failed(StepError(step["id"], message, first.status if first else None))
+    saved: dict = {}
+    for branch in step["parallel"]:
+        saved.update(branches_state[branch["id"]]["saved"])
+    return Succeeded(saved=saved, next_step=step.get("next"))

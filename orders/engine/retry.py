@@ -1,0 +1,72 @@
+"""Which failed attempts are retried, and how long to wait before the next one.
+
+>>> api_call = {"retry": {"max_attempts": 3, "backoff_seconds": 2}}
+>>> policy = policy_for(api_call, {"retry": {"max_attempts": 5}})
+>>> policy.max_attempts, policy.backoff_seconds, policy.backoff_rate
+(5, 2.0, 2.0)
+>>> retry_delay(policy, 3, retry_after=30.0)
+30.0
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+# A Retry-After is honoured up to a day; a longer one says the API is gone for good.
+MAX_RETRY_AFTER_SECONDS = 86_400.0
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int = 1
+    backoff_seconds: float = 1.0
+    backoff_rate: float = 2.0
+    max_backoff_seconds: float = 300.0
+
+
+class AttemptResult(Protocol):
+    status: int | None
+    refused: bool
+
+
+def policy_for(api_call: Mapping, step: Mapping) -> RetryPolicy:
+    """The API call's `retry` with the step's keys laid over it, key by key."""
+    merged = {**(api_call.get("retry") or {}), **(step.get("retry") or {})}
+    return RetryPolicy(
+        max_attempts=int(merged.get("max_attempts", 1)),
+        backoff_seconds=float(merged.get("backoff_seconds", 1.0)),
+        backoff_rate=float(merged.get("backoff_rate", 2.0)),
+        max_backoff_seconds=float(merged.get("max_backoff_seconds", 300.0)),
+    )
+
+
+def is_retryable(result: AttemptResult) -> bool:
+    """Timeouts, refused connections, 5xx and 429 are retried; other 4xx are not.
+
+    A response outside 4xx that fails `success_when` (a 200 saying "not ready yet") is
+    retried too. A call refused by the outbound allowlist never is: it would only be
+    refused again.
+    """
+    if result.refused:
+        return False
+    if result.status is None:
+        return True
+    return result.status == 429 or not 400 <= result.status < 500
+
+
+def can_retry(policy: RetryPolicy, attempt: int, result: AttemptResult) -> bool:
+    return attempt < policy.max_attempts and is_retryable(result)
+
+
+def retry_delay(policy: RetryPolicy, attempt: int, *, retry_after: float | None = None) -> float:
+    """Seconds before attempt `attempt + 1`: the API's Retry-After when it gave one, else
+    exponential backoff capped at `max_backoff_seconds`, with jitter (half fixed, half random)
+    so that orders failing together do not retry together."""
+    if retry_after is not None:
+        return min(max(retry_after, 0.0), MAX_RETRY_AFTER_SECONDS)
+    backoff = policy.backoff_seconds * policy.backoff_rate ** (attempt - 1)
+    capped = min(backoff, policy.max_backoff_seconds)
+    return capped / 2 + random.uniform(0, capped / 2)

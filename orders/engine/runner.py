@@ -1,0 +1,404 @@
+"""Advance one claimed order as far as it can go, persisting each outcome atomically.
+
+Every write to the order is conditional on the claim token the batch gave this turn:
+a worker that lost its lease (paused, partitioned) finds its writes refused and stops,
+and can never overwrite the work of the worker that took the order over.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import connections, transaction
+from django.utils import timezone
+
+from orders.engine import calls
+from orders.engine.flow import (
+    AwaitingCallback,
+    Ended,
+    Failed,
+    OrderState,
+    Outcome,
+    RetryLater,
+    StepError,
+    Succeeded,
+    run_step,
+)
+from orders.engine.secrets import load_secrets, mask
+from orders.models import Callback, Order, StepLog
+
+logger = logging.getLogger(__name__)
+
+
+class LostClaim(Exception):
+    """The order's claim was taken over by another worker; this turn must stop writing."""
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """The settings the engine needs, read once at the edge."""
+
+    max_steps_per_run: int
+    outbound_allow: list[str]
+    max_inline_wait_seconds: float
+    public_url: str
+    log_body_bytes: int
+    token_key: bytes
+    secrets: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_settings(cls) -> EngineConfig:
+        config = settings.STATE_MANAGER
+        return cls(
+            max_steps_per_run=config["MAX_STEPS_PER_RUN"],
+            outbound_allow=list(config["OUTBOUND_ALLOW"]),
+            max_inline_wait_seconds=float(config["MAX_INLINE_WAIT_SECONDS"]),
+            public_url=config["PUBLIC_URL"],
+            log_body_bytes=config["LOG_BODY_BYTES"],
+            token_key=settings.SECRET_KEY.encode(),
+            secrets=load_secrets(),
+        )
+
+
+def advance_order(order_pk: int, claim_token: uuid.UUID, config: EngineConfig | None = None) -> str:
+    """Run the claimed order's steps until it ends, waits, or must wait for a retry.
+
+    Returns the status the order was left in. Releases the claim unless it was lost.
+    """
+    config = config or EngineConfig.from_settings()
+    turn = OrderTurn(order_pk, claim_token, config)
+    try:
+        return turn.run()
+    except LostClaim:
+        logger.warning("order %s: claim lost to another worker; stopping this turn", order_pk)
+        return "lost"
+
+
+class OrderTurn:
+    """One turn of one order: the runner loop, and the `Turn` the flow functions call back."""
+
+    def __init__(self, order_pk: int, claim_token: uuid.UUID, config: EngineConfig):
+        self.order_pk = order_pk
+        self.claim_token = claim_token
+        self.config = config
+        self.secrets = config.secrets
+        self.secret_values = [value for value in config.secrets.values() if value]
+        self.outbound_allow = config.outbound_allow
+        self.max_inline_wait_seconds = config.max_inline_wait_seconds
+        self.public_url = config.public_url
+        self._pending_logs: list[StepLog] = []
+        self._lock = threading.Lock()
+
+    # The loop.
+
+    def run(self) -> str:
+        StepLog.objects.filter(order_id=self.order_pk, outcome=StepLog.Outcome.IN_FLIGHT).update(
+            outcome=StepLog.Outcome.INTERRUPTED,
+            error="the worker stopped before this attempt finished; the step was run again",
+        )
+        order = Order.objects.select_related("snapshot").get(pk=self.order_pk)
+        if order.claim_token != self.claim_token:
+            raise LostClaim
+        self.state = order_state(order)
+        definition = order.snapshot.definition
+        self.steps = {step["id"]: step for step in definition["blueprint"]["steps"]}
+        self.step_order = [step["id"] for step in definition["blueprint"]["steps"]]
+        self.api_calls = definition["api_calls"]
+
+        while True:
+            if self.cancel_requested():
+                return self.finish(Order.Status.CANCELLED, "cancelled while running")
+            if self.state.steps_in_run >= self.config.max_steps_per_run:
+                return self.finish(
+                    Order.Status.FAILED,
+                    f"the run executed more than {self.config.max_steps_per_run} steps "
+                    f"(STATE_MANAGER_MAX_STEPS_PER_RUN); stopped before step "
+                    f'"{self.state.current_step}"',
+                )
+            step = self.steps.get(self.state.current_step)
+            if step is None:
+                return self.finish(
+                    Order.Status.FAILED, f'no step "{self.state.current_step}" in the blueprint'
+                )
+            outcome = run_step(step, self.state, self.api_calls, self)
+            status = self.apply(step, outcome)
+            if status is not None:
+                return status
+
+    def apply(self, step: dict, outcome: Outcome) -> str | None:
+        """Persist one outcome; returns the order's status when the turn ends, else None."""
+        if isinstance(outcome, Succeeded):
+            return self.advance(step, outcome)
+        if isinstance(outcome, Failed):
+            return self.fail_step(step, outcome.error)
+        if isinstance(outcome, Ended):
+            return self.finish(outcome.status, outcome.error)
+        if isinstance(outcome, RetryLater):
+            due_at = timezone.now() + timedelta(seconds=outcome.delay)
+            self.commit(
+                status=Order.Status.WAITING,
+                due_at=due_at,
+                attempt=outcome.attempt,
+                step_state=outcome.step_state,
+                release=True,
+            )
+            return Order.Status.WAITING
+        if isinstance(outcome, AwaitingCallback):
+            return self.await_callback(outcome)
+        raise TypeError(f"unknown outcome {outcome!r}")
+
+    def advance(self, step: dict, outcome: Succeeded) -> str | None:
+        # A secret saved by mistake is stored masked, like everywhere else.
+        saved = mask(outcome.saved, self.secret_values)
+        self.state.data = {**self.state.data, **saved}
+        self.state.steps_in_run += 1
+        if step.get("end"):
+            error = "" if step["end"] == "completed" else f'step "{step["id"]}" ended the order'
+            return self.finish(step["end"], error)
+        next_step = outcome.next_step or self.following_step(step["id"])
+        if next_step is None:
+            return self.finish(Order.Status.COMPLETED, "")
+        self.state.current_step = next_step
+        self.state.attempt = 0
+        carried = (
+            {"error": self.state.step_state["error"]} if "error" in self.state.step_state else {}
+        )
+        self.state.step_state = carried
+        self.commit(
+            data=self.state.data,
+            current_step=next_step,
+            attempt=0,
+            steps_in_run=self.state.steps_in_run,
+            step_state=carried,
+        )
+        return None
+
+    def fail_step(self, step: dict, error: StepError) -> str | None:
+        message = mask(error.message, self.secret_values)
+        # "Reprocess from the failed step" starts here again, with the data saved before it.
+        self.state.resume_point = {"step": step["id"], "data": self.state.data}
+        target = step.get("on_failed")
+        if target is None:
+            return self.finish(Order.Status.FAILED, f'step "{error.step}": {message}')
+        self.state.steps_in_run += 1
+        self.state.current_step = target
+        self.state.attempt = 0
+        self.state.step_state = {
+            "error": {"step": error.step, "message": message, "status": error.status}
+        }
+        self.commit(
+            current_step=target,
+            attempt=0,
+            steps_in_run=self.state.steps_in_run,
+            step_state=self.state.step_state,
+            resume_point=self.state.resume_point,
+            error=f'step "{error.step}": {message}',
+        )
+        return None
+
+    def await_callback(self, outcome: AwaitingCallback) -> str | None:
+        """Wait for the callback, unless it already came while the call was in flight."""
+        with transaction.atomic():
+            callback = Callback.objects.select_for_update().get(token=outcome.token)
+            self.state.step_state = outcome.step_state
+            if callback.status != Callback.Status.WAITING:
+                self.commit(step_state=outcome.step_state)
+                return None
+            self.commit(
+                status=Order.Status.WAITING,
+                due_at=callback.expires_at,
+                step_state=outcome.step_state,
+                release=True,
+            )
+        return Order.Status.WAITING
+
+    def finish(self, status: str, error: str) -> str:
+        self.commit(
+            status=status,
+            data=self.state.data,
+            resume_point=self.state.resume_point,
+            steps_in_run=self.state.steps_in_run,
+            error=mask(error, self.secret_values),
+            due_at=None,
+            finished_at=timezone.now(),
+            release=True,
+        )
+        return status
+
+    def following_step(self, step_id: str) -> str | None:
+        index = self.step_order.index(step_id)
+        return self.step_order[index + 1] if index + 1 < len(self.step_order) else None
+
+    # Persistence.
+
+    def commit(self, *, release: bool = False, **fields: Any) -> None:
+        """Write the order (only while this turn holds its claim) and the pending log rows."""
+        fields["updated_at"] = timezone.now()
+        if release:
+            fields.update(claim_token=None, lease_expires_at=None)
+        with transaction.atomic():
+            updated = Order.objects.filter(pk=self.order_pk, claim_token=self.claim_token).update(
+                **fields
+            )
+            if not updated:
+                raise LostClaim
+            self.flush_logs()
+
+    def flush_logs(self) -> None:
+        with self._lock:
+            pending, self._pending_logs = self._pending_logs, []
+        for entry in pending:
+            entry.save()
+
+    def cancel_requested(self) -> bool:
+        row = (
+            Order.objects.filter(pk=self.order_pk, claim_token=self.claim_token)
+            .values_list("cancel_requested", flat=True)
+            .first()
+        )
+        if row is None:
+            raise LostClaim
+        return row
+
+    def step_note(self, *, step: str, note: str, failed: bool = False) -> None:
+        """Log a step that sends nothing (choice, end) or a callback's result."""
+        outcome = StepLog.Outcome.FAILED if failed else StepLog.Outcome.SUCCEEDED
+        self.queue_log(
+            StepLog(
+                order_id=self.order_pk,
+                run=self.state.run,
+                step=step,
+                kind=StepLog.Kind.STEP,
+                outcome=outcome,
+                duration_ms=0,
+                error=mask(note, self.secret_values) if failed else "",
+                response={"note": mask(note, self.secret_values)},
+            )
+        )
+
+    def queue_log(self, entry: StepLog) -> None:
+        with self._lock:
+            self._pending_logs.append(entry)
+
+    # The `Turn` the flow functions call.
+
+    def attempt_started(self, *, step: str, attempt: int, request: calls.CallRequest) -> int:
+        """Record the attempt before it is sent, so a crash leaves it visible as interrupted."""
+        entry = StepLog.objects.create(
+            order_id=self.order_pk,
+            run=self.state.run,
+            step=step,
+            attempt=attempt,
+            kind=StepLog.Kind.ATTEMPT,
+            outcome=StepLog.Outcome.IN_FLIGHT,
+            request=calls.log_request(
+                request,
+                secret_values=self.secret_values,
+                max_body_bytes=self.config.log_body_bytes,
+            ),
+        )
+        return entry.pk
+
+    def attempt_finished(
+        self,
+        log_id: int,
+        *,
+        result: calls.CallResult | None,
+        outcome: str,
+        error: str = "",
+    ) -> None:
+        entry = StepLog.objects.get(pk=log_id)
+        entry.outcome = outcome
+        entry.error = mask(error, self.secret_values)
+        if result is not None:
+            entry.duration_ms = result.duration_ms
+            entry.response = calls.log_response(
+                result, secret_values=self.secret_values, max_body_bytes=self.config.log_body_bytes
+            )
+        if outcome == StepLog.Outcome.RETRYING:
+            self.record_retry(entry)
+        else:
+            self.queue_log(entry)
+
+    def record_retry(self, entry: StepLog) -> None:
+        """A failed attempt that will be retried is written at once, with the attempt count."""
+        with transaction.atomic():
+            if entry.step == self.state.current_step:
+                updated = Order.objects.filter(
+                    pk=self.order_pk, claim_token=self.claim_token
+                ).update(attempt=entry.attempt, updated_at=timezone.now())
+                if not updated:
+                    raise LostClaim
+            entry.save()
+
+    def attempt_refused(self, *, step: str, attempt: int, error: str) -> None:
+        self.queue_log(
+            StepLog(
+                order_id=self.order_pk,
+                run=self.state.run,
+                step=step,
+                attempt=attempt,
+                kind=StepLog.Kind.ATTEMPT,
+                outcome=StepLog.Outcome.FAILED,
+                duration_ms=0,
+                error=mask(error, self.secret_values),
+            )
+        )
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(seconds)
+
+    def thread_done(self) -> None:
+        connections.close_all()
+
+    def callback_token(self, *, step: str) -> str:
+        """Derived, not random, so a crash re-run of the step sends the same callback URL."""
+        name = f"{self.order_pk}:{self.state.run}:{self.state.steps_in_run}:{step}"
+        return hmac.new(self.config.token_key, name.encode(), hashlib.sha256).hexdigest()[:40]
+
+    def open_callback(self, *, token: str, step: str, timeout_seconds: float) -> None:
+        """Created before the call is sent, so a callback that comes back at once finds it."""
+        Callback.objects.get_or_create(
+            token=token,
+            defaults={
+                "order_id": self.order_pk,
+                "run": self.state.run,
+                "step": step,
+                "expires_at": timezone.now() + timedelta(seconds=timeout_seconds),
+            },
+        )
+
+    def callback_status(self, token: str) -> tuple[str, Any]:
+        callback = Callback.objects.get(token=token)
+        if callback.status == Callback.Status.WAITING and callback.expires_at <= timezone.now():
+            Callback.objects.filter(pk=callback.pk, status=Callback.Status.WAITING).update(
+                status=Callback.Status.EXPIRED
+            )
+            callback.refresh_from_db()
+        return callback.status, callback.data
+
+
+def order_state(order: Order) -> OrderState:
+    return OrderState(
+        order_id=order.order_id,
+        workflow=order.workflow,
+        created_at=order.created_at.isoformat(),
+        run=order.run,
+        input=order.payload,
+        data=dict(order.data),
+        current_step=order.current_step,
+        attempt=order.attempt,
+        steps_in_run=order.steps_in_run,
+        step_state=dict(order.step_state),
+        resume_point=dict(order.resume_point),
+        internal_id=order.pk,
+    )

@@ -1,0 +1,227 @@
+"""Batches: caps, claims across processes, leases after a crash, the schedule."""
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from io import StringIO
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+from django.db import connection
+from django_q.models import Schedule
+
+from orders.batch import run_batch
+from orders.models import Order
+from orders.tasks import SCHEDULE_FUNC, ensure_schedule, run_scheduled_batches
+from tests.localserver import Reply
+from tests.orders.workflows import api_call, make_order
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def slow_reply(seconds: float, body=None):
+    def handler(_request):
+        time.sleep(seconds)
+        return Reply(200, body or {})
+
+    return handler
+
+
+def two_step_orders(server, count: int, *, prefix: str = "o") -> list[Order]:
+    calls = [api_call("a", server.url + "/a"), api_call("b", server.url + "/b")]
+    steps = [{"id": "a", "call": "a"}, {"id": "b", "call": "b"}]
+    return [make_order(steps, calls, order_id=f"{prefix}-{i}") for i in range(count)]
+
+
+def test_a_batch_claims_at_most_the_batch_size(server):
+    server.route("POST", "/a", Reply(200))
+    server.route("POST", "/b", Reply(200))
+    two_step_orders(server, 7)
+
+    report = run_batch(batch_size=5, concurrency=2)
+
+    assert report.claimed == 5
+    assert Order.objects.filter(status="completed").count() == 5
+    assert Order.objects.filter(status="pending").count() == 2
+
+
+def test_a_batch_runs_at_most_concurrency_orders_at_once(server):
+    server.route("POST", "/a", slow_reply(0.1))
+    server.route("POST", "/b", slow_reply(0.1))
+    two_step_orders(server, 12)
+
+    run_batch(batch_size=12, concurrency=3)
+
+    assert Order.objects.filter(status="completed").count() == 12
+    assert server.max_in_flight == 3
+
+
+def test_process_orders_once_on_an_empty_queue_says_so():
+    out = StringIO()
+    call_command("process_orders", "--once", stdout=out)
+    assert out.getvalue().strip() == "No due orders."
+
+
+def test_process_orders_once_reports_what_it_did(server):
+    server.route("POST", "/a", Reply(200))
+    server.route("POST", "/b", Reply(500))
+    two_step_orders(server, 2)
+
+    out = StringIO()
+    call_command("process_orders", "--once", stdout=out)
+    assert "2 orders" in out.getvalue()
+    assert "2 failed" in out.getvalue()
+
+
+def test_the_schedule_exists_once_after_repeated_migrations():
+    call_command("migrate", verbosity=0)
+    call_command("migrate", verbosity=0)
+    ensure_schedule()
+
+    schedules = Schedule.objects.filter(func=SCHEDULE_FUNC)
+    assert schedules.count() == 1
+    assert schedules.get().schedule_type == Schedule.MINUTES
+
+
+def test_scheduled_batches_do_not_overlap(server, settings):
+    settings.STATE_MANAGER = {**settings.STATE_MANAGER, "INTERVAL_SECONDS": 0}
+    server.route("POST", "/a", slow_reply(1.0))
+    server.route("POST", "/b", Reply(200))
+    two_step_orders(server, 2)
+    results = []
+
+    def tick():
+        try:
+            results.append(run_scheduled_batches(tick_seconds=0))
+        finally:
+            connection.close()
+
+    first = threading.Thread(target=tick)
+    first.start()
+    time.sleep(0.3)  # the first run is now inside its batch, waiting on the slow server
+    tick()
+    first.join()
+
+    assert sorted(results) == [
+        "ran 1 batches",
+        "skipped: a batch of the scheduler is already running",
+    ]
+    assert len(server.requests_to("/a")) == 2
+
+
+def test_the_next_scheduled_batch_waits_for_the_interval_after_the_last_one(server, settings):
+    settings.STATE_MANAGER = {**settings.STATE_MANAGER, "INTERVAL_SECONDS": 3600}
+    run_batch()  # the previous batch just ended
+    server.route("POST", "/a", Reply(200))
+    server.route("POST", "/b", Reply(200))
+    two_step_orders(server, 1)
+
+    assert run_scheduled_batches(tick_seconds=1) == "ran 0 batches"
+    assert Order.objects.get().status == "pending"
+
+
+# Several worker processes on one database.
+
+
+def worker_env(**extra) -> dict:
+    settings_dict = connection.settings_dict
+    if connection.vendor == "sqlite":
+        url = f"sqlite:///{settings_dict['NAME']}"
+    else:
+        host = settings_dict["HOST"] or "127.0.0.1"
+        port = settings_dict["PORT"] or 5432
+        url = f"postgres://{settings_dict['USER']}@{host}:{port}/{settings_dict['NAME']}"
+    env = {**os.environ, "DATABASE_URL": url, "STATE_MANAGER_OUTBOUND_ALLOW": "127.0.0.1"}
+    env.update({key: str(value) for key, value in extra.items()})
+    return env
+
+
+def start_worker(**env) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "manage.py", "process_orders"],
+        cwd=ROOT,
+        env=worker_env(**env),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+
+
+def wait_until(predicate, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.2)
+    return predicate()
+
+
+def stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def test_two_worker_processes_run_every_step_exactly_once(server):
+    server.route("POST", "/a", Reply(200))
+    server.route("POST", "/b", Reply(200))
+    two_step_orders(server, 1000)
+
+    workers = [
+        start_worker(STATE_MANAGER_INTERVAL_SECONDS=0, STATE_MANAGER_BATCH_SIZE=50)
+        for _ in range(2)
+    ]
+    try:
+        done = wait_until(lambda: Order.objects.filter(status="completed").count() == 1000, 240)
+    finally:
+        for worker in workers:
+            stop(worker)
+
+    assert done, Counter(Order.objects.values_list("status", flat=True))
+    keys = Counter(request.headers["Idempotency-Key"] for request in server.received)
+    assert len(keys) == 2000
+    assert set(keys.values()) == {1}
+
+
+def test_orders_of_a_killed_worker_are_completed_by_another_after_the_lease(server):
+    release = threading.Event()
+
+    def hang_first_time(request):
+        if not release.is_set():
+            release.wait(30)
+        return Reply(200)
+
+    server.route("POST", "/a", hang_first_time)
+    server.route("POST", "/b", Reply(200))
+    orders = two_step_orders(server, 3)
+
+    doomed = start_worker(STATE_MANAGER_LEASE_SECONDS=2, STATE_MANAGER_INTERVAL_SECONDS=0)
+    try:
+        assert wait_until(lambda: len(server.requests_to("/a")) == 3, 30)
+        doomed.send_signal(signal.SIGKILL)
+        doomed.wait(timeout=10)
+    finally:
+        stop(doomed)
+    release.set()
+
+    survivor = start_worker(STATE_MANAGER_LEASE_SECONDS=2, STATE_MANAGER_INTERVAL_SECONDS=0)
+    try:
+        done = wait_until(lambda: Order.objects.filter(status="completed").count() == 3, 60)
+    finally:
+        stop(survivor)
+
+    assert done, list(Order.objects.values_list("order_id", "status", "error"))
+    keys = Counter(request.headers["Idempotency-Key"] for request in server.requests_to("/a"))
+    assert sorted(keys.values()) == [2, 2, 2]  # the step in flight ran again, same key
+    for order in orders:
+        outcomes = list(order.log.filter(step="a").values_list("outcome", flat=True))
+        assert outcomes == ["interrupted", "succeeded"]

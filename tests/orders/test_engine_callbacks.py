@@ -1,0 +1,128 @@
+"""`wait_for_callback`: the order waits until the outside system posts to its callback URL."""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+from orders.models import Callback, Order
+from tests.localserver import Reply
+from tests.orders.workflows import api_call, make_order, process
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def waiting_order(server):
+    """An order whose `pay` step went out and now waits for its callback."""
+    server.route("POST", "/pay", Reply(202, {"session": "s1"}))
+    server.route("POST", "/ship", Reply(200, {}))
+    calls = [
+        api_call(
+            "pay",
+            server.url + "/pay",
+            body={"notify": "{{ callback.url }}", "token": "{{ callback.token }}"},
+        ),
+        api_call("ship", server.url + "/ship"),
+    ]
+    steps = [
+        {
+            "id": "pay",
+            "call": "pay",
+            "wait_for_callback": {"timeout_seconds": 3600},
+            "save": {
+                "paid": "{{ callback.data.amount }}",
+                "session": "{{ response.body.session }}",
+            },
+            "on_failed": "unpaid",
+        },
+        {"id": "ship", "call": "ship", "end": "completed"},
+        {"id": "unpaid", "end": "failed", "error": "payment not confirmed"},
+    ]
+    return process(make_order(steps, calls))
+
+
+def posted_token(server) -> str:
+    return server.requests_to("/pay")[0].body["token"]
+
+
+def post_callback(token: str, outcome: str, data=None):
+    return APIClient().post(
+        f"/api/callbacks/{token}/", {"outcome": outcome, "data": data or {}}, format="json"
+    )
+
+
+def test_the_call_sees_an_absolute_callback_url_and_the_order_waits(server, waiting_order):
+    body = server.requests_to("/pay")[0].body
+    assert body["notify"] == f"http://127.0.0.1:8000/api/callbacks/{body['token']}/"
+    assert waiting_order.status == Order.Status.WAITING
+    assert server.requests_to("/ship") == []
+
+
+def test_a_success_callback_resumes_the_order_and_save_sees_its_data(server, waiting_order):
+    response = post_callback(posted_token(server), "success", {"amount": 42})
+    assert response.status_code == 202
+
+    order = process(waiting_order)
+    assert order.status == Order.Status.COMPLETED, order.error
+    assert order.data == {"paid": 42, "session": "s1"}
+    assert len(server.requests_to("/ship")) == 1
+
+
+def test_a_failure_callback_fails_the_step_into_on_failed(server, waiting_order):
+    assert post_callback(posted_token(server), "failure").status_code == 202
+
+    order = process(waiting_order)
+    assert order.status == Order.Status.FAILED
+    assert order.error == "payment not confirmed"
+
+
+def test_no_callback_before_the_timeout_fails_the_step(server, waiting_order):
+    past = timezone.now() - timedelta(seconds=1)
+    Callback.objects.update(expires_at=past)
+    Order.objects.filter(pk=waiting_order.pk).update(due_at=past)
+
+    order = process(waiting_order)
+    assert order.status == Order.Status.FAILED
+    assert order.error == "payment not confirmed"
+    assert "no callback within 3600 seconds" in order.log.filter(step="pay").last().error
+    assert post_callback(posted_token(server), "success").status_code == 409
+
+
+def test_a_token_works_once(server, waiting_order):
+    token = posted_token(server)
+    assert post_callback(token, "success").status_code == 202
+    assert post_callback(token, "success").status_code == 409
+
+
+def test_an_unknown_token_is_not_found(waiting_order):
+    assert post_callback("no-such-token", "success").status_code == 404
+
+
+def test_a_callback_that_beats_the_call_response_is_not_lost(server):
+    """The outside system may post back before the call that announced the URL returns."""
+
+    def pay_and_call_back(request):
+        from django.db import connection
+
+        from orders.callbacks import callback_receive
+
+        callback_receive(token=request.body["token"], outcome="success", data={"amount": 5})
+        connection.close()
+        return Reply(200, {})
+
+    server.route("POST", "/pay", pay_and_call_back)
+    calls = [api_call("pay", server.url + "/pay", body={"token": "{{ callback.token }}"})]
+    steps = [
+        {
+            "id": "pay",
+            "call": "pay",
+            "wait_for_callback": {"timeout_seconds": 60},
+            "save": {"paid": "{{ callback.data.amount }}"},
+        }
+    ]
+    order = process(make_order(steps, calls))
+
+    assert order.status == Order.Status.COMPLETED, order.error
+    assert order.data == {"paid": 5}

@@ -89,18 +89,9 @@ def step_kind(step: dict) -> str | None:
 
 def iter_call_steps(steps: object) -> Iterator[tuple[list, dict]]:
     """(path, step) of every call step, parallel branches included, of a list of steps."""
-    if not isinstance(steps, list):
-        return
-    for index, step in enumerate(steps):
-        if not isinstance(step, dict):
-            continue
+    for path, step in _all_steps(steps):
         if isinstance(step.get("call"), str):
-            yield ["steps", index], step
-        branches = step.get("parallel")
-        if isinstance(branches, list):
-            for branch_index, branch in enumerate(branches):
-                if isinstance(branch, dict) and isinstance(branch.get("call"), str):
-                    yield ["steps", index, "parallel", branch_index], branch
+            yield path, step
 
 
 def api_call_slugs_used(steps: object) -> set[str]:
@@ -143,7 +134,8 @@ def _step_errors(step, prefix: str, path: list) -> list[str]:
         if present:
             names = " and ".join(f'"{name}"' for name in present)
             return [_error(place, f"a step is one kind only, but has both {names}")]
-        return [_error(place, 'unknown step kind: use one of "call", "choice", "parallel", "end"')]
+        kinds = ", ".join(f'"{kind}"' for kind in STEP_KINDS)
+        return [_error(place, f"unknown step kind: use one of {kinds}")]
     validator = _validator(BLUEPRINT_SCHEMA, f"{kind}_step")
     return _schema_errors(validator, step, prefix, base=path)
 
@@ -288,8 +280,10 @@ def _is_id(value) -> bool:
     return isinstance(value, str) and value != ""
 
 
-def _all_steps(steps: list) -> Iterator[tuple[list, dict]]:
+def _all_steps(steps: object) -> Iterator[tuple[list, dict]]:
     """(path, step) of every step, each parallel branch right after its parallel step."""
+    if not isinstance(steps, list):
+        return
     for index, step in enumerate(steps):
         if not isinstance(step, dict):
             continue

@@ -6,6 +6,7 @@ from typing import Any
 
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import exceptions, serializers, status, viewsets
+from rest_framework.pagination import PageNumberPagination
 from rest_framework.permissions import BasePermission, DjangoModelPermissions
 from rest_framework.response import Response
 from rest_framework.routers import SimpleRouter
@@ -36,6 +37,13 @@ class ModelPermissions(DjangoModelPermissions):
         "GET": ["%(app_label)s.view_%(model_name)s"],
         "HEAD": ["%(app_label)s.view_%(model_name)s"],
     }
+
+
+class Pagination(PageNumberPagination):
+    """PAGE_SIZE per page unless the client asks for `page_size` (at most 1000)."""
+
+    page_size_query_param = "page_size"
+    max_page_size = 1000
 
 
 class Errors(serializers.Serializer):
@@ -109,6 +117,7 @@ class DefinitionViewSet(viewsets.GenericViewSet):
     lookup_field = "slug"
     lookup_value_regex = "[A-Za-z0-9._-]+"
     permission_classes = [ModelPermissions]
+    pagination_class = Pagination
     filter_backends = []
     noun = "definition"
 

@@ -18,7 +18,7 @@ from orders import services
 from orders.callbacks import CallbackNotFound, CallbackUsed, callback_receive
 from orders.filters import OrderFilterSet, order_filterset
 from orders.models import Order, StepLog
-from statemanager.api import ActionPermissions, BadRequest, Conflict, Detail, Errors
+from statemanager.api import ActionPermissions, BadRequest, Conflict, Detail, Errors, Pagination
 
 from .serializers import (
     BulkReprocessSerializer,
@@ -60,6 +60,7 @@ class OrderViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
     lookup_field = "order_id"
     lookup_value_regex = "[^/]+"
     filterset_class = OrderFilterSet
+    pagination_class = Pagination
     permission_classes = [ActionPermissions]
     throttle_scope = "webhook"
     action_permissions = {
@@ -121,7 +122,8 @@ class OrderViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         except services.OrderConflict as exc:
             raise Conflict(str(exc)) from exc
         return Response(
-            self.detail(order), status=status.HTTP_201_CREATED if created else status.HTTP_200_OK
+            self.order_data(order),
+            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
         )
 
     @extend_schema(
@@ -156,7 +158,7 @@ class OrderViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
             raise Conflict(str(exc)) from exc
         except services.ReprocessInvalid as exc:
             raise BadRequest([str(exc)]) from exc
-        return Response(self.detail(order), status=status.HTTP_202_ACCEPTED)
+        return Response(self.order_data(order), status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(
         summary="Reprocess many orders",
@@ -217,9 +219,9 @@ class OrderViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
             order = services.order_cancel(order=order, actor=actor(request))
         except services.OrderFinished as exc:
             raise Conflict(str(exc)) from exc
-        return Response(self.detail(order), status=status.HTTP_202_ACCEPTED)
+        return Response(self.order_data(order), status=status.HTTP_202_ACCEPTED)
 
-    def detail(self, order: Order) -> dict:
+    def order_data(self, order: Order) -> dict:
         """The order as GET shows it, read again with its log."""
         order = get_object_or_404(detail_queryset(), pk=order.pk)
         return OrderDetailSerializer(order, context=self.get_serializer_context()).data

@@ -1,0 +1,69 @@
+from django.core.management.base import BaseCommand, CommandError
+
+from orders.filters import order_filterset
+from orders.models import Order
+from orders.services import ReprocessInvalid, orders_reprocess
+
+
+class Command(BaseCommand):
+    help = (
+        "Reprocess the orders selected by ids and/or filters (running orders are skipped), "
+        "as the admin action and the API do."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("order_ids", nargs="*", metavar="ORDER_ID", help="orders by id")
+        parser.add_argument(
+            "--status", action="append", choices=Order.Status.values, help="repeatable"
+        )
+        parser.add_argument("--workflow", help="blueprint slug")
+        parser.add_argument("--created-after", help="ISO 8601 date-time")
+        parser.add_argument("--created-before", help="ISO 8601 date-time")
+        parser.add_argument("--search", help="order id contains")
+        parser.add_argument(
+            "--from",
+            dest="start_from",
+            required=True,
+            choices=["failed", "start"],
+            help="resume at the failed step, or a new run from the first step",
+        )
+        parser.add_argument(
+            "--version",
+            default="pinned",
+            choices=["pinned", "latest"],
+            help="the blueprint the order was created with (default), or the latest",
+        )
+
+    def handle(self, *args, order_ids, start_from, version, **options):
+        filters = order_filterset(
+            {
+                "status": options["status"],
+                "workflow": options["workflow"],
+                "created_after": options["created_after"],
+                "created_before": options["created_before"],
+                "search": options["search"],
+            }
+        )
+        if not order_ids and not filters.selects():
+            raise CommandError(
+                "Select orders: give ORDER_IDs or at least one filter (--status, --workflow, "
+                "--created-after, --created-before, --search). Refusing to reprocess every order."
+            )
+        if not filters.is_valid():
+            raise CommandError(
+                "; ".join(f"{name}: {' '.join(errors)}" for name, errors in filters.errors.items())
+            )
+        orders = filters.qs
+        if order_ids:
+            orders = orders.filter(order_id__in=order_ids)
+            found = set(orders.values_list("order_id", flat=True))
+            for missing in sorted(set(order_ids) - found):
+                self.stderr.write(f'No order "{missing}" matches the selection.')
+        try:
+            result = orders_reprocess(
+                orders=orders, start_from=start_from, version=version, actor="command"
+            )
+        except ReprocessInvalid as exc:
+            raise CommandError(str(exc)) from exc
+        skipped = "running" if version == "pinned" else "running or without their step now"
+        self.stdout.write(f"Reprocessed {result.count} orders; skipped {result.skipped} {skipped}.")

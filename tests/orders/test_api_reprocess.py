@@ -1,0 +1,213 @@
+"""POST /api/orders/{id}/reprocess/, /api/orders/reprocess/ and /api/orders/{id}/cancel/."""
+
+import pytest
+
+from orders.models import Callback, Order
+from tests.statemanager.fixtures import *  # noqa: F403
+from tests.statemanager.fixtures import shop_order
+
+FAILED_AT_SHIP = {
+    "error": 'step "ship": status 500',
+    "current_step": "ship",
+    "data": {"charge_id": 7, "note": "after"},
+    "resume_point": {"step": "ship", "data": {"charge_id": 7}},
+}
+
+
+def reprocess(client, order_id, **body):
+    return client.post(f"/api/orders/{order_id}/reprocess/", body, format="json")
+
+
+def test_reprocess_from_failed_resumes_at_the_failed_step_with_its_data(support, shop):
+    shop_order("A-1", "failed", **FAILED_AT_SHIP)
+
+    response = reprocess(support, "A-1")
+
+    assert response.status_code == 202
+    order = Order.objects.get(order_id="A-1")
+    assert (order.status, order.current_step, order.data) == ("pending", "ship", {"charge_id": 7})
+    assert (order.run, order.error, order.resume_point, order.finished_at) == (2, "", {}, None)
+    assert order.due_at is not None
+
+
+def test_reprocess_from_start_begins_a_new_run_with_empty_data(support, shop):
+    shop_order("A-1", "failed", **FAILED_AT_SHIP)
+
+    response = reprocess(support, "A-1", **{"from": "start"})
+
+    assert response.json()["current_step"] == "charge"
+    assert response.json()["data"] == {}
+    assert response.json()["run"] == 2
+
+
+def test_reprocess_is_logged_with_who_asked(support, shop):
+    shop_order("A-1", "failed", **FAILED_AT_SHIP)
+
+    log = reprocess(support, "A-1", **{"from": "start"}).json()["log"]
+
+    assert [(e["kind"], e["run"], e["step"], e["outcome"]) for e in log] == [
+        ("reprocess", 2, "charge", "requested")
+    ]
+    assert log[0]["actor"] == support.user.username
+
+
+def test_running_order_cannot_be_reprocessed(support, shop):
+    shop_order("A-1", "running")
+
+    response = reprocess(support, "A-1")
+
+    assert response.status_code == 409
+    assert Order.objects.get(order_id="A-1").run == 1
+
+
+@pytest.mark.parametrize("body", [{"from": "middle"}, {"version": "newest"}])
+def test_bad_from_or_version_is_400(support, shop, body):
+    shop_order("A-1", "failed")
+
+    response = reprocess(support, "A-1", **body)
+
+    assert response.status_code == 400
+    assert response.json()["errors"][0].split(":")[0] in ("from", "version")
+
+
+def test_reprocess_ends_the_wait_of_an_open_callback(support, shop):
+    order = shop_order("A-1", "waiting")
+    Callback.objects.create(
+        token="t1", order=order, run=1, step="charge", expires_at=order.created_at
+    )
+
+    reprocess(support, "A-1")
+
+    assert Callback.objects.get(token="t1").status == "expired"
+
+
+def test_bulk_reprocess_by_ids_skips_running_orders(support, shop):
+    shop_order("A-1", "failed")
+    shop_order("A-2", "completed")
+    shop_order("A-3", "running")
+    shop_order("A-4", "failed")
+
+    response = support.post(
+        "/api/orders/reprocess/", {"order_ids": ["A-1", "A-2", "A-3"]}, format="json"
+    )
+
+    assert response.status_code == 202
+    assert response.json() == {"count": 2, "skipped": 1}
+    statuses = dict(Order.objects.values_list("order_id", "status"))
+    assert statuses == {"A-1": "pending", "A-2": "pending", "A-3": "running", "A-4": "failed"}
+
+
+def test_bulk_reprocess_by_filters(support, shop):
+    shop_order("A-1", "failed")
+    shop_order("A-2", "completed")
+    shop_order("B-1", "failed")
+
+    response = support.post(
+        "/api/orders/reprocess/",
+        {"status": "failed", "search": "A-", "from": "start"},
+        format="json",
+    )
+
+    assert response.json() == {"count": 1, "skipped": 0}
+    assert Order.objects.get(order_id="A-1").status == "pending"
+    assert Order.objects.get(order_id="B-1").status == "failed"
+
+
+def test_bulk_reprocess_refuses_an_empty_selection(support, shop):
+    shop_order("A-1", "failed")
+
+    response = support.post("/api/orders/reprocess/", {"from": "start"}, format="json")
+
+    assert response.status_code == 400
+    assert "order_ids or at least one filter" in response.json()["errors"][0]
+    assert Order.objects.get(order_id="A-1").status == "failed"
+
+
+def test_bulk_reprocess_refuses_bad_filters(support, shop):
+    response = support.post("/api/orders/reprocess/", {"created_after": "yesterday"}, format="json")
+
+    assert response.status_code == 400
+    assert response.json()["errors"][0].startswith("created_after: ")
+
+
+@pytest.mark.parametrize("status", ["pending", "waiting", "failed"])
+def test_cancel_stops_a_pending_waiting_or_failed_order_at_once(support, shop, status):
+    shop_order("A-1", status)
+
+    response = support.post("/api/orders/A-1/cancel/")
+
+    assert response.status_code == 202
+    assert response.json()["status"] == "cancelled"
+    assert response.json()["finished_at"] is not None
+    assert response.json()["due_at"] is None
+    assert [(e["kind"], e["actor"]) for e in response.json()["log"]] == [
+        ("cancel", support.user.username)
+    ]
+
+
+def test_cancel_asks_a_running_order_to_stop_after_its_step(support, shop):
+    shop_order("A-1", "running")
+
+    response = support.post("/api/orders/A-1/cancel/")
+
+    assert response.status_code == 202
+    assert response.json()["status"] == "running"
+    assert response.json()["cancel_requested"] is True
+
+
+@pytest.mark.parametrize("status", ["completed", "cancelled"])
+def test_cancel_of_a_finished_order_is_409(support, shop, status):
+    shop_order("A-1", status)
+
+    response = support.post("/api/orders/A-1/cancel/")
+
+    assert response.status_code == 409
+    assert Order.objects.get(order_id="A-1").status == status
+
+
+def test_reprocess_of_an_unknown_order_is_404(support, shop):
+    assert reprocess(support, "nope").status_code == 404
+
+
+def test_order_keeps_its_version_until_reprocessed_on_the_latest(
+    integration, editor, support, shop
+):
+    integration.post(
+        "/api/orders/",
+        {"order_id": "A-1", "workflow": "shop", "payload": {"sku": "mug", "qty": 1}},
+        format="json",
+    )
+    steps = [{"id": "pack", "call": "shop.charge"}, *shop.steps]
+    edited = editor.patch("/api/blueprints/shop/", {"steps": steps}, format="json")
+    assert edited.status_code == 200
+    pinned = support.get("/api/orders/A-1/").json()
+
+    reprocessed = reprocess(support, "A-1", **{"from": "start", "version": "latest"}).json()
+
+    assert pinned["blueprint_version"] == 1
+    order = Order.objects.get(order_id="A-1")
+    assert reprocessed["blueprint_version"] == 2
+    assert reprocessed["current_step"] == "pack"
+    assert order.snapshot.definition["blueprint"]["steps"][0]["id"] == "pack"
+
+
+def test_reprocess_on_the_pinned_version_keeps_the_old_snapshot(editor, support, shop):
+    order = shop_order("A-1", "failed")
+    editor.patch("/api/blueprints/shop/", {"name": "Shop 2"}, format="json")
+
+    reprocessed = reprocess(support, "A-1", **{"from": "start"}).json()
+
+    assert reprocessed["blueprint_version"] == 1
+    assert Order.objects.get(order_id="A-1").snapshot_id == order.snapshot_id
+
+
+def test_reprocess_on_the_latest_refuses_a_step_it_no_longer_has(editor, support, shop):
+    shop_order("A-1", "failed", current_step="ship")
+    editor.patch(
+        "/api/blueprints/shop/", {"steps": [{"id": "charge", "call": "shop.charge"}]}, format="json"
+    )
+
+    response = reprocess(support, "A-1", version="latest")
+
+    assert response.status_code == 400
+    assert 'step "ship" is not in the latest version' in response.json()["errors"][0]

@@ -1,0 +1,1 @@
+from tests.statemanager.fixtures import *  # noqa: F403

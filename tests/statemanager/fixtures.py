@@ -1,0 +1,133 @@
+"""Fixtures for API tests in every app: users in each role, token clients, definitions.
+
+Test modules outside tests/statemanager take them with `from tests.statemanager.fixtures
+import *` (pytest finds fixtures in a test module's namespace); `__all__` lists them.
+"""
+
+from __future__ import annotations
+
+import importlib
+import itertools
+from types import SimpleNamespace
+
+import pytest
+from django.apps import apps
+from django.contrib.auth.models import Group, User
+from django.core.cache import cache
+from django.db import connection
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from apicalls.services import api_call_save
+from blueprints.services import blueprint_save
+from orders.models import Order
+from orders.services import order_create
+
+__all__ = [
+    "_fresh_throttle_counts",
+    "anonymous",
+    "editor",
+    "integration",
+    "shop",
+    "superuser",
+    "support",
+]
+
+_user_numbers = itertools.count(1)
+
+SHOP_SCHEMA = {
+    "type": "object",
+    "required": ["sku", "qty"],
+    "properties": {"sku": {"type": "string"}, "qty": {"type": "integer", "minimum": 1}},
+}
+
+
+def token_client(user: User | None) -> APIClient:
+    client = APIClient()
+    if user is not None:
+        client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
+    client.user = user
+    return client
+
+
+def user_in(group: str | None, **fields) -> User:
+    user = User.objects.create_user(username=f"{group or 'user'}-{next(_user_numbers)}", **fields)
+    if group:
+        user.groups.add(role(group))
+    return user
+
+
+def role(name: str) -> Group:
+    """The group the roles migration made; a transactional test's flush empties the table,
+    so then the migration's function makes it again."""
+    if not Group.objects.filter(name=name).exists():
+        roles = importlib.import_module("statemanager.migrations.0001_roles")
+        roles.create_roles(apps, SimpleNamespace(connection=connection))
+    return Group.objects.get(name=name)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_throttle_counts():
+    """Throttle counts live in the cache; each test starts with none."""
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture
+def integration(db) -> APIClient:
+    return token_client(user_in("Integrations"))
+
+
+@pytest.fixture
+def support(db) -> APIClient:
+    return token_client(user_in("Support"))
+
+
+@pytest.fixture
+def editor(db) -> APIClient:
+    return token_client(user_in("Blueprint editors"))
+
+
+@pytest.fixture
+def superuser(db) -> APIClient:
+    return token_client(user_in(None, is_superuser=True, is_staff=True))
+
+
+@pytest.fixture
+def anonymous(db) -> APIClient:
+    return token_client(None)
+
+
+@pytest.fixture
+def shop(db):
+    """An API call and a two-step blueprint `shop` with an input schema."""
+    api_call_save(
+        definition={
+            "slug": "shop.charge",
+            "name": "Charge",
+            "method": "POST",
+            "url": "http://127.0.0.1:9/charge",
+            "body": {"sku": "{{ input.sku }}"},
+        }
+    )
+    return blueprint_save(
+        definition={
+            "slug": "shop",
+            "name": "Shop",
+            "input_schema": SHOP_SCHEMA,
+            "steps": [
+                {"id": "charge", "call": "shop.charge"},
+                {"id": "ship", "call": "shop.charge", "end": "completed"},
+            ],
+        }
+    )
+
+
+def shop_order(order_id: str, status: str = "pending", **fields) -> Order:
+    """An order of the `shop` workflow (made through the webhook's service), in `status`."""
+    order, _ = order_create(order_id=order_id, workflow="shop", payload={"sku": "mug", "qty": 1})
+    if status != "pending" or fields:
+        Order.objects.filter(pk=order.pk).update(status=status, **fields)
+        order.refresh_from_db()
+    return order

@@ -1,0 +1,198 @@
+"""API calls in the admin: the contract JSON in an indented editor, checked by the one
+validator with each error at its field, saved as a new version, and tried out (rendered,
+never sent) for a sample input."""
+
+from __future__ import annotations
+
+import json
+
+from django import forms
+from django.contrib import admin
+from django.core.exceptions import PermissionDenied
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html_join
+
+from apicalls.models import ApiCall, ApiCallVersion
+from blueprints.admin import DefinitionAdmin, DefinitionVersionInline
+from blueprints.models import Blueprint
+from statemanager.admin import PrettyJSONField, add_definition_errors
+
+DEFINITION_EXAMPLE = {
+    "method": "POST",
+    "url": "{{ secrets.SHOP_URL }}/quotes",
+    "headers": {"Authorization": "Bearer {{ secrets.SHOP_TOKEN }}"},
+    "body": {"sku": "{{ input.sku }}"},
+    "timeout_seconds": 10,
+    "retry": {"max_attempts": 3},
+    "save": {"total": "{{ response.body.total }}"},
+}
+
+
+class ApiCallForm(forms.ModelForm):
+    definition = PrettyJSONField(
+        initial=DEFINITION_EXAMPLE,
+        help_text="method, url, headers, query, body, timeout_seconds, success_when, retry, "
+        "save; strings may hold {{ expressions }}.",
+    )
+
+    class Meta:
+        model = ApiCall
+        fields = ("slug", "name", "definition")
+
+    def contract_json(self) -> dict:
+        """The contract JSON of what was entered."""
+        data = self.cleaned_data
+        body = data.get("definition")
+        return {
+            "slug": data.get("slug") or (self.instance.slug if self.instance.pk else ""),
+            "name": data.get("name", ""),
+            **(body if isinstance(body, dict) else {}),
+        }
+
+    def clean(self):
+        from blueprints.validation import DefinitionError, validate_api_call
+
+        cleaned = super().clean()
+        if self.errors:
+            return cleaned
+        if not isinstance(cleaned.get("definition"), dict):
+            self.add_error("definition", "must be an object")
+            return cleaned
+        try:
+            validate_api_call(self.contract_json())
+        except DefinitionError as exc:
+            add_definition_errors(self, exc.errors, field_for=self.field_for)
+        return cleaned
+
+    @staticmethod
+    def field_for(head: str) -> str:
+        return head if head in ("slug", "name") else "definition"
+
+
+class ApiCallVersionInline(DefinitionVersionInline):
+    model = ApiCallVersion
+
+
+class TryItForm(forms.Form):
+    input = PrettyJSONField(
+        initial={}, required=False, help_text="A sample order payload (`input.*`)."
+    )
+    params = PrettyJSONField(initial={}, required=False, help_text="A step's params (`params.*`).")
+    data = PrettyJSONField(
+        initial={}, required=False, help_text="Values saved by earlier steps (`data.*`)."
+    )
+
+
+@admin.register(ApiCall)
+class ApiCallAdmin(DefinitionAdmin):
+    form = ApiCallForm
+    list_display = ("slug", "name", "method", "url", "version", "updated_at")
+    list_filter = ("updated_at",)
+    search_fields = ("slug", "name")
+    readonly_fields = ("version", "created_at", "updated_at", "used_by")
+    inlines = [ApiCallVersionInline]
+    fieldsets = (
+        (None, {"fields": ("slug", "name", ("version", "updated_at"), "used_by")}),
+        ("Definition", {"fields": ("definition",)}),
+    )
+
+    def save_definition(self, *, definition, user):
+        from apicalls.services import api_call_save
+
+        return api_call_save(definition=definition, user=user)
+
+    @admin.display(description="method")
+    def method(self, obj):
+        return obj.definition.get("method", "")
+
+    @admin.display(description="URL")
+    def url(self, obj):
+        return obj.definition.get("url", "")
+
+    @admin.display(description="used by")
+    def used_by(self, obj):
+        blueprints = blueprints_using(obj.slug) if obj and obj.pk else []
+        if not blueprints:
+            return "no blueprint"
+        return format_html_join(
+            ", ",
+            '<a href="{}">{}</a>',
+            (
+                (reverse("admin:blueprints_blueprint_change", args=[b.pk]), b.slug)
+                for b in blueprints
+            ),
+        )
+
+    def get_deleted_objects(self, objs, request):
+        """An API call a blueprint uses is protected, as `api_call_delete` refuses it."""
+        deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
+        for api_call in objs:
+            protected += [
+                f"Blueprint: {b.slug} (uses {api_call.slug})"
+                for b in blueprints_using(api_call.slug)
+            ]
+        return deleted, counts, perms_needed, protected
+
+    def delete_model(self, request, obj):
+        from apicalls.services import api_call_delete
+
+        api_call_delete(api_call=obj)
+
+    def delete_queryset(self, request, queryset):
+        for api_call in queryset:
+            self.delete_model(request, api_call)
+
+    def get_urls(self):
+        urls = [
+            path(
+                "<path:object_id>/try/",
+                self.admin_site.admin_view(self.try_it_view),
+                name="apicalls_apicall_try",
+            )
+        ]
+        return urls + super().get_urls()
+
+    def try_it_view(self, request, object_id):
+        """Render the request for a sample input, as the engine would, and send nothing."""
+        from orders.engine.calls import render_preview
+        from orders.engine.expressions import ExpressionError
+
+        api_call = get_object_or_404(ApiCall, pk=object_id)
+        if not self.has_view_or_change_permission(request, api_call):
+            raise PermissionDenied
+        form = TryItForm(request.POST or None)
+        preview = error = None
+        if request.method == "POST" and form.is_valid():
+            try:
+                preview = render_preview(
+                    api_call.as_definition(),
+                    input=form.cleaned_data.get("input") or {},
+                    params=form.cleaned_data.get("params") or {},
+                    data=form.cleaned_data.get("data") or {},
+                )
+            except ExpressionError as exc:
+                error = str(exc)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Try {api_call.slug}",
+            "opts": self.model._meta,
+            "original": api_call,
+            "form": form,
+            "preview": preview,
+            "preview_headers": json.dumps(preview["headers"], indent=2) if preview else "",
+            "preview_body": json.dumps(preview["body"], indent=2) if preview else "",
+            "error": error,
+        }
+        return TemplateResponse(request, "admin/apicalls/apicall/try_it.html", context)
+
+
+def blueprints_using(slug: str) -> list[Blueprint]:
+    from blueprints.validation import api_call_slugs_used
+
+    return [
+        blueprint
+        for blueprint in Blueprint.objects.only("pk", "slug", "steps")
+        if slug in api_call_slugs_used(blueprint.steps)
+    ]

@@ -1,0 +1,403 @@
+"""Orders in the admin: a list that stays fast on millions of rows, a read-only order page
+with its flow and step log, and the bulk reprocess and cancel actions of support staff."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from itertools import groupby
+
+from django.contrib import admin, messages
+from django.contrib.admin.views.main import ChangeList
+from django.core.paginator import Paginator
+from django.db import connections
+from django.db.models import Count
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.functional import cached_property
+from django.utils.html import format_html
+from django.utils.safestring import mark_safe
+
+from blueprints.diagram import blueprint_svg
+from blueprints.models import Blueprint
+from orders.models import BatchRun, Order, StepLog
+from statemanager.admin import json_block
+
+LIST_FIELDS = (
+    "id",
+    "order_id",
+    "workflow",
+    "status",
+    "current_step",
+    "attempt",
+    "created_at",
+    "updated_at",
+)
+# The most log entries the order page shows; the API has them all.
+TIMELINE_LIMIT = 500
+ESTIMATE_FROM_ROWS = 100_000
+VERSIONS = (("pinned", "the version each order was created with"), ("latest", "the latest version"))
+
+
+class EstimatedCountPaginator(Paginator):
+    """Counts filtered lists exactly, but takes PostgreSQL's row estimate for the whole
+    table once it is large: an exact count of millions of rows costs seconds."""
+
+    @cached_property
+    def count(self):
+        queryset = self.object_list
+        connection = connections[queryset.db]
+        if not queryset.query.where and connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT reltuples::bigint FROM pg_class WHERE oid = %s::regclass",
+                    [queryset.model._meta.db_table],
+                )
+                row = cursor.fetchone()
+            if row and row[0] >= ESTIMATE_FROM_ROWS:
+                return int(row[0])
+        return super().count
+
+
+class OrderChangeList(ChangeList):
+    """Loads only the listed columns: payloads and saved data can be large."""
+
+    def get_queryset(self, request, exclude_parameters=None):
+        queryset = super().get_queryset(request, exclude_parameters)
+        return queryset.select_related(None).only(*LIST_FIELDS)
+
+
+class WorkflowFilter(admin.SimpleListFilter):
+    """Workflows from the blueprints table, not a DISTINCT over every order."""
+
+    title = "workflow"
+    parameter_name = "workflow"
+
+    def lookups(self, request, model_admin):
+        return list(Blueprint.objects.order_by("slug").values_list("slug", "name"))
+
+    def queryset(self, request, queryset):
+        return queryset.filter(workflow=self.value()) if self.value() else queryset
+
+
+class DueFilter(admin.SimpleListFilter):
+    title = "due"
+    parameter_name = "due"
+
+    def lookups(self, request, model_admin):
+        return [("now", "Due now (backlog)")]
+
+    def queryset(self, request, queryset):
+        if self.value() != "now":
+            return queryset
+        return queryset.filter(
+            status__in=[Order.Status.PENDING, Order.Status.WAITING], due_at__lte=timezone.now()
+        )
+
+
+class FailedStepFilter(admin.SimpleListFilter):
+    """Orders with a failed attempt at a step in the last 24 hours (the dashboard's links)."""
+
+    title = "failed in the last 24 hours at step"
+    parameter_name = "failed_step"
+
+    def lookups(self, request, model_admin):
+        value = self.value()
+        return [(value, value)] if value else []
+
+    def queryset(self, request, queryset):
+        if not self.value():
+            return queryset
+        failed = StepLog.objects.filter(
+            outcome=StepLog.Outcome.FAILED,
+            started_at__gte=timezone.now() - timedelta(hours=24),
+            step=self.value(),
+        ).values("order_id")
+        return queryset.filter(pk__in=failed)
+
+
+STATUS_COLOURS = {
+    Order.Status.PENDING: "#6b7280",
+    Order.Status.RUNNING: "#1d4ed8",
+    Order.Status.WAITING: "#b45309",
+    Order.Status.COMPLETED: "#15803d",
+    Order.Status.FAILED: "#b91c1c",
+    Order.Status.CANCELLED: "#4b5563",
+}
+
+
+def status_badge(status: str) -> str:
+    return format_html(
+        '<span class="sm-badge sm-status-{}" style="background:{}">{}</span>',
+        status,
+        STATUS_COLOURS.get(status, "#6b7280"),
+        status,
+    )
+
+
+@admin.register(Order)
+class OrderAdmin(admin.ModelAdmin):
+    list_display = (
+        "order_id",
+        "workflow",
+        "status_display",
+        "current_step",
+        "attempt",
+        "created_at",
+        "updated_at",
+    )
+    list_filter = ("status", WorkflowFilter, DueFilter, FailedStepFilter, "created_at")
+    search_fields = ("order_id",)
+    search_help_text = "The order id, or its beginning."
+    show_full_result_count = False
+    paginator = EstimatedCountPaginator
+    list_per_page = 50
+    list_max_show_all = 500
+    ordering = ("-created_at", "-id")
+    actions = ["reprocess_from_failed", "reprocess_from_start", "cancel_orders"]
+    readonly_fields = (
+        "order_id",
+        "workflow",
+        "status_display",
+        "current_step",
+        "run",
+        "attempt",
+        "pinned_version",
+        "created_at",
+        "updated_at",
+        "due_at",
+        "finished_at",
+        "cancel_requested",
+        "input_json",
+        "data_json",
+        "error",
+    )
+    fieldsets = (
+        (
+            None,
+            {
+                "fields": (
+                    ("order_id", "workflow", "pinned_version"),
+                    ("status_display", "current_step", "run", "attempt"),
+                    ("created_at", "updated_at", "due_at", "finished_at"),
+                    "cancel_requested",
+                    "error",
+                )
+            },
+        ),
+        ("Input and saved data", {"fields": (("input_json", "data_json"),)}),
+    )
+
+    # The list.
+
+    def get_changelist(self, request, **kwargs):
+        return OrderChangeList
+
+    def get_search_results(self, request, queryset, search_term):
+        """An exact order id uses the unique index; otherwise ids that begin with the term."""
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        exact = queryset.filter(order_id=term)
+        if exact.exists():
+            return exact, False
+        return queryset.filter(order_id__startswith=term), False
+
+    @admin.display(description="status", ordering="status")
+    def status_display(self, obj):
+        return status_badge(obj.status)
+
+    # Read-only: the engine owns every field.
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def has_reprocess_permission(self, request):
+        return request.user.has_perm("orders.reprocess_order")
+
+    # The order page.
+
+    @admin.display(description="input")
+    def input_json(self, obj):
+        return json_block(obj.payload)
+
+    @admin.display(description="saved data")
+    def data_json(self, obj):
+        return json_block(obj.data)
+
+    @admin.display(description="blueprint version")
+    def pinned_version(self, obj):
+        snapshot = obj.snapshot
+        return f"v{snapshot.blueprint_version} ({snapshot.digest[:8]})"
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("snapshot")
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        order = self.get_object(request, object_id)
+        context = dict(extra_context or {})
+        if order is not None:
+            context.update(self.order_page_context(request, order))
+        return super().change_view(request, object_id, form_url, extra_context=context)
+
+    def order_page_context(self, request, order: Order) -> dict:
+        entries = list(order.log.order_by("-id")[:TIMELINE_LIMIT])
+        entries.reverse()
+        for entry in entries:
+            entry.request_json = json.dumps(entry.request, indent=2) if entry.request else ""
+            entry.response_json = json.dumps(entry.response, indent=2) if entry.response else ""
+        runs = [
+            {"run": run, "entries": list(group), "current": run == order.run}
+            for run, group in groupby(entries, key=lambda entry: entry.run)
+        ]
+        taken = {entry.step for entry in entries if entry.run == order.run and entry.step}
+        current = None if order.status == Order.Status.COMPLETED else order.current_step
+        blueprint = order.snapshot.definition.get("blueprint", {})
+        return {
+            "timeline_runs": runs,
+            "timeline_truncated": len(entries) == TIMELINE_LIMIT,
+            "diagram": mark_safe(blueprint_svg(blueprint, taken=taken, current=current)),
+            "may_reprocess": self.has_reprocess_permission(request),
+            "status_badge": status_badge(order.status),
+        }
+
+    # The filters the dashboard links to.
+
+    def lookup_allowed(self, lookup, value, request=None):
+        return lookup in ("current_step", "current_step__exact") or super().lookup_allowed(
+            lookup, value, request
+        )
+
+    # Bulk actions: a confirmation page with the counts, then the services.
+
+    @admin.action(description="Reprocess from the failed step", permissions=["reprocess"])
+    def reprocess_from_failed(self, request, queryset):
+        return self.reprocess(request, queryset, start_from="failed")
+
+    @admin.action(description="Reprocess from the start", permissions=["reprocess"])
+    def reprocess_from_start(self, request, queryset):
+        return self.reprocess(request, queryset, start_from="start")
+
+    @admin.action(description="Cancel", permissions=["reprocess"])
+    def cancel_orders(self, request, queryset):
+        from orders.services import orders_cancel
+
+        queryset = queryset.defer(None)
+        if request.POST.get("confirm") == "yes":
+            result = orders_cancel(orders=queryset, actor=request.user.get_username())
+            self.message_user(
+                request,
+                f"Cancelled {result.count} order(s) (running ones stop when their current step "
+                f"ends); {result.skipped} skipped (already completed or cancelled).",
+                messages.SUCCESS,
+            )
+            return None
+        counts = self.status_counts(queryset)
+        finished = counts[Order.Status.COMPLETED] + counts[Order.Status.CANCELLED]
+        running = counts[Order.Status.RUNNING]
+        return self.confirmation(
+            request,
+            title="Cancel orders",
+            action="cancel_orders",
+            total=sum(counts.values()),
+            touched=sum(counts.values()) - finished - running,
+            later=running,
+            untouched=finished,
+            untouched_reason="already completed or cancelled",
+            choose_version=False,
+        )
+
+    def reprocess(self, request, queryset, *, start_from: str):
+        from orders.services import orders_reprocess
+
+        queryset = queryset.defer(None)
+        if request.POST.get("confirm") == "yes":
+            version = request.POST.get("version", "pinned")
+            if version not in dict(VERSIONS):
+                version = "pinned"
+            result = orders_reprocess(
+                orders=queryset,
+                start_from=start_from,
+                version=version,
+                actor=request.user.get_username(),
+            )
+            where = "the failed step" if start_from == "failed" else "the start"
+            self.message_user(
+                request,
+                f"Reprocessing {result.count} order(s) from {where} on the {version} version; "
+                f"{result.skipped} skipped (running, or the latest version lacks their step).",
+                messages.SUCCESS,
+            )
+            return None
+        counts = self.status_counts(queryset)
+        running = counts[Order.Status.RUNNING]
+        return self.confirmation(
+            request,
+            title="Reprocess orders from "
+            + ("the failed step" if start_from == "failed" else "the start"),
+            action=f"reprocess_from_{start_from}",
+            total=sum(counts.values()),
+            touched=sum(counts.values()) - running,
+            later=0,
+            untouched=running,
+            untouched_reason="running: an order is reprocessed only when it has stopped",
+            choose_version=True,
+        )
+
+    @staticmethod
+    def status_counts(queryset) -> dict[str, int]:
+        """One grouped query, however many orders the selection holds."""
+        counts = dict.fromkeys(Order.Status.values, 0)
+        rows = queryset.order_by().values("status").annotate(count=Count("pk"))
+        for row in rows:
+            counts[row["status"]] = row["count"]
+        return counts
+
+    def confirmation(self, request, *, action: str, **numbers) -> TemplateResponse:
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "action": action,
+            "selected": request.POST.getlist(admin.helpers.ACTION_CHECKBOX_NAME),
+            "select_across": request.POST.get("select_across", "0"),
+            "versions": VERSIONS,
+            "changelist_url": reverse("admin:orders_order_changelist"),
+            **numbers,
+        }
+        return TemplateResponse(request, "admin/orders/order/confirm_action.html", context)
+
+
+@admin.register(BatchRun)
+class BatchRunAdmin(admin.ModelAdmin):
+    """The scheduler's batches, newest first: when, how long, how many orders."""
+
+    list_display = ("started_at", "ended_at", "duration", "orders", "worker")
+    list_filter = ("started_at",)
+    show_full_result_count = False
+
+    def has_view_permission(self, request, obj=None):
+        return request.user.has_perm("orders.view_order") or super().has_view_permission(
+            request, obj
+        )
+
+    @admin.display(description="duration")
+    def duration(self, obj):
+        if obj.ended_at is None:
+            return "running"
+        return f"{(obj.ended_at - obj.started_at).total_seconds():.1f} s"
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

@@ -1,0 +1,79 @@
+"""The order list and the order page make the same number of queries whatever the rows."""
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+
+from tests.admin.conftest import add_log
+
+pytestmark = pytest.mark.django_db
+
+
+def queries_for(client, url: str) -> int:
+    with CaptureQueriesContext(connection) as captured:
+        response = client.get(url)
+    assert response.status_code == 200
+    return len(captured)
+
+
+def test_order_list_queries_do_not_grow_with_orders(admin_client_for, support, make_orders):
+    client = admin_client_for(support)
+    url = reverse("admin:orders_order_changelist")
+    make_orders(5)
+    client.get(url)  # warm the session and permission caches alike for both counts
+    with_five = queries_for(client, url)
+    make_orders(45)
+    with_fifty = queries_for(client, url)
+    assert with_five == with_fifty
+    assert with_fifty <= 10
+
+
+def test_filtered_order_list_queries_do_not_grow_with_orders(
+    admin_client_for, support, make_orders
+):
+    client = admin_client_for(support)
+    url = (
+        reverse("admin:orders_order_changelist") + "?status__exact=failed&workflow=ecommerce-order"
+    )
+    make_orders(5)
+    client.get(url)
+    with_five = queries_for(client, url)
+    make_orders(45)
+    assert queries_for(client, url) == with_five
+
+
+def test_order_page_queries_do_not_grow_with_log_entries(admin_client_for, support, make_orders):
+    client = admin_client_for(support)
+    (order,) = make_orders(1)
+    url = reverse("admin:orders_order_change", args=[order.pk])
+    client.get(url)
+    with_few = queries_for(client, url)
+    for _ in range(12):
+        add_log(order)
+    with_many = queries_for(client, url)
+    assert with_few == with_many
+    assert with_many <= 10
+
+
+def test_order_page_queries_do_not_grow_with_orders(admin_client_for, support, make_orders):
+    client = admin_client_for(support)
+    (order, *_) = make_orders(5)
+    url = reverse("admin:orders_order_change", args=[order.pk])
+    client.get(url)
+    with_five = queries_for(client, url)
+    make_orders(45)
+    assert queries_for(client, url) == with_five
+
+
+def test_unfiltered_order_list_never_counts_the_whole_table_twice(
+    admin_client_for, support, make_orders
+):
+    make_orders(3)
+    client = admin_client_for(support)
+    with CaptureQueriesContext(connection) as captured:
+        client.get(reverse("admin:orders_order_changelist"))
+    counts = [
+        q["sql"] for q in captured if "COUNT(" in q["sql"].upper() and "orders_order" in q["sql"]
+    ]
+    assert len(counts) <= 1

@@ -354,6 +354,8 @@ def _cancel_entry(order: Order, actor: str, now: datetime) -> StepLog:
 
 def _pk_chunks(orders: QuerySet) -> Iterator[list[int]]:
     """The selection's primary keys, CHUNK_SIZE at a time, by keyset (never all in memory)."""
+    if orders.query.is_sliced:
+        orders = Order.objects.filter(pk__in=orders.values("pk"))
     pks = orders.order_by("pk").values_list("pk", flat=True)
     last = 0
     while True:

@@ -11,6 +11,10 @@ class Command(BaseCommand):
         "as the admin action and the API do."
     )
 
+    def create_parser(self, prog_name, subcommand, **kwargs):
+        # The contract's `--version pinned|latest` replaces Django's --version.
+        return super().create_parser(prog_name, subcommand, conflict_handler="resolve", **kwargs)
+
     def add_arguments(self, parser):
         parser.add_argument("order_ids", nargs="*", metavar="ORDER_ID", help="orders by id")
         parser.add_argument(

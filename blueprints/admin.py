@@ -141,7 +141,7 @@ class BlueprintAdmin(DefinitionAdmin):
             "Steps and flow",
             {
                 "fields": (("steps", "diagram"),),
-                "description": "Edit the steps on the left; the diagram shows them as saved.",
+                "description": "The diagram shows the steps as last saved.",
             },
         ),
     )

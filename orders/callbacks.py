@@ -32,6 +32,11 @@ def callback_receive(*, token: str, outcome: str, data: dict | None) -> Order:
     if outcome not in ("success", "failure"):
         raise ValueError('outcome must be "success" or "failure"')
     now = timezone.now()
+    expired = Callback.objects.filter(
+        token=token, status=Callback.Status.WAITING, expires_at__lte=now
+    ).update(status=Callback.Status.EXPIRED)
+    if expired:
+        raise CallbackUsed("this callback's wait timed out")
     with transaction.atomic():
         callback = (
             Callback.objects.select_for_update().select_related("order").filter(token=token).first()
@@ -41,8 +46,6 @@ def callback_receive(*, token: str, outcome: str, data: dict | None) -> Order:
         if callback.status != Callback.Status.WAITING:
             raise CallbackUsed(f"this callback was already {callback.status}")
         if callback.expires_at <= now:
-            callback.status = Callback.Status.EXPIRED
-            callback.save(update_fields=["status"])
             raise CallbackUsed("this callback's wait timed out")
         callback.status = (
             Callback.Status.SUCCEEDED if outcome == "success" else Callback.Status.FAILED

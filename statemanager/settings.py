@@ -173,6 +173,10 @@ Q_CLUSTER = {
 }
 if REDIS_URL:
     Q_CLUSTER["redis"] = REDIS_URL
+    # One cache for all processes, so per-token webhook rate limits hold across them.
+    CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+    }
 else:
     Q_CLUSTER["orm"] = "default"
 

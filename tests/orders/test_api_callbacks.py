@@ -54,6 +54,7 @@ def test_expired_token_is_409(anonymous, waiting):
     response = anonymous.post("/api/callbacks/tok-1/", {"outcome": "success"}, format="json")
 
     assert response.status_code == 409
+    assert Callback.objects.get(token="tok-1").status == "expired"
 
 
 def test_bad_outcome_is_400(anonymous, waiting):

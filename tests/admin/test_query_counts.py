@@ -77,3 +77,30 @@ def test_unfiltered_order_list_never_counts_the_whole_table_twice(
         q["sql"] for q in captured if "COUNT(" in q["sql"].upper() and "orders_order" in q["sql"]
     ]
     assert len(counts) <= 1
+
+
+def test_filtered_order_list_counts_exactly(make_orders):
+    from orders.admin import EstimatedCountPaginator
+    from orders.models import Order
+
+    make_orders(3)
+    make_orders(2, status="completed")
+    paginator = EstimatedCountPaginator(Order.objects.filter(status="failed").order_by("pk"), 50)
+    assert paginator.count == 3
+
+
+@pytest.mark.postgres
+def test_unfiltered_order_list_takes_postgresqls_estimate(make_orders, monkeypatch):
+    from orders import admin as order_admin
+    from orders.models import Order
+
+    if connection.vendor != "postgresql":
+        pytest.skip("the row estimate is PostgreSQL's (run with DATABASE_URL=postgres://...)")
+    make_orders(4, log=False)
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE orders_order")
+    monkeypatch.setattr(order_admin, "ESTIMATE_FROM_ROWS", 1)
+    paginator = order_admin.EstimatedCountPaginator(Order.objects.order_by("pk"), 50)
+    with CaptureQueriesContext(connection) as captured:
+        assert paginator.count == 4
+    assert not any("COUNT(" in query["sql"].upper() for query in captured)

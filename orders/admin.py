@@ -40,6 +40,19 @@ ESTIMATE_FROM_ROWS = 100_000
 VERSIONS = (("pinned", "the version each order was created with"), ("latest", "the latest version"))
 
 
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Pages that show what the engine wrote: nobody adds, edits or deletes there."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
 class EstimatedCountPaginator(Paginator):
     """Counts filtered lists exactly, but takes PostgreSQL's row estimate for the whole
     table once it is large: an exact count of millions of rows costs seconds."""
@@ -137,7 +150,7 @@ def status_badge(status: str) -> str:
 
 
 @admin.register(Order)
-class OrderAdmin(admin.ModelAdmin):
+class OrderAdmin(ReadOnlyAdmin):
     list_display = (
         "order_id",
         "workflow",
@@ -207,17 +220,6 @@ class OrderAdmin(admin.ModelAdmin):
     @admin.display(description="status", ordering="status")
     def status_display(self, obj):
         return status_badge(obj.status)
-
-    # Read-only: the engine owns every field.
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     def has_reprocess_permission(self, request):
         return request.user.has_perm("orders.reprocess_order")
@@ -375,7 +377,7 @@ class OrderAdmin(admin.ModelAdmin):
 
 
 @admin.register(BatchRun)
-class BatchRunAdmin(admin.ModelAdmin):
+class BatchRunAdmin(ReadOnlyAdmin):
     """The scheduler's batches, newest first: when, how long, how many orders."""
 
     list_display = ("started_at", "ended_at", "duration", "orders", "worker")
@@ -392,12 +394,3 @@ class BatchRunAdmin(admin.ModelAdmin):
         if obj.ended_at is None:
             return "running"
         return f"{(obj.ended_at - obj.started_at).total_seconds():.1f} s"
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import logging
 import os
+import queue
 import socket
 import threading
 import time
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -82,28 +82,59 @@ def run_claims(
     keeper: LeaseKeeper,
     report: BatchReport,
 ) -> None:
+    """Advance the claims on `concurrency` threads, each taking the next claim when free.
+
+    A thread keeps its database connection (and its HTTP session) from one order to the
+    next and closes it when the batch has no more claims for it, so a batch opens at
+    most `concurrency` connections instead of one per order.
+    """
+    todo: queue.SimpleQueue[Claim] = queue.SimpleQueue()
+    for claim in claims:
+        todo.put(claim)
+    results: queue.SimpleQueue[tuple[Claim, str]] = queue.SimpleQueue()
+
+    def work() -> None:
+        try:
+            while True:
+                try:
+                    claim = todo.get_nowait()
+                except queue.Empty:
+                    return
+                status = "error"
+                try:
+                    status = advance_in_thread(claim, engine_config)
+                finally:
+                    results.put((claim, status))
+        finally:
+            connections.close_all()
+
+    threads = [
+        threading.Thread(target=work, name=f"order-{number}", daemon=True)
+        for number in range(min(concurrency, len(claims)))
+    ]
+    for thread in threads:
+        thread.start()
     last_progress = time.monotonic()
-    with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="order") as pool:
-        futures = {pool.submit(advance_in_thread, claim, engine_config): claim for claim in claims}
-        for done, future in enumerate(as_completed(futures), start=1):
-            claim = futures[future]
-            keeper.release(claim)
-            report.statuses[future.result()] += 1
-            if time.monotonic() - last_progress >= PROGRESS_EVERY_SECONDS:
-                last_progress = time.monotonic()
-                logger.info("batch progress: %d of %d orders done", done, len(claims))
+    for done in range(1, len(claims) + 1):
+        claim, status = results.get()
+        keeper.release(claim)
+        report.statuses[status] += 1
+        if time.monotonic() - last_progress >= PROGRESS_EVERY_SECONDS:
+            last_progress = time.monotonic()
+            logger.info("batch progress: %d of %d orders done", done, len(claims))
+    for thread in threads:
+        thread.join()
 
 
 def advance_in_thread(claim: Claim, engine_config: EngineConfig) -> str:
-    """Advance one order in a pool thread, never leaving it claimed after an error."""
+    """Advance one order on a batch thread, never leaving it claimed after an error."""
     try:
         return advance_order(claim.order_pk, claim.token, engine_config)
     except Exception as exc:
         logger.exception("order %s: internal error", claim.order_pk)
         release_after_error(claim, exc)
+        connections.close_all()  # the next order starts on a fresh connection
         return "error"
-    finally:
-        connections.close_all()
 
 
 def release_after_error(claim: Claim, exc: Exception) -> None:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.db import connection, transaction
-from django.db.models import Q
+from django.db.models import Case, Q, UUIDField, Value, When
 from django.utils import timezone
 
 from orders.models import Order
@@ -43,18 +43,27 @@ def claim_due_orders(
         if connection.features.has_select_for_update_skip_locked:
             candidates = candidates.select_for_update(skip_locked=True, of=("self",))
         pks = list(candidates.values_list("pk", flat=True)[:limit])
-        claims = []
-        for pk in pks:
-            token = uuid.uuid4()
-            updated = Order.objects.filter(Q(pk=pk) & claimable(now)).update(
-                status=Order.Status.RUNNING,
-                claim_token=token,
-                lease_expires_at=lease_until,
-                updated_at=now,
+        if not pks:
+            return []
+        tokens = {pk: uuid.uuid4() for pk in pks}
+        # One statement for the whole claim, each row getting its own token.
+        updated = Order.objects.filter(claimable(now), pk__in=pks).update(
+            status=Order.Status.RUNNING,
+            claim_token=Case(
+                *(When(pk=pk, then=Value(token)) for pk, token in tokens.items()),
+                output_field=UUIDField(),
+            ),
+            lease_expires_at=lease_until,
+            updated_at=now,
+        )
+        if updated != len(pks):
+            held = set(
+                Order.objects.filter(pk__in=pks, claim_token__in=tokens.values()).values_list(
+                    "pk", flat=True
+                )
             )
-            if updated:
-                claims.append(Claim(pk, token))
-    return claims
+            tokens = {pk: token for pk, token in tokens.items() if pk in held}
+    return [Claim(pk, token) for pk, token in tokens.items()]
 
 
 def renew_leases(claims: list[Claim], *, lease_seconds: float) -> int:

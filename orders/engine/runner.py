@@ -19,7 +19,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import connection, connections, models, transaction
+from django.db import DEFAULT_DB_ALIAS, connections, models, transaction
 from django.utils import timezone
 
 from orders.engine import calls
@@ -431,7 +431,7 @@ def order_state(order: Order) -> OrderState:
 
 @functools.cache
 def _update_sql(vendor: str, table: str, columns: tuple[str, ...], where: tuple[str, ...]) -> str:
-    quote = connection.ops.quote_name
+    quote = connections[DEFAULT_DB_ALIAS].ops.quote_name
     assignments = ", ".join(f"{quote(column)} = %s" for column in columns)
     conditions = " AND ".join(f"{quote(column)} = %s" for column in where)
     return f"UPDATE {quote(table)} SET {assignments} WHERE {conditions}"
@@ -439,7 +439,7 @@ def _update_sql(vendor: str, table: str, columns: tuple[str, ...], where: tuple[
 
 @functools.cache
 def _insert_sql(vendor: str, table: str, columns: tuple[str, ...], returning: str | None) -> str:
-    quote = connection.ops.quote_name
+    quote = connections[DEFAULT_DB_ALIAS].ops.quote_name
     names = ", ".join(quote(column) for column in columns)
     placeholders = ", ".join(["%s"] * len(columns))
     sql = f"INSERT INTO {quote(table)} ({names}) VALUES ({placeholders})"
@@ -448,41 +448,42 @@ def _insert_sql(vendor: str, table: str, columns: tuple[str, ...], returning: st
 
 def update_rows(model: type[models.Model], *, where: dict[str, Any], values: dict[str, Any]) -> int:
     """`model.objects.filter(**where).update(**values)` for equality filters; rows updated."""
+    db = connections[DEFAULT_DB_ALIAS]  # looked up once: each use of the proxy costs a lookup
     meta = model._meta
     set_fields = [meta.get_field(name) for name in values]
     where_fields = [meta.pk if name == "pk" else meta.get_field(name) for name in where]
     params = [
-        f.get_db_prep_save(value, connection)
-        for f, value in zip(set_fields, values.values(), strict=True)
+        f.get_db_prep_save(value, db) for f, value in zip(set_fields, values.values(), strict=True)
     ]
     params += [
-        f.get_db_prep_value(value, connection, prepared=False)
+        f.get_db_prep_value(value, db, prepared=False)
         for f, value in zip(where_fields, where.values(), strict=True)
     ]
     sql = _update_sql(
-        connection.vendor,
+        db.vendor,
         meta.db_table,
         tuple(f.column for f in set_fields),
         tuple(f.column for f in where_fields),
     )
-    with connection.cursor() as cursor:
+    with db.cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.rowcount
 
 
 def insert_row(instance: models.Model) -> None:
     """`instance.save(force_insert=True)` for a model with an auto-increment key."""
+    db = connections[DEFAULT_DB_ALIAS]
     meta = instance._meta
     fields = [f for f in meta.concrete_fields if f is not meta.pk]
-    params = [f.get_db_prep_save(f.pre_save(instance, True), connection) for f in fields]
-    returning = meta.pk.column if connection.features.can_return_columns_from_insert else None
-    sql = _insert_sql(connection.vendor, meta.db_table, tuple(f.column for f in fields), returning)
-    with connection.cursor() as cursor:
+    params = [f.get_db_prep_save(f.pre_save(instance, True), db) for f in fields]
+    returning = meta.pk.column if db.features.can_return_columns_from_insert else None
+    sql = _insert_sql(db.vendor, meta.db_table, tuple(f.column for f in fields), returning)
+    with db.cursor() as cursor:
         cursor.execute(sql, params)
         if returning:
             instance.pk = cursor.fetchone()[0]
         else:
-            instance.pk = connection.ops.last_insert_id(cursor, meta.db_table, meta.pk.column)
+            instance.pk = db.ops.last_insert_id(cursor, meta.db_table, meta.pk.column)
     instance._state.adding = False
 
 

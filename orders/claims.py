@@ -12,8 +12,8 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db import connection, transaction
-from django.db.models import Case, Q, UUIDField, Value, When
+from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from orders.models import Order
@@ -32,38 +32,82 @@ def claimable(now: datetime) -> Q:
     )
 
 
+def _locked(candidates: QuerySet) -> QuerySet:
+    if connection.features.has_select_for_update_skip_locked:
+        candidates = candidates.select_for_update(skip_locked=True, of=("self",))
+    return candidates.values_list("pk", flat=True)
+
+
+def expired_leases(now: datetime) -> QuerySet:
+    """The pks of running orders whose worker's lease ran out, oldest due first."""
+    return _locked(
+        Order.objects.filter(status=Order.Status.RUNNING, lease_expires_at__lt=now).order_by(
+            "due_at", "pk"
+        )
+    )
+
+
+def due_candidates(now: datetime) -> QuerySet:
+    """The pks of due pending and waiting orders, oldest due first.
+
+    Shaped for the partial index `order_claimable_due` (due_at, id) of pending and
+    waiting orders, so it reads `limit` index entries whatever the table's size.
+    """
+    return _locked(
+        Order.objects.filter(
+            status__in=[Order.Status.PENDING, Order.Status.WAITING], due_at__lte=now
+        ).order_by("due_at", "pk")
+    )
+
+
 def claim_due_orders(
     *, limit: int, lease_seconds: float, now: datetime | None = None
 ) -> list[Claim]:
-    """Claim at most `limit` due orders, oldest due first, each under its own token."""
+    """Claim at most `limit` due orders, each under its own token.
+
+    Orders a dead worker left behind come first, then due orders, oldest due first.
+    """
     now = now or timezone.now()
     lease_until = now + timedelta(seconds=lease_seconds)
     with transaction.atomic():
-        candidates = Order.objects.filter(claimable(now)).order_by("due_at", "pk")
-        if connection.features.has_select_for_update_skip_locked:
-            candidates = candidates.select_for_update(skip_locked=True, of=("self",))
-        pks = list(candidates.values_list("pk", flat=True)[:limit])
+        pks = list(expired_leases(now)[:limit])
+        if len(pks) < limit:
+            pks += due_candidates(now)[: limit - len(pks)]
         if not pks:
             return []
         tokens = {pk: uuid.uuid4() for pk in pks}
-        # One statement for the whole claim, each row getting its own token.
-        updated = Order.objects.filter(claimable(now), pk__in=pks).update(
-            status=Order.Status.RUNNING,
-            claim_token=Case(
-                *(When(pk=pk, then=Value(token)) for pk, token in tokens.items()),
-                output_field=UUIDField(),
-            ),
-            lease_expires_at=lease_until,
-            updated_at=now,
-        )
-        if updated != len(pks):
-            held = set(
-                Order.objects.filter(pk__in=pks, claim_token__in=tokens.values()).values_list(
-                    "pk", flat=True
-                )
-            )
-            tokens = {pk: token for pk, token in tokens.items() if pk in held}
+        mark_claimed(tokens, now=now, lease_until=lease_until)
     return [Claim(pk, token) for pk, token in tokens.items()]
+
+
+def mark_claimed(tokens: dict[int, uuid.UUID], *, now: datetime, lease_until: datetime) -> None:
+    """One UPDATE for the whole claim, each row getting its own token.
+
+    Plain SQL: the ORM's `Case(When(...))` for a hundred rows costs tens of milliseconds
+    of CPU to build. The rows cannot change in between: they are locked (PostgreSQL) or
+    the transaction holds SQLite's write lock from its start.
+    """
+    db = connections[DEFAULT_DB_ALIAS]
+    field = Order._meta.get_field
+    quote = db.ops.quote_name
+    whens = " ".join(["WHEN %s THEN %s"] * len(tokens))
+    placeholders = ", ".join(["%s"] * len(tokens))
+    sql = (
+        f"UPDATE {quote(Order._meta.db_table)} SET {quote('status')} = %s, "
+        f"{quote('claim_token')} = CASE {quote('id')} {whens} END, "
+        f"{quote('lease_expires_at')} = %s, {quote('updated_at')} = %s "
+        f"WHERE {quote('id')} IN ({placeholders})"
+    )
+    params: list = [Order.Status.RUNNING.value]
+    for pk, token in tokens.items():
+        params += [pk, field("claim_token").get_db_prep_value(token, db)]
+    params += [
+        field("lease_expires_at").get_db_prep_value(lease_until, db),
+        field("updated_at").get_db_prep_value(now, db),
+        *tokens,
+    ]
+    with db.cursor() as cursor:
+        cursor.execute(sql, params)
 
 
 def renew_leases(claims: list[Claim], *, lease_seconds: float) -> int:

@@ -7,15 +7,19 @@ import sys
 import threading
 import time
 from collections import Counter
+from datetime import timedelta
 from io import StringIO
 from pathlib import Path
 
 import pytest
 from django.core.management import call_command
 from django.db import connection
+from django.utils import timezone
 from django_q.models import Schedule
 
 from orders.batch import run_batch
+from orders.claims import claim_due_orders
+from orders.engine.runner import advance_order
 from orders.models import Order
 from orders.tasks import SCHEDULE_FUNC, ensure_schedule, run_scheduled_batches
 from tests.localserver import Reply
@@ -125,6 +129,50 @@ def test_the_next_scheduled_batch_waits_for_the_interval_after_the_last_one(serv
 
     assert run_scheduled_batches(tick_seconds=1) == "ran 0 batches"
     assert Order.objects.get().status == "pending"
+
+
+# Claims and leases.
+
+
+def test_each_claim_has_its_own_token_and_expired_leases_come_first(server):
+    fresh = two_step_orders(server, 3, prefix="fresh")
+    abandoned = two_step_orders(server, 2, prefix="abandoned")
+    Order.objects.filter(pk__in=[o.pk for o in abandoned]).update(
+        status="running", lease_expires_at=timezone.now() - timedelta(seconds=1)
+    )
+
+    claims = claim_due_orders(limit=3, lease_seconds=60)
+
+    assert [claim.order_pk for claim in claims[:2]] == [o.pk for o in abandoned]
+    assert claims[2].order_pk in {o.pk for o in fresh}
+    assert len({claim.token for claim in claims}) == 3
+    for claim in claims:
+        assert Order.objects.get(pk=claim.order_pk).claim_token == claim.token
+
+
+def test_a_worker_that_lost_its_claim_cannot_write_the_order(server):
+    takeover = {}
+
+    def taken_over_during_the_call(_request):
+        # The lease ran out while the call was in flight, and another worker claimed it.
+        Order.objects.filter(pk=order.pk).update(lease_expires_at=timezone.now())
+        takeover["claims"] = claim_due_orders(
+            limit=1, lease_seconds=60, now=timezone.now() + timedelta(seconds=1)
+        )
+        connection.close()
+        return Reply(200, {})
+
+    server.route("POST", "/a", taken_over_during_the_call)
+    (order,) = two_step_orders(server, 1)
+    (claim,) = claim_due_orders(limit=1, lease_seconds=60)
+
+    assert advance_order(claim.order_pk, claim.token) == "lost"
+
+    order.refresh_from_db()
+    (new_claim,) = takeover["claims"]
+    assert order.claim_token == new_claim.token != claim.token
+    assert order.status == "running" and order.current_step == "a" and order.steps_in_run == 0
+    assert server.requests_to("/b") == []
 
 
 # Several worker processes on one database.

@@ -14,6 +14,8 @@ import logging
 import threading
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -218,7 +220,7 @@ class OrderTurn:
 
     def await_callback(self, outcome: AwaitingCallback) -> str | None:
         """Wait for the callback, unless it already came while the call was in flight."""
-        with transaction.atomic():
+        with write_transaction():
             callback = Callback.objects.select_for_update().get(token=outcome.token)
             self.state.step_state = outcome.step_state
             if callback.status != Callback.Status.WAITING:
@@ -262,7 +264,7 @@ class OrderTurn:
         if release:
             fields.update(claim_token=None, lease_expires_at=None)
         held = {"pk": self.order_pk, "claim_token": self.claim_token}
-        with transaction.atomic():
+        with write_transaction():
             if not update_rows(Order, where={**held, "cancel_requested": False}, values=fields):
                 if not update_rows(Order, where=held, values=fields):
                     raise LostClaim
@@ -315,7 +317,8 @@ class OrderTurn:
                 max_body_bytes=self.config.log_body_bytes,
             ),
         )
-        insert_row(entry)
+        with write_transaction():
+            insert_row(entry)
         with self._lock:
             self._attempts[entry.pk] = entry
         return entry.pk
@@ -346,7 +349,7 @@ class OrderTurn:
 
     def record_retry(self, entry: StepLog) -> None:
         """A failed attempt that will be retried is written at once, with the attempt count."""
-        with transaction.atomic():
+        with write_transaction():
             if entry.step == self.state.current_step:
                 updated = update_rows(
                     Order,
@@ -419,6 +422,24 @@ def order_state(order: Order) -> OrderState:
         resume_point=dict(order.resume_point),
         internal_id=order.pk,
     )
+
+
+# SQLite lets one connection write at a time, and a writer that finds the database
+# locked sleeps in SQLite's busy handler (1 ms, then 2, 5, ... up to 100 ms) before it
+# tries again. The order threads of one process wait for each other on a lock instead,
+# and each goes on the moment the previous write ends.
+_sqlite_writes = threading.RLock()
+
+
+@contextmanager
+def write_transaction() -> Iterator[None]:
+    """A transaction for the engine's writes, queued in-process on SQLite."""
+    if connections[DEFAULT_DB_ALIAS].vendor != "sqlite":
+        with transaction.atomic():
+            yield
+        return
+    with _sqlite_writes, transaction.atomic():
+        yield
 
 
 # The writes every step makes, as SQL built once.

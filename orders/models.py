@@ -46,7 +46,13 @@ class Order(models.Model):
     class Meta:
         ordering = ["-created_at"]
         indexes = [
-            models.Index(fields=["status", "due_at"], name="order_due"),
+            # The claim reads due orders oldest first: an index of just the claimable ones
+            # lets it stop after `limit` entries however many finished orders there are.
+            models.Index(
+                fields=["due_at", "id"],
+                name="order_claimable_due",
+                condition=models.Q(status__in=["pending", "waiting"]),
+            ),
             models.Index(fields=["status", "lease_expires_at"], name="order_lease"),
             models.Index(fields=["workflow", "created_at"], name="order_workflow_created"),
             models.Index(fields=["created_at"], name="order_created"),

@@ -95,16 +95,23 @@ class OutboundAllowlist:
 def resolve_checked(host: str, port: int, allowlist: OutboundAllowlist) -> str:
     """The address to connect to; every address the host resolves to must be allowed."""
     try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except socket.gaierror as exc:
-        raise requests.ConnectionError(f"cannot resolve {host}: {exc.strerror}") from None
-    addresses = [ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos]
+        addresses = [ipaddress.ip_address(host)]
+    except ValueError:
+        addresses = _resolve(host, port)
     for address in addresses:
         reason = allowlist.refusal(host, address)
         if reason:
             raise OutboundRefused(f"refused before sending: {reason}")
     first = addresses[0]
     return f"[{first}]" if first.version == 6 else str(first)
+
+
+def _resolve(host: str, port: int) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise requests.ConnectionError(f"cannot resolve {host}: {exc.strerror}") from None
+    return [ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos]
 
 
 class GuardedAdapter(HTTPAdapter):

@@ -231,7 +231,7 @@ def send(request: CallRequest, *, allow: Iterable[str]) -> CallResult:
             stream=True,
         )
         with response:
-            content = _read_capped(response)
+            content = _read_capped(response, deadline=started + request.timeout)
     except OutboundRefused as exc:
         return CallResult(error=str(exc), refused=True)
     except requests.Timeout:
@@ -250,9 +250,13 @@ def send(request: CallRequest, *, allow: Iterable[str]) -> CallResult:
     )
 
 
-def _read_capped(response: requests.Response) -> bytes:
+def _read_capped(response: requests.Response, *, deadline: float) -> bytes:
+    """The body, refused past MAX_RESPONSE_BYTES, and cut off at the call's deadline:
+    `requests` times each read, so a server dripping a byte at a time would never time out."""
     chunks, size = [], 0
-    for chunk in response.iter_content(64 * 1024):
+    while chunk := response.raw.read1(64 * 1024, decode_content=True):
+        if time.monotonic() > deadline:
+            raise requests.Timeout("the response took longer than the call's timeout")
         size += len(chunk)
         if size > MAX_RESPONSE_BYTES:
             raise requests.ConnectionError(f"response larger than {MAX_RESPONSE_BYTES} bytes")

@@ -1,6 +1,8 @@
 """Retries, backoff, Retry-After, timeouts, refused connections and the idempotency key."""
 
 import socket
+import threading
+import time
 from datetime import timedelta
 
 import pytest
@@ -157,3 +159,30 @@ def test_idempotency_keys_differ_between_steps_and_orders(server):
     keys = [request.headers["Idempotency-Key"] for request in server.received]
     assert len(keys) == 4
     assert len(set(keys)) == 4
+
+
+def test_the_timeout_bounds_the_whole_response_not_each_read():
+    """A server sending its body a byte at a time never pauses long enough for a read
+    timeout; the call's timeout is still the most it may take."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+
+    def drip():
+        client, _ = listener.accept()
+        client.recv(65536)
+        client.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 20\r\n\r\n")
+        for _ in range(20):
+            time.sleep(0.2)
+            client.sendall(b"x")
+        client.close()
+
+    threading.Thread(target=drip, daemon=True).start()
+    port = listener.getsockname()[1]
+    calls = [api_call("slow", f"http://127.0.0.1:{port}/", timeout_seconds=1)]
+    order = process(make_order([{"id": "slow", "call": "slow"}], calls))
+    listener.close()
+
+    assert order.status == Order.Status.FAILED
+    assert "timed out after 1s" in attempts(order)[0].error
+    assert attempts(order)[0].duration_ms < 2000

@@ -279,3 +279,11 @@ def test_every_problem_is_reported_at_once():
 def test_definition_error_text_is_one_problem_per_line():
     error = DefinitionError(["url: required", "method: required"])
     assert str(error) == "url: required\nmethod: required"
+
+
+def test_a_parallel_branch_cannot_wait_for_a_callback():
+    branch = {"id": "ship", "call": "shipping.create", "wait_for_callback": {"timeout_seconds": 60}}
+    definition = blueprint_with_steps({"id": "fulfil", "parallel": [branch]})
+    errors = blueprint_errors(definition)
+    assert len(errors) == 1 and errors[0].startswith("steps[0].parallel[0]")
+    assert "wait_for_callback" in errors[0]

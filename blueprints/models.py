@@ -47,7 +47,9 @@ class BlueprintVersion(models.Model):
     class Meta:
         ordering = ["blueprint", "-version"]
         constraints = [
-            models.UniqueConstraint(fields=["blueprint", "version"], name="unique_blueprint_version")
+            models.UniqueConstraint(
+                fields=["blueprint", "version"], name="unique_blueprint_version"
+            )
         ]
 
     def __str__(self) -> str:

@@ -18,16 +18,18 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import close_old_connections, connections
+from django.db import close_old_connections, connections, transaction
 from django.utils import timezone
 
 from orders.claims import Claim, claim_due_orders, renew_leases
 from orders.engine.runner import EngineConfig, advance_order
-from orders.models import BatchRun, Order
+from orders.engine.secrets import mask
+from orders.models import BatchRun, Order, StepLog
 
 logger = logging.getLogger(__name__)
 
 PROGRESS_EVERY_SECONDS = 10.0
+MAX_INTERNAL_ERRORS = 3
 
 
 @dataclass
@@ -132,23 +134,40 @@ def advance_in_thread(claim: Claim, engine_config: EngineConfig) -> str:
         return advance_order(claim.order_pk, claim.token, engine_config)
     except Exception as exc:
         logger.exception("order %s: internal error", claim.order_pk)
-        release_after_error(claim, exc)
+        release_after_error(claim, exc, engine_config)
         connections.close_all()  # the next order starts on a fresh connection
         return "error"
 
 
-def release_after_error(claim: Claim, exc: Exception) -> None:
-    """An unexpected error puts the order back as waiting, due again after a minute."""
+def release_after_error(claim: Claim, exc: Exception, engine_config: EngineConfig) -> None:
+    """An unexpected error is logged at the order's step and the order tried again in a
+    minute; after MAX_INTERNAL_ERRORS at one step of one run it fails, so a bug cannot keep
+    an order (and its calls) going round for ever."""
     close_old_connections()
     now = timezone.now()
-    Order.objects.filter(pk=claim.order_pk, claim_token=claim.token).update(
-        status=Order.Status.WAITING,
-        due_at=now + timedelta(seconds=60),
-        claim_token=None,
-        lease_expires_at=None,
-        error=f"internal error, retried in a minute: {type(exc).__name__}: {exc}"[:2000],
-        updated_at=now,
-    )
+    secrets = [value for value in engine_config.secrets.values() if value]
+    message = mask(f"internal error: {type(exc).__name__}: {exc}", secrets)[:2000]
+    held = Order.objects.filter(pk=claim.order_pk, claim_token=claim.token)
+    with transaction.atomic():
+        order = held.values("run", "current_step").first()
+        if order is None:
+            return
+        place = {"order_id": claim.order_pk, "run": order["run"], "step": order["current_step"]}
+        StepLog.objects.create(
+            **place, kind=StepLog.Kind.STEP, outcome=StepLog.Outcome.FAILED, error=message
+        )
+        errors = StepLog.objects.filter(
+            **place, kind=StepLog.Kind.STEP, error__startswith="internal error:"
+        ).count()
+        if errors >= MAX_INTERNAL_ERRORS:
+            fields = {"status": Order.Status.FAILED, "due_at": None, "finished_at": now}
+            message += f" ({errors} internal errors at this step: reprocess once it is fixed)"
+        else:
+            fields = {"status": Order.Status.WAITING, "due_at": now + timedelta(seconds=60)}
+            message += "; tried again in a minute"
+        held.update(
+            **fields, claim_token=None, lease_expires_at=None, error=message, updated_at=now
+        )
 
 
 class Heartbeat:

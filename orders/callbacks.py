@@ -47,6 +47,16 @@ def callback_receive(*, token: str, outcome: str, data: dict | None) -> Order:
             raise CallbackUsed(f"this callback was already {callback.status}")
         if callback.expires_at <= now:
             raise CallbackUsed("this callback's wait timed out")
+        stale = _step_is_over(callback)
+        if stale:
+            callback.status = Callback.Status.EXPIRED
+            callback.save(update_fields=["status"])
+    if stale:
+        raise CallbackUsed(stale)
+    with transaction.atomic():
+        callback = Callback.objects.select_for_update().select_related("order").get(pk=callback.pk)
+        if callback.status != Callback.Status.WAITING:
+            raise CallbackUsed(f"this callback was already {callback.status}")
         callback.status = (
             Callback.Status.SUCCEEDED if outcome == "success" else Callback.Status.FAILED
         )
@@ -66,6 +76,16 @@ def callback_receive(*, token: str, outcome: str, data: dict | None) -> Order:
         )
     callback.order.refresh_from_db()
     return callback.order
+
+
+def _step_is_over(callback: Callback) -> str:
+    """Why the step this callback belongs to no longer waits for it, or "" when it does."""
+    order = callback.order
+    if order.status in Order.FINISHED:
+        return f"order {order.order_id} is {order.status}"
+    if order.run != callback.run or order.current_step != callback.step:
+        return f'the step "{callback.step}" of run {callback.run} no longer waits for this callback'
+    return ""
 
 
 def _truncated(data: Any, limit: int = 4096) -> Any:

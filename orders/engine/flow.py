@@ -65,6 +65,7 @@ class AwaitingCallback:
     token: str
     timeout_seconds: float
     step_state: dict
+    starts_wait: bool = True  # False when an order already waiting is looked at again
 
 
 @dataclass(frozen=True)
@@ -306,7 +307,10 @@ def resume_after_callback(
     timeout = step["wait_for_callback"]["timeout_seconds"]
     if status == "waiting":
         return AwaitingCallback(
-            token=waiting["token"], timeout_seconds=timeout, step_state=step_state
+            token=waiting["token"],
+            timeout_seconds=timeout,
+            step_state=step_state,
+            starts_wait=False,
         )
     if status == "succeeded":
         context["params"] = waiting.get("params", {})

@@ -7,21 +7,18 @@ and can never overwrite the work of the worker that took the order over.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import hmac
 import logging
 import threading
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import DEFAULT_DB_ALIAS, connections, models, transaction
+from django.db import connections
 from django.utils import timezone
 
 from orders.engine import calls
@@ -36,13 +33,13 @@ from orders.engine.flow import (
     Succeeded,
     run_step,
 )
+from orders.engine.rows import insert_row, save_finished_attempt, update_rows, write_transaction
 from orders.engine.secrets import load_secrets, mask
 from orders.models import Callback, Order, StepLog
 
 logger = logging.getLogger(__name__)
 
 # What finishing an attempt changes in the row written when it was sent.
-FINISHED_ATTEMPT_FIELDS = ["outcome", "error", "duration_ms", "response"]
 
 
 class LostClaim(Exception):
@@ -109,6 +106,9 @@ class OrderTurn:
     # The loop.
 
     def run(self) -> str:
+        order = Order.objects.select_related("snapshot").get(pk=self.order_pk)
+        if order.claim_token != self.claim_token:
+            raise LostClaim
         update_rows(
             StepLog,
             where={"order": self.order_pk, "outcome": StepLog.Outcome.IN_FLIGHT},
@@ -117,9 +117,6 @@ class OrderTurn:
                 "error": "the worker stopped before this attempt finished; the step was run again",
             },
         )
-        order = Order.objects.select_related("snapshot").get(pk=self.order_pk)
-        if order.claim_token != self.claim_token:
-            raise LostClaim
         self._cancel_requested = order.cancel_requested
         self.state = order_state(order)
         definition = order.snapshot.definition
@@ -156,15 +153,13 @@ class OrderTurn:
         if isinstance(outcome, Ended):
             return self.finish(outcome.status, outcome.error)
         if isinstance(outcome, RetryLater):
-            due_at = timezone.now() + timedelta(seconds=outcome.delay)
-            self.commit(
+            return self.commit(
                 status=Order.Status.WAITING,
-                due_at=due_at,
+                due_at=timezone.now() + timedelta(seconds=outcome.delay),
                 attempt=outcome.attempt,
                 step_state=outcome.step_state,
                 release=True,
             )
-            return Order.Status.WAITING
         if isinstance(outcome, AwaitingCallback):
             return self.await_callback(outcome)
         raise TypeError(f"unknown outcome {outcome!r}")
@@ -199,6 +194,8 @@ class OrderTurn:
         message = mask(error.message, self.secret_values)
         # "Reprocess from the failed step" starts here again, with the data saved before it.
         self.state.resume_point = {"step": step["id"], "data": self.state.data}
+        if step.get("wait_for_callback"):
+            close_callbacks(self.order_pk)  # a late post to its token must not wake the order
         target = step.get("on_failed")
         if target is None:
             return self.finish(Order.Status.FAILED, f'step "{error.step}": {message}')
@@ -219,20 +216,26 @@ class OrderTurn:
         return None
 
     def await_callback(self, outcome: AwaitingCallback) -> str | None:
-        """Wait for the callback, unless it already came while the call was in flight."""
+        """Wait for the callback, unless it already came while the call was in flight.
+
+        The timeout counts from the moment the wait starts, after the call succeeded
+        (retries and crash re-runs of the call included), not from the first attempt.
+        """
         with write_transaction():
             callback = Callback.objects.select_for_update().get(token=outcome.token)
             self.state.step_state = outcome.step_state
             if callback.status != Callback.Status.WAITING:
                 self.commit(step_state=outcome.step_state)
                 return None
-            self.commit(
+            if outcome.starts_wait:
+                callback.expires_at = timezone.now() + timedelta(seconds=outcome.timeout_seconds)
+                callback.save(update_fields=["expires_at"])
+            return self.commit(
                 status=Order.Status.WAITING,
                 due_at=callback.expires_at,
                 step_state=outcome.step_state,
                 release=True,
             )
-        return Order.Status.WAITING
 
     def finish(self, status: str, error: str) -> str:
         self.commit(
@@ -253,23 +256,37 @@ class OrderTurn:
 
     # Persistence.
 
-    def commit(self, *, release: bool = False, **fields: Any) -> None:
-        """Write the order (only while this turn holds its claim) and the pending log rows.
+    def commit(self, *, release: bool = False, **fields: Any) -> str | None:
+        """Write the order (only while this turn holds its claim) and the pending log rows;
+        returns the status written, if any.
 
         The write also tells whether a cancel was asked for, which the loop checks before
         the next step: it is made on the condition that none was, and only when it finds
-        one is the order read again, so a step costs no query of its own for the check.
+        one is it made again without it. An order that would now wait (for a retry or a
+        callback) is cancelled instead, since its current step has ended.
         """
-        fields["updated_at"] = timezone.now()
+        now = timezone.now()
+        fields["updated_at"] = now
         if release:
             fields.update(claim_token=None, lease_expires_at=None)
+        if "step_state" in fields:
+            fields["step_state"] = mask(fields["step_state"], self.secret_values)
         held = {"pk": self.order_pk, "claim_token": self.claim_token}
         with write_transaction():
             if not update_rows(Order, where={**held, "cancel_requested": False}, values=fields):
+                if fields.get("status") == Order.Status.WAITING:
+                    fields.update(
+                        status=Order.Status.CANCELLED,
+                        due_at=None,
+                        finished_at=now,
+                        error="cancelled while running",
+                    )
+                    close_callbacks(self.order_pk)
                 if not update_rows(Order, where=held, values=fields):
                     raise LostClaim
                 self._cancel_requested = True
             self.flush_logs()
+        return fields.get("status")
 
     def flush_logs(self) -> None:
         with self._lock:
@@ -407,6 +424,13 @@ class OrderTurn:
         return callback.status, callback.data
 
 
+def close_callbacks(order_pk: int) -> None:
+    """Expire the order's open callbacks: their step is over."""
+    Callback.objects.filter(order_id=order_pk, status=Callback.Status.WAITING).update(
+        status=Callback.Status.EXPIRED
+    )
+
+
 def order_state(order: Order) -> OrderState:
     return OrderState(
         order_id=order.order_id,
@@ -421,96 +445,4 @@ def order_state(order: Order) -> OrderState:
         step_state=dict(order.step_state),
         resume_point=dict(order.resume_point),
         internal_id=order.pk,
-    )
-
-
-# SQLite lets one connection write at a time, and a writer that finds the database
-# locked sleeps in SQLite's busy handler (1 ms, then 2, 5, ... up to 100 ms) before it
-# tries again. The order threads of one process wait for each other on a lock instead,
-# and each goes on the moment the previous write ends.
-_sqlite_writes = threading.RLock()
-
-
-@contextmanager
-def write_transaction() -> Iterator[None]:
-    """A transaction for the engine's writes, queued in-process on SQLite."""
-    if connections[DEFAULT_DB_ALIAS].vendor != "sqlite":
-        with transaction.atomic():
-            yield
-        return
-    with _sqlite_writes, transaction.atomic():
-        yield
-
-
-# The writes every step makes, as SQL built once.
-#
-# The ORM compiles each statement afresh, which costs more CPU than the step's HTTP call
-# itself; these statements are the same at every step, so their SQL is built once per
-# table and set of columns and run with each step's values, which the model fields
-# convert for the database exactly as the ORM would.
-
-
-@functools.cache
-def _update_sql(vendor: str, table: str, columns: tuple[str, ...], where: tuple[str, ...]) -> str:
-    quote = connections[DEFAULT_DB_ALIAS].ops.quote_name
-    assignments = ", ".join(f"{quote(column)} = %s" for column in columns)
-    conditions = " AND ".join(f"{quote(column)} = %s" for column in where)
-    return f"UPDATE {quote(table)} SET {assignments} WHERE {conditions}"
-
-
-@functools.cache
-def _insert_sql(vendor: str, table: str, columns: tuple[str, ...], returning: str | None) -> str:
-    quote = connections[DEFAULT_DB_ALIAS].ops.quote_name
-    names = ", ".join(quote(column) for column in columns)
-    placeholders = ", ".join(["%s"] * len(columns))
-    sql = f"INSERT INTO {quote(table)} ({names}) VALUES ({placeholders})"
-    return f"{sql} RETURNING {quote(returning)}" if returning else sql
-
-
-def update_rows(model: type[models.Model], *, where: dict[str, Any], values: dict[str, Any]) -> int:
-    """`model.objects.filter(**where).update(**values)` for equality filters; rows updated."""
-    db = connections[DEFAULT_DB_ALIAS]  # looked up once: each use of the proxy costs a lookup
-    meta = model._meta
-    set_fields = [meta.get_field(name) for name in values]
-    where_fields = [meta.pk if name == "pk" else meta.get_field(name) for name in where]
-    params = [
-        f.get_db_prep_save(value, db) for f, value in zip(set_fields, values.values(), strict=True)
-    ]
-    params += [
-        f.get_db_prep_value(value, db, prepared=False)
-        for f, value in zip(where_fields, where.values(), strict=True)
-    ]
-    sql = _update_sql(
-        db.vendor,
-        meta.db_table,
-        tuple(f.column for f in set_fields),
-        tuple(f.column for f in where_fields),
-    )
-    with db.cursor() as cursor:
-        cursor.execute(sql, params)
-        return cursor.rowcount
-
-
-def insert_row(instance: models.Model) -> None:
-    """`instance.save(force_insert=True)` for a model with an auto-increment key."""
-    db = connections[DEFAULT_DB_ALIAS]
-    meta = instance._meta
-    fields = [f for f in meta.concrete_fields if f is not meta.pk]
-    params = [f.get_db_prep_save(f.pre_save(instance, True), db) for f in fields]
-    returning = meta.pk.column if db.features.can_return_columns_from_insert else None
-    sql = _insert_sql(db.vendor, meta.db_table, tuple(f.column for f in fields), returning)
-    with db.cursor() as cursor:
-        cursor.execute(sql, params)
-        if returning:
-            instance.pk = cursor.fetchone()[0]
-        else:
-            instance.pk = db.ops.last_insert_id(cursor, meta.db_table, meta.pk.column)
-    instance._state.adding = False
-
-
-def save_finished_attempt(entry: StepLog) -> None:
-    update_rows(
-        StepLog,
-        where={"pk": entry.pk},
-        values={name: getattr(entry, name) for name in FINISHED_ATTEMPT_FIELDS},
     )

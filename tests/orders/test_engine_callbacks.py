@@ -126,3 +126,49 @@ def test_a_callback_that_beats_the_call_response_is_not_lost(server):
 
     assert order.status == Order.Status.COMPLETED, order.error
     assert order.data == {"paid": 5}
+
+
+def test_the_callback_timeout_counts_from_the_successful_call_not_the_first_attempt(server):
+    replies = [Reply(503, headers={"Retry-After": "2"}), Reply(200, {})]
+    server.route(
+        "POST", "/pay", lambda _request: replies.pop(0) if len(replies) > 1 else replies[0]
+    )
+    calls = [
+        api_call(
+            "pay",
+            server.url + "/pay",
+            body={"token": "{{ callback.token }}"},
+            retry={"max_attempts": 2},
+        )
+    ]
+    steps = [{"id": "pay", "call": "pay", "wait_for_callback": {"timeout_seconds": 1.5}}]
+    order = process(make_order(steps, calls))
+
+    assert order.status == Order.Status.WAITING
+    assert order.due_at > timezone.now()
+    assert post_callback(posted_token(server), "success").status_code == 202
+
+
+def test_a_token_of_a_step_that_failed_cannot_wake_the_order(server):
+    server.route("POST", "/pay", Reply(500, {}))
+    server.route("POST", "/later", Reply(503, headers={"Retry-After": "3600"}))
+    calls = [
+        api_call("pay", server.url + "/pay", body={"token": "{{ callback.token }}"}),
+        api_call("later", server.url + "/later", retry={"max_attempts": 2}),
+    ]
+    steps = [
+        {
+            "id": "pay",
+            "call": "pay",
+            "wait_for_callback": {"timeout_seconds": 3600},
+            "on_failed": "later",
+        },
+        {"id": "later", "call": "later"},
+    ]
+    order = process(make_order(steps, calls))
+    assert order.status == Order.Status.WAITING  # for the retry of `later`, an hour away
+
+    assert post_callback(posted_token(server), "success").status_code == 409
+    order.refresh_from_db()
+    assert order.status == Order.Status.WAITING
+    assert order.due_at > timezone.now() + timedelta(minutes=50)

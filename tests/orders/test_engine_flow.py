@@ -1,9 +1,11 @@
 """The engine driving orders through blueprints, against a real local HTTP server."""
 
 import threading
+from datetime import timedelta
 
 import pytest
 from django.db import connection
+from django.utils import timezone
 
 from orders.models import Order
 from tests.localserver import Reply
@@ -297,3 +299,38 @@ def test_cancel_requested_while_running_stops_before_the_next_step(server):
 
     assert order.status == Order.Status.CANCELLED
     assert server.requests_to("/b") == []
+
+
+def test_cancel_requested_while_running_cancels_instead_of_waiting_for_a_retry(server):
+    order_box = {}
+
+    def cancel_then_fail(_request):
+        Order.objects.filter(pk=order_box["pk"]).update(cancel_requested=True)
+        connection.close()
+        return Reply(503, {}, headers={"Retry-After": "600"})
+
+    server.route("POST", "/a", cancel_then_fail)
+    calls = [api_call("a", server.url + "/a", retry={"max_attempts": 3})]
+    order = make_order([{"id": "a", "call": "a"}], calls)
+    order_box["pk"] = order.pk
+    order = process(order)
+
+    assert order.status == Order.Status.CANCELLED
+    assert order.due_at is None and order.claim_token is None
+
+
+def test_an_internal_error_is_tried_again_a_minute_later_and_fails_the_order_the_third_time():
+    # A snapshot naming an API call it does not hold: validation keeps these out, so this
+    # stands for any bug in the engine.
+    order = make_order([{"id": "a", "call": "nowhere"}], [])
+    for attempt in range(1, 4):
+        Order.objects.filter(pk=order.pk).update(due_at=timezone.now())
+        order = process(order)
+        if attempt < 3:
+            assert order.status == Order.Status.WAITING
+            assert order.due_at > timezone.now() + timedelta(seconds=50)
+            assert order.error.endswith("tried again in a minute")
+
+    assert order.status == Order.Status.FAILED
+    assert order.error.startswith("internal error: KeyError: 'nowhere' (3 internal errors")
+    assert order.log.filter(error__startswith="internal error:").count() == 3

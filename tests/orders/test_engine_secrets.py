@@ -57,3 +57,22 @@ def test_a_failing_expression_message_does_not_leak_a_secret(server, monkeypatch
 
     assert order.status == Order.Status.FAILED
     assert SECRET not in everything_stored()
+
+
+def test_the_state_of_a_step_waiting_for_its_callback_holds_no_secret(server, monkeypatch):
+    monkeypatch.setenv("STATE_MANAGER_SECRET_PAY_TOKEN", SECRET)
+    server.route("POST", "/pay", lambda request: Reply(200, {"echo": request.body["auth"]}))
+    calls = [api_call("pay", server.url + "/pay", body={"auth": "{{ params.auth }}"})]
+    steps = [
+        {
+            "id": "pay",
+            "call": "pay",
+            "params": {"auth": "{{ secrets.PAY_TOKEN }}"},
+            "wait_for_callback": {"timeout_seconds": 60},
+        }
+    ]
+    order = process(make_order(steps, calls))
+
+    assert order.status == Order.Status.WAITING
+    assert server.requests_to("/pay")[0].body == {"auth": SECRET}
+    assert SECRET not in everything_stored()

@@ -83,12 +83,20 @@ class BrowserPage:
 
     def log_in(self, user) -> None:
         from selenium.webdriver.common.by import By
+        from selenium.webdriver.support.ui import WebDriverWait
 
         self.driver.delete_all_cookies()
         self.open("/admin/login/")
         self.driver.find_element(By.NAME, "username").send_keys(user.username)
         self.driver.find_element(By.NAME, "password").send_keys(PASSWORD)
         self.driver.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
+        # The next page load must not cut the login's POST short: wait for its answer.
+        WebDriverWait(self.driver, 10).until(
+            lambda driver: (
+                "/admin/login/" not in driver.current_url
+                or driver.find_elements(By.CSS_SELECTOR, ".errornote")
+            )
+        )
 
     def find(self, css: str):
         from selenium.webdriver.common.by import By

@@ -22,6 +22,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import requests
+import urllib3
 from requests.adapters import HTTPAdapter
 from requests.structures import CaseInsensitiveDict
 
@@ -254,7 +255,7 @@ def _read_capped(response: requests.Response, *, deadline: float) -> bytes:
     """The body, refused past MAX_RESPONSE_BYTES, and cut off at the call's deadline:
     `requests` times each read, so a server dripping a byte at a time would never time out."""
     chunks, size = [], 0
-    while chunk := response.raw.read1(64 * 1024, decode_content=True):
+    while chunk := _read_chunk(response):
         if time.monotonic() > deadline:
             raise requests.Timeout("the response took longer than the call's timeout")
         size += len(chunk)
@@ -262,6 +263,17 @@ def _read_capped(response: requests.Response, *, deadline: float) -> bytes:
             raise requests.ConnectionError(f"response larger than {MAX_RESPONSE_BYTES} bytes")
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def _read_chunk(response: requests.Response) -> bytes:
+    """What has arrived of the body, with urllib3's errors as `requests` ones (as
+    `iter_content` would give them), so `send` turns each into a failed attempt."""
+    try:
+        return response.raw.read1(64 * 1024, decode_content=True)
+    except urllib3.exceptions.ReadTimeoutError as exc:
+        raise requests.Timeout(str(exc)) from exc
+    except (urllib3.exceptions.HTTPError, OSError) as exc:
+        raise requests.ConnectionError(str(exc)) from exc
 
 
 def _reason(exc: requests.RequestException) -> str:

@@ -190,3 +190,53 @@ def test_the_timeout_bounds_the_whole_response_not_each_read():
     assert order.status == Order.Status.FAILED
     assert "timed out after 1s" in attempts(order)[0].error
     assert attempts(order)[0].duration_ms < 2000
+
+
+def raw_server(reply: bytes, *, then_sleep: float = 0.0) -> int:
+    """A one-shot server on 127.0.0.1 that answers with `reply` as it is, then waits."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(2)
+
+    def serve():
+        for _ in range(2):
+            client, _ = listener.accept()
+            client.recv(65536)
+            try:
+                client.sendall(reply)
+                time.sleep(then_sleep)
+            except OSError:
+                pass
+            finally:
+                client.close()
+        listener.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    return listener.getsockname()[1]
+
+
+def test_a_server_that_stalls_after_its_headers_times_out_as_a_failed_attempt():
+    port = raw_server(
+        b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\nab",
+        then_sleep=2,
+    )
+    retry = {"max_attempts": 2, "backoff_seconds": 0.01}
+    calls = [api_call("slow", f"http://127.0.0.1:{port}/", timeout_seconds=0.5, retry=retry)]
+    order = process(make_order([{"id": "slow", "call": "slow"}], calls))
+
+    assert order.status == Order.Status.FAILED
+    assert [entry.outcome for entry in attempts(order)] == ["retrying", "failed"]
+    assert "timed out" in attempts(order)[-1].error
+
+
+def test_a_body_cut_short_is_a_failed_attempt():
+    port = raw_server(
+        b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 50\r\n\r\nab"
+    )
+    retry = {"max_attempts": 2, "backoff_seconds": 0.01}
+    calls = [api_call("short", f"http://127.0.0.1:{port}/", retry=retry)]
+    order = process(make_order([{"id": "short", "call": "short"}], calls))
+
+    assert order.status == Order.Status.FAILED
+    assert [entry.outcome for entry in attempts(order)] == ["retrying", "failed"]
+    assert "connection failed" in attempts(order)[-1].error

@@ -30,6 +30,7 @@ logger = logging.getLogger(__name__)
 
 PROGRESS_EVERY_SECONDS = 10.0
 MAX_INTERNAL_ERRORS = 3
+INTERNAL_ERROR = "internal error"
 
 
 @dataclass
@@ -105,6 +106,8 @@ def run_claims(
                 status = "error"
                 try:
                     status = advance_in_thread(claim, engine_config)
+                except Exception:  # the thread must go on to the next claim whatever happens
+                    logger.exception("order %s: could not be released", claim.order_pk)
                 finally:
                     results.put((claim, status))
         finally:
@@ -134,8 +137,11 @@ def advance_in_thread(claim: Claim, engine_config: EngineConfig) -> str:
         return advance_order(claim.order_pk, claim.token, engine_config)
     except Exception as exc:
         logger.exception("order %s: internal error", claim.order_pk)
-        release_after_error(claim, exc, engine_config)
-        connections.close_all()  # the next order starts on a fresh connection
+        connections.close_all()  # the error may have been the connection's
+        try:
+            release_after_error(claim, exc, engine_config)
+        finally:
+            connections.close_all()  # the next order starts on a fresh connection
         return "error"
 
 
@@ -146,10 +152,10 @@ def release_after_error(claim: Claim, exc: Exception, engine_config: EngineConfi
     close_old_connections()
     now = timezone.now()
     secrets = [value for value in engine_config.secrets.values() if value]
-    message = mask(f"internal error: {type(exc).__name__}: {exc}", secrets)[:2000]
+    message = f"{INTERNAL_ERROR}: " + mask(f"{type(exc).__name__}: {exc}", secrets)[:2000]
     held = Order.objects.filter(pk=claim.order_pk, claim_token=claim.token)
     with transaction.atomic():
-        order = held.values("run", "current_step").first()
+        order = held.values("run", "current_step", "data").first()
         if order is None:
             return
         place = {"order_id": claim.order_pk, "run": order["run"], "step": order["current_step"]}
@@ -157,10 +163,15 @@ def release_after_error(claim: Claim, exc: Exception, engine_config: EngineConfi
             **place, kind=StepLog.Kind.STEP, outcome=StepLog.Outcome.FAILED, error=message
         )
         errors = StepLog.objects.filter(
-            **place, kind=StepLog.Kind.STEP, error__startswith="internal error:"
+            **place, kind=StepLog.Kind.STEP, error__startswith=f"{INTERNAL_ERROR}:"
         ).count()
         if errors >= MAX_INTERNAL_ERRORS:
-            fields = {"status": Order.Status.FAILED, "due_at": None, "finished_at": now}
+            fields = {
+                "status": Order.Status.FAILED,
+                "due_at": None,
+                "finished_at": now,
+                "resume_point": {"step": order["current_step"], "data": order["data"]},
+            }
             message += f" ({errors} internal errors at this step: reprocess once it is fixed)"
         else:
             fields = {"status": Order.Status.WAITING, "due_at": now + timedelta(seconds=60)}

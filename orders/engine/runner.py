@@ -102,6 +102,7 @@ class OrderTurn:
         self._attempts: dict[int, StepLog] = {}  # in-flight attempt rows, by id
         self._lock = threading.Lock()
         self._cancel_requested = False
+        self._close_callbacks = False
 
     # The loop.
 
@@ -194,8 +195,8 @@ class OrderTurn:
         message = mask(error.message, self.secret_values)
         # "Reprocess from the failed step" starts here again, with the data saved before it.
         self.state.resume_point = {"step": step["id"], "data": self.state.data}
-        if step.get("wait_for_callback"):
-            close_callbacks(self.order_pk)  # a late post to its token must not wake the order
+        # A late post to the step's token must not wake the order.
+        self._close_callbacks = bool(step.get("wait_for_callback"))
         target = step.get("on_failed")
         if target is None:
             return self.finish(Order.Status.FAILED, f'step "{error.step}": {message}')
@@ -273,6 +274,9 @@ class OrderTurn:
             fields["step_state"] = mask(fields["step_state"], self.secret_values)
         held = {"pk": self.order_pk, "claim_token": self.claim_token}
         with write_transaction():
+            if self._close_callbacks:
+                close_callbacks(self.order_pk)
+                self._close_callbacks = False
             if not update_rows(Order, where={**held, "cancel_requested": False}, values=fields):
                 if fields.get("status") == Order.Status.WAITING:
                     fields.update(

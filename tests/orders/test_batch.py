@@ -273,3 +273,32 @@ def test_orders_of_a_killed_worker_are_completed_by_another_after_the_lease(serv
     for order in orders:
         outcomes = list(order.log.filter(step="a").values_list("outcome", flat=True))
         assert outcomes == ["interrupted", "succeeded"]
+
+
+def test_a_batch_ends_even_when_orders_can_neither_run_nor_be_released(monkeypatch):
+    """With the database gone mid-batch, every thread still goes on to its next claim: the
+    batch returns, and the orders are taken up again once their leases run out."""
+    from django.db import OperationalError
+
+    import orders.batch as batch
+
+    for number in range(4):
+        make_order([{"id": "a", "end": "completed"}], order_id=f"stuck-{number}")
+
+    def engine_bug(*args, **kwargs):
+        raise RuntimeError("engine bug")
+
+    def database_down(*args, **kwargs):
+        raise OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(batch, "advance_order", engine_bug)
+    monkeypatch.setattr(batch, "release_after_error", database_down)
+    finished = threading.Event()
+    runner = threading.Thread(
+        target=lambda: (run_batch(concurrency=2, lease_seconds=30), finished.set()), daemon=True
+    )
+    runner.start()
+    runner.join(20)
+
+    assert finished.is_set()
+    assert set(Order.objects.values_list("status", flat=True)) == {"running"}

@@ -334,3 +334,4 @@ def test_an_internal_error_is_tried_again_a_minute_later_and_fails_the_order_the
     assert order.status == Order.Status.FAILED
     assert order.error.startswith("internal error: KeyError: 'nowhere' (3 internal errors")
     assert order.log.filter(error__startswith="internal error:").count() == 3
+    assert order.resume_point == {"step": "a", "data": {}}

@@ -78,6 +78,15 @@ def callback_receive(*, token: str, outcome: str, data: dict | None) -> Order:
     return callback.order
 
 
+def callbacks_close(order_pks: list[int]) -> None:
+    """Expire the open callbacks of these orders: the steps waiting for them are over
+    (failed, cancelled, or a new run begun), so a late post to an old token gets 409."""
+    if order_pks:
+        Callback.objects.filter(order_id__in=order_pks, status=Callback.Status.WAITING).update(
+            status=Callback.Status.EXPIRED
+        )
+
+
 def _step_is_over(callback: Callback) -> str:
     """Why the step this callback belongs to no longer waits for it, or "" when it does."""
     order = callback.order

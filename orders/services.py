@@ -19,7 +19,8 @@ from jsonschema.validators import validator_for
 
 from blueprints.models import Blueprint, WorkflowSnapshot
 from blueprints.services import workflow_snapshot
-from orders.models import Callback, Order, StepLog
+from orders.callbacks import callbacks_close
+from orders.models import Order, StepLog
 
 CHUNK_SIZE = 500
 START_FROM = ("failed", "start")
@@ -133,7 +134,7 @@ def order_reprocess(
         entry = plan.apply(order)
         order.save(update_fields=_REPROCESS_FIELDS)
         entry.save()
-        _expire_callbacks([order.pk])
+        callbacks_close([order.pk])
     return order
 
 
@@ -158,7 +159,7 @@ def orders_reprocess(
                 changed.append(order)
             Order.objects.bulk_update(changed, _REPROCESS_FIELDS)
             StepLog.objects.bulk_create(entries)
-            _expire_callbacks([order.pk for order in changed])
+            callbacks_close([order.pk for order in changed])
         count += len(changed)
         skipped += len(pks) - len(changed)
     return BulkResult(count=count, skipped=skipped)
@@ -289,7 +290,7 @@ def order_cancel(*, order: Order, actor: str) -> Order:
         else:
             _cancelled_fields(order, now)
             order.save(update_fields=_CANCEL_FIELDS)
-            _expire_callbacks([order.pk])
+            callbacks_close([order.pk])
         _cancel_entry(order, actor, now).save()
     return order
 
@@ -312,7 +313,7 @@ def orders_cancel(*, orders: QuerySet, actor: str) -> BulkResult:
                 cancel_requested=True, updated_at=now
             )
             StepLog.objects.bulk_create([_cancel_entry(order, actor, now) for order in rows])
-            _expire_callbacks([order.pk for order in stopped])
+            callbacks_close([order.pk for order in stopped])
         count += len(rows)
         skipped += len(pks) - len(rows)
     return BulkResult(count=count, skipped=skipped)
@@ -375,14 +376,6 @@ def _locked(pks: list[int]) -> QuerySet:
         .defer("payload")
         .order_by("pk")
     )
-
-
-def _expire_callbacks(order_pks: list[int]) -> None:
-    """A new run or a cancel ends any wait: a late post to an old token gets a 409."""
-    if order_pks:
-        Callback.objects.filter(order_id__in=order_pks, status=Callback.Status.WAITING).update(
-            status=Callback.Status.EXPIRED
-        )
 
 
 def _step_ids(snapshot: WorkflowSnapshot) -> list[str]:

@@ -21,6 +21,7 @@ from django.conf import settings
 from django.db import connections
 from django.utils import timezone
 
+from orders.callbacks import callbacks_close
 from orders.engine import calls
 from orders.engine.flow import (
     AwaitingCallback,
@@ -275,7 +276,7 @@ class OrderTurn:
         held = {"pk": self.order_pk, "claim_token": self.claim_token}
         with write_transaction():
             if self._close_callbacks:
-                close_callbacks(self.order_pk)
+                callbacks_close([self.order_pk])
                 self._close_callbacks = False
             if not update_rows(Order, where={**held, "cancel_requested": False}, values=fields):
                 if fields.get("status") == Order.Status.WAITING:
@@ -285,7 +286,7 @@ class OrderTurn:
                         finished_at=now,
                         error="cancelled while running",
                     )
-                    close_callbacks(self.order_pk)
+                    callbacks_close([self.order_pk])
                 if not update_rows(Order, where=held, values=fields):
                     raise LostClaim
                 self._cancel_requested = True
@@ -426,13 +427,6 @@ class OrderTurn:
             )
             callback.refresh_from_db()
         return callback.status, callback.data
-
-
-def close_callbacks(order_pk: int) -> None:
-    """Expire the order's open callbacks: their step is over."""
-    Callback.objects.filter(order_id=order_pk, status=Callback.Status.WAITING).update(
-        status=Callback.Status.EXPIRED
-    )
 
 
 def order_state(order: Order) -> OrderState:

@@ -8,6 +8,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from orders.engine.secrets import load_secrets, mask
 from orders.models import Callback, Order, StepLog
 
 
@@ -31,6 +32,8 @@ def callback_receive(*, token: str, outcome: str, data: dict | None) -> Order:
     """
     if outcome not in ("success", "failure"):
         raise ValueError('outcome must be "success" or "failure"')
+    # The outside system may echo a secret it was sent; it is stored masked like the log.
+    data = mask(data or {}, load_secrets().values())
     now = timezone.now()
     expired = Callback.objects.filter(
         token=token, status=Callback.Status.WAITING, expires_at__lte=now
@@ -60,7 +63,7 @@ def callback_receive(*, token: str, outcome: str, data: dict | None) -> Order:
         callback.status = (
             Callback.Status.SUCCEEDED if outcome == "success" else Callback.Status.FAILED
         )
-        callback.data = data or {}
+        callback.data = data
         callback.used_at = now
         callback.save(update_fields=["status", "data", "used_at"])
         Order.objects.filter(pk=callback.order_id, status=Order.Status.WAITING).update(

@@ -35,6 +35,8 @@ Handler = Callable[[Received], Reply]
 class LocalServer:
     def __init__(self) -> None:
         self.routes: dict[tuple[str, str], Handler] = {}
+        # Answers any request no route matches (404 when unset).
+        self.fallback: Handler | None = None
         self.received: list[Received] = []
         self.in_flight = 0
         self.max_in_flight = 0
@@ -83,7 +85,7 @@ class LocalServer:
                     server.in_flight += 1
                     server.max_in_flight = max(server.max_in_flight, server.in_flight)
                 try:
-                    handler = server.routes.get((self.command, path))
+                    handler = server.routes.get((self.command, path)) or server.fallback
                     reply = handler(request) if handler else Reply(404, {"error": "no route"})
                 finally:
                     with server.lock:

@@ -1,12 +1,19 @@
 """Secrets come from `STATE_MANAGER_SECRET_<NAME>` environment variables and never reach storage.
 
 Templates see them as `secrets.<NAME>`; everything the engine stores (log rows, errors,
-saved data) goes through `mask` first, which replaces each secret's value with `***`.
+saved data, callback data) goes through `mask` first, which replaces each secret with
+`***` in every form the engine, `requests` or an API echoing it may turn it into on the
+way: as it is, percent-encoded (either hex case, any mix of encoded and plain
+characters, `+` for a space), JSON-escaped, and in any letter case (a host name comes
+back lowercased).
 """
 
 from __future__ import annotations
 
+import functools
+import json
 import os
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -30,33 +37,82 @@ def load_secrets(environ: Mapping[str, str] | None = None) -> dict[str, str]:
 
 
 def mask(value: Any, secret_values: Iterable[str]) -> Any:
-    """`value` with every secret replaced by `***`, in any string inside a JSON value.
+    """`value` with every secret replaced by `***`, in any string or key inside a JSON value.
 
-    >>> mask({"url": "https://x/?key=t0k", "n": 1, "list": ["t0k"]}, ["t0k"])
+    >>> mask({"url": "https://x/?key=t0k", "n": 1, "list": ["T0K"]}, ["t0k"])
     {'url': 'https://x/?key=***', 'n': 1, 'list': ['***']}
+    >>> mask("q=a%2Bb%2fc+d&p=a+b/c%20d", ["a+b/c d"])
+    'q=***&p=***'
     """
-    secrets = sorted((s for s in secret_values if s), key=len, reverse=True)
+    pattern = secrets_pattern(tuple(sorted({s for s in secret_values if s})))
+    if pattern is None:
+        return value
+    return _mask(value, pattern)
+
+
+@functools.lru_cache(maxsize=64)
+def secrets_pattern(secrets: tuple[str, ...]) -> re.Pattern | None:
+    """One pattern for all the secrets, longest first, so a secret inside another is
+    never masked in part."""
     if not secrets:
-        return value
-    return _mask(value, secrets)
+        return None
+    forms = [_secret_form(secret) for secret in sorted(secrets, key=len, reverse=True)]
+    return re.compile("|".join(forms), re.IGNORECASE)
 
 
-def _mask(value: Any, secrets: list[str]) -> Any:
+def _secret_form(secret: str) -> str:
+    """A regular expression matching `secret` with each character in any of its forms."""
+    return "".join(_character_forms(character) for character in secret)
+
+
+@functools.cache
+def _character_forms(character: str) -> str:
+    forms = [re.escape(character)]
+    forms.append("".join(f"%{byte:02x}" for byte in character.encode("utf-8", "surrogatepass")))
+    if character == " ":
+        forms.append(r"\+")
+    escaped = json.dumps(character)[1:-1]
+    if escaped != character:
+        forms.append(re.escape(escaped))
+    if character == "/":
+        forms.append(re.escape("\\/"))
+    return forms[0] if len(forms) == 1 else "(?:" + "|".join(forms) + ")"
+
+
+def _mask(value: Any, pattern: re.Pattern) -> Any:
+    """The masked copy of a JSON value, built without recursion (values may nest deeply)."""
     if isinstance(value, str):
-        for secret in secrets:
-            if secret in value:
-                value = value.replace(secret, MASK)
+        return pattern.sub(MASK, value)
+    if not isinstance(value, Mapping | list | tuple):
         return value
-    if isinstance(value, Mapping):
-        return {_mask(key, secrets): _mask(item, secrets) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_mask(item, secrets) for item in value]
-    return value
+    root: list = [None]
+    stack: list[tuple[Any, Any, Any]] = [(root, 0, value)]
+    while stack:
+        parent, slot, item = stack.pop()
+        if isinstance(item, str):
+            parent[slot] = pattern.sub(MASK, item)
+        elif isinstance(item, Mapping):
+            copy: dict = {}
+            parent[slot] = copy
+            for key, child in item.items():
+                new_key = pattern.sub(MASK, key) if isinstance(key, str) else key
+                copy[new_key] = None
+                stack.append((copy, new_key, child))
+        elif isinstance(item, list | tuple):
+            copy_list = [None] * len(item)
+            parent[slot] = copy_list
+            stack.extend((copy_list, index, child) for index, child in enumerate(item))
+        else:
+            parent[slot] = item
+    return root[0]
 
 
 def mask_headers(headers: Mapping[str, str], secret_values: Iterable[str]) -> dict[str, str]:
     """Headers for the log: credentials masked by name, other values by secret value."""
+    secret_values = list(secret_values)
     return {
-        name: MASK if name.lower() in SENSITIVE_HEADERS else mask(value, secret_values)
+        mask(name, secret_values): MASK
+        if name.lower() in SENSITIVE_HEADERS
+        else mask(value, secret_values)
         for name, value in headers.items()
     }

@@ -8,9 +8,13 @@ The rules the contract gives, and how they are kept here:
 - Dictionary keys win over attributes: `input.items` is the key `items`, never the
   method, and a missing key is an error (`StrictUndefined`), also for a lone expression.
 - Only expressions: `{% … %}` statements are refused, so there are no loops to run away.
-- Guards: `range` is capped, string and list repetition, powers and `%`-formatting are
-  checked before they run, every function's result is size-checked, and an expression
-  that runs past its time budget stops at its next function call.
+- Guards that hold in any combination: every value an expression builds (by an
+  operator, `~`, a list, tuple or dict literal, a function or a method) is bounded
+  before it is built, counting nested items and the characters of nested strings
+  (`MAX_WEIGHT`), and integers are bounded in bits (`MAX_INT_BITS`), so no single
+  operation runs long enough to starve the worker's other threads (its lease
+  heartbeat). `range` is capped, `%`-formats and widths are checked, and an expression
+  that runs past its time budget stops at its next operation or function call.
 
 >>> render({"qty": "{{ input.qty }}", "label": "{{ input.sku }} x{{ input.qty }}"},
 ...        {"input": {"qty": 3, "sku": "TEE"}})
@@ -31,6 +35,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from jinja2 import StrictUndefined, TemplateError, Undefined, nodes
+from jinja2.compiler import CodeGenerator
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 
 from orders.engine import functions
@@ -39,6 +44,11 @@ MAX_RANGE = 10_000
 MAX_SIZE = 100_000  # characters of a string, items of a list, made by one operation
 MAX_MADE = 2_000_000  # characters and items made by all the operations of one evaluation
 MAX_POWER_EXPONENT = 1_000
+# Items, keys and characters of one value, nested ones included and each reference counted
+# (`[x] * 1000` weighs a thousand x's): about what a 1 MiB webhook body can hold.
+MAX_WEIGHT = 1_000_000
+MAX_INT_BITS = 64 * 1024
+MAX_JSON_INDENT = 16
 MAX_SOURCE_LENGTH = 20_000
 TIME_BUDGET_SECONDS = 1.0
 
@@ -72,6 +82,56 @@ def _check_size(value: Any) -> Any:
     return value
 
 
+def weight(value: Any, limit: int = MAX_WEIGHT) -> int:
+    """Items, keys and characters in `value`, nested ones included; the walk stops once
+    it passes `limit` (so it costs at most `limit` steps, however big the value is).
+
+    >>> weight({"a": [1, "xyz"]})
+    7
+    """
+    total, stack = 0, [value]
+    while stack and total <= limit:
+        item = stack.pop()
+        if isinstance(item, str | bytes):
+            total += len(item) + 1
+        elif isinstance(item, dict):
+            total += 1 + len(item)
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list | tuple | set | frozenset | range):
+            total += 1 + (len(item) if isinstance(item, range) else 0)
+            if not isinstance(item, range):
+                stack.extend(item)
+        elif isinstance(item, int) and not isinstance(item, bool):
+            total += 1 + item.bit_length() // 64
+        else:
+            total += 1
+    return total
+
+
+def _check_weight(value: Any, what: str = "value", limit: int = MAX_WEIGHT) -> Any:
+    if weight(value, limit) > limit:
+        raise SecurityError(f"{what} too large (more than {limit} items and characters)")
+    return value
+
+
+def _check_int(value: Any) -> Any:
+    if isinstance(value, int) and value.bit_length() > MAX_INT_BITS:
+        raise SecurityError(f"number too large (more than {MAX_INT_BITS} bits)")
+    return value
+
+
+def _int_bits_after(operator_name: str, left: Any, right: Any) -> int:
+    """A bound on the bits of an integer `left <op> right` before it is computed."""
+    if not (isinstance(left, int) and isinstance(right, int)):
+        return 0
+    if operator_name == "**":
+        return left.bit_length() * max(right, 0)
+    if operator_name == "*":
+        return left.bit_length() + right.bit_length()
+    return max(left.bit_length(), right.bit_length()) + 1
+
+
 def _repeat_size(left: Any, right: Any) -> int:
     for sequence, count in ((left, right), (right, left)):
         if isinstance(sequence, str | list | tuple) and isinstance(count, int):
@@ -88,24 +148,108 @@ def capped_range(*args: int) -> range:
     return result
 
 
+class _GuardedCodeGenerator(CodeGenerator):
+    """Jinja's code generator, with `~` and list, tuple and dict literals going through
+    the environment's checks (they are plain Python in the generated code otherwise)."""
+
+    def visit_Concat(self, node: nodes.Concat, frame) -> None:
+        self.write("environment.checked_concat((")
+        for part in node.nodes:
+            self.visit(part, frame)
+            self.write(", ")
+        self.write("))")
+
+    def visit_List(self, node: nodes.List, frame) -> None:
+        self.write("environment.checked_literal(")
+        super().visit_List(node, frame)
+        self.write(")")
+
+    def visit_Tuple(self, node: nodes.Tuple, frame) -> None:
+        if node.ctx != "load":
+            super().visit_Tuple(node, frame)
+            return
+        self.write("environment.checked_literal(")
+        super().visit_Tuple(node, frame)
+        self.write(")")
+
+    def visit_Dict(self, node: nodes.Dict, frame) -> None:
+        self.write("environment.checked_literal(")
+        super().visit_Dict(node, frame)
+        self.write(")")
+
+
 class ExpressionEnvironment(ImmutableSandboxedEnvironment):
     """The sandbox, with dictionary keys before attributes and the resource guards."""
 
-    intercepted_binops = frozenset({"*", "**", "%"})
+    code_generator_class = _GuardedCodeGenerator
+    intercepted_binops = frozenset({"+", "-", "*", "/", "//", "%", "**"})
 
     def call_binop(self, context, operator_name: str, left: Any, right: Any) -> Any:
         _check_time()
-        if operator_name == "*" and _repeat_size(left, right) > MAX_SIZE:
-            raise SecurityError(f"repetition too large (more than {MAX_SIZE} characters or items)")
+        if operator_name == "*":
+            count = _repeat_size(left, right)
+            if count > MAX_SIZE:
+                raise SecurityError(
+                    f"repetition too large (more than {MAX_SIZE} characters or items)"
+                )
+            if count:
+                sequence, times = (left, right) if isinstance(right, int) else (right, left)
+                if weight(sequence) * max(times, 0) > MAX_WEIGHT:
+                    raise SecurityError(f"repetition too large (more than {MAX_WEIGHT} in all)")
         if (
             operator_name == "**"
             and isinstance(right, int | float)
             and abs(right) > MAX_POWER_EXPONENT
         ):
             raise SecurityError(f"exponent too large (more than {MAX_POWER_EXPONENT})")
+        if _int_bits_after(operator_name, left, right) > MAX_INT_BITS:
+            raise SecurityError(f"number too large (more than {MAX_INT_BITS} bits)")
+        if operator_name == "+" and not isinstance(left, int | float):
+            if weight(left) + weight(right) > MAX_WEIGHT:
+                raise SecurityError(f"sum too large (more than {MAX_WEIGHT} in all)")
         if operator_name == "%" and isinstance(left, str):
             return _check_size(_guarded_format(left, right))
-        return _check_size(self.binop_table[operator_name](left, right))
+        return _check_int(_check_size(self.binop_table[operator_name](left, right)))
+
+    def call(__self, __context, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805
+        """A function or method call: its arguments and what it makes are bounded."""
+        _check_time()
+        owner = getattr(__obj, "__self__", None)
+        if isinstance(owner, str | bytes | list | tuple | dict):
+            numbers = [a for a in (*args, *kwargs.values()) if isinstance(a, int)]
+            if any(abs(number) > MAX_SIZE for number in numbers):
+                raise SecurityError(f"{__obj.__name__}: argument too large (more than {MAX_SIZE})")
+        _check_weight((args, kwargs), "arguments")
+        result = super().call(__context, __obj, *args, **kwargs)
+        return _check_int(_check_size(result))
+
+    def wrap_str_format(self, value: Any) -> Callable[..., str] | None:
+        """`str.format` and `format_map` (the sandbox wraps them when they are looked up),
+        refused when a width in the template or the arguments is too large."""
+        wrapped = super().wrap_str_format(value)
+        if wrapped is None:
+            return None
+        template = value.__self__
+
+        def checked(*args: Any, **kwargs: Any) -> str:
+            values = [*args, *kwargs.values()]
+            values += [v for a in args if isinstance(a, Mapping) for v in a.values()]
+            numbers = _numbers_in(template) + [v for v in values if isinstance(v, int)]
+            if any(abs(number) > MAX_SIZE for number in numbers):
+                raise SecurityError(f"format: width too large (more than {MAX_SIZE})")
+            return wrapped(*args, **kwargs)
+
+        return checked
+
+    def checked_concat(self, parts: tuple) -> str:
+        """`a ~ b ~ …`: refused before the text is made when it would be too long."""
+        _check_time()
+        _check_weight(parts, "text", MAX_SIZE)
+        return _check_size("".join(str(part) for part in parts))
+
+    def checked_literal(self, value: Any) -> Any:
+        _check_time()
+        return _check_weight(value, "list")
 
     def getattr(self, obj: Any, attribute: str) -> Any:
         if isinstance(obj, Mapping):
@@ -124,10 +268,18 @@ class ExpressionEnvironment(ImmutableSandboxedEnvironment):
             return self.undefined(obj=obj, name=key)
 
 
+def _numbers_in(text: str) -> list[int]:
+    return [int(n) for n in "".join(ch if ch.isdigit() else " " for ch in text).split()]
+
+
+def _output(value: Any) -> Any:
+    """Each `{{ … }}` of a text template, checked before it is turned into text."""
+    return _check_weight(value, "text", MAX_SIZE)
+
+
 def _guarded_format(template: str, values: Any) -> str:
     """`"%s" % x` with widths and precisions limited, since `"%999999999d"` would fill memory."""
-    digits = "".join(ch if ch.isdigit() else " " for ch in template).split()
-    if any(int(number) > MAX_SIZE for number in digits):
+    if any(number > MAX_SIZE for number in _numbers_in(template)):
         raise SecurityError(f"format width too large (more than {MAX_SIZE})")
     return operator.mod(template, values)
 
@@ -138,7 +290,8 @@ def _guarded(func: Callable) -> Callable:
     @functools.wraps(func)
     def guarded(*args: Any, **kwargs: Any) -> Any:
         _check_time()
-        return _check_size(func(*args, **kwargs))
+        _check_weight((args, kwargs), "arguments")
+        return _check_int(_check_size(func(*args, **kwargs)))
 
     return guarded
 
@@ -172,6 +325,18 @@ def _replace(replace: Callable) -> Callable:
     return checked
 
 
+def _tojson(tojson: Callable) -> Callable:
+    """Jinja's `tojson`, with an indent small enough that the text stays near the value's size."""
+
+    @functools.wraps(tojson)
+    def checked(eval_ctx, value: Any, indent: int | None = None) -> str:
+        if indent is not None and not 0 <= indent <= MAX_JSON_INDENT:
+            raise SecurityError(f"tojson: indent must be between 0 and {MAX_JSON_INDENT}")
+        return tojson(eval_ctx, value, indent)
+
+    return checked
+
+
 def _widths_checked(func: Callable) -> Callable:
     """`center`, `indent`, `format`: refused when a width or count in them is too large."""
 
@@ -179,7 +344,7 @@ def _widths_checked(func: Callable) -> Callable:
     def checked(*args: Any, **kwargs: Any) -> Any:
         numbers = [a for a in (*args[1:], *kwargs.values()) if isinstance(a, int)]
         if isinstance(args[0], str):
-            numbers += [int(n) for n in "".join(c if c.isdigit() else " " for c in args[0]).split()]
+            numbers += _numbers_in(args[0])
         if any(number > MAX_SIZE for number in numbers):
             raise SecurityError(f"{func.__name__}: width too large (more than {MAX_SIZE})")
         return func(*args, **kwargs)
@@ -189,9 +354,10 @@ def _widths_checked(func: Callable) -> Callable:
 
 @functools.cache
 def environment() -> ExpressionEnvironment:
-    env = ExpressionEnvironment(undefined=StrictUndefined, autoescape=False)
+    env = ExpressionEnvironment(undefined=StrictUndefined, autoescape=False, finalize=_output)
     env.filters["join"] = _join(env.filters["join"])
     env.filters["replace"] = _replace(env.filters["replace"])
+    env.filters["tojson"] = _tojson(env.filters["tojson"])
     for name in ("center", "indent", "format"):
         env.filters[name] = _widths_checked(env.filters[name])
     for name, func in list(env.filters.items()):
@@ -221,7 +387,7 @@ def _compile(source: str) -> Callable[[dict], Any]:
         lone = _lone_expression(tree, source)
         if lone is not None:
             expression = env.compile_expression(lone, undefined_to_none=False)
-            return lambda context: _json_value(expression(context))
+            return lambda context: _json_value(_check_weight(expression(context), "result"))
         template = env.from_string(tree)
         return lambda context: _check_size(template.render(context))
     except TemplateError as exc:

@@ -1,5 +1,8 @@
 """Expressions: native types, strict names, keys before attributes, the sandbox and its guards."""
 
+import threading
+import time
+
 import pytest
 
 from orders.engine import expressions
@@ -130,3 +133,66 @@ def test_compile_errors_name_each_bad_place_and_pass_good_ones():
         'save.id: "{{ mystery(1) }}": unknown function "mystery"',
     ]
     assert compile_errors({"when": "{{ data.total > 1 and input.qty is number }}"}, "x") == []
+
+
+# Guards that hold in combination: each operation alone is small, together they are not.
+
+BIG = {"text": "x" * 90_000, "list": list(range(90_000))}
+COMBINED = [
+    ("{{ ((9 ** 999) ** 999) ** 12 }}", "number too large"),
+    ("{{ (2 ** 999) * (2 ** 999) * (2 ** 999) ** 100 }}", "number too large"),
+    ("{{ [range(10000) | list] * 1000 }}", "repetition too large"),
+    ("{{ [[range(10000) | list] * 100] * 100 }}", "repetition too large"),
+    ("{{ " + " ~ ".join(["input.text"] * 40) + " }}", "text too large"),
+    ("x{{ input.text ~ input.text }}", "text too large"),
+    ("{{ (input.list | string) ~ '' }}", "too large"),
+    ("{{ [" + ", ".join(["input.list"] * 40) + "] }}", "list too large"),
+    ("{{ [" + ", ".join(["input.list"] * 40) + "] | length }}", "list too large"),
+    (
+        "{{ input.list + input.list + input.list + input.list + input.list + input.list "
+        "+ input.list + input.list + input.list + input.list + input.list + input.list }}",
+        "too large",
+    ),
+    ("{{ '{:>999999999}'.format(1) }}", "width too large"),
+    ("{{ '{:>{}}'.format(1, 999999999) }}", "width too large"),
+    ("{{ '{:>{w}}'.format_map({'w': 999999999}) }}", "width too large"),
+    ("{{ 'x'.ljust(999999999) }}", "argument too large"),
+    ("{{ [[[[1]]]] | tojson(indent=100000) }}", "indent"),
+]
+
+
+@pytest.mark.parametrize("template, reason", COMBINED)
+def test_guards_hold_for_combinations_of_small_operations(template, reason):
+    with pytest.raises(ExpressionError, match=reason):
+        render(template, {"input": BIG})
+
+
+@pytest.mark.parametrize("template", [template for template, _ in COMBINED[:6]])
+def test_another_thread_keeps_running_while_an_expression_is_evaluated(template):
+    """The lease heartbeat is a thread: no single operation may hold the GIL for long."""
+    ticks, stop = [time.monotonic()], threading.Event()
+
+    def tick():
+        while not stop.is_set():
+            ticks.append(time.monotonic())
+            time.sleep(0.01)
+
+    ticker = threading.Thread(target=tick)
+    ticker.start()
+    try:
+        with pytest.raises(ExpressionError):
+            render(template, {"input": BIG})
+    finally:
+        stop.set()
+        ticker.join()
+    ticks.append(time.monotonic())
+    longest_gap = max(later - earlier for earlier, later in zip(ticks, ticks[1:], strict=False))
+    assert longest_gap < 0.5
+
+
+def test_values_within_the_limits_still_work():
+    assert render("{{ (2 ** 999) * (2 ** 999) == 4 ** 999 }}", {}) is True
+    assert render("{{ ([range(100) | list] * 100) | length }}", {}) == 100
+    assert len(render("{{ input.text ~ 'y' }}", {"input": BIG})) == 90_001
+    assert render("{{ [input.list, input.list] | length }}", {"input": BIG}) == 2
+    assert render("{{ '{:>5}'.format(1) }}", {}) == "    1"

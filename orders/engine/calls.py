@@ -28,10 +28,12 @@ from requests.structures import CaseInsensitiveDict
 
 from orders.engine.expressions import ExpressionError, is_true, render
 from orders.engine.secrets import load_secrets, mask, mask_headers
+from orders.engine.values import depth, map_strings, storable_text
 
 DEFAULT_TIMEOUT_SECONDS = 10.0
 MAX_RESPONSE_BYTES = 10 * 1024 * 1024
 MAX_REDIRECTS = 5
+MAX_BODY_DEPTH = 64
 USER_AGENT = "state-manager/0.1"
 
 
@@ -74,37 +76,74 @@ class OutboundAllowlist:
     def refusal(
         self, host: str, address: ipaddress.IPv4Address | ipaddress.IPv6Address
     ) -> str | None:
-        """Why `address` (which `host` resolved to) may not be called, or None when it may."""
-        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
-            address = address.ipv4_mapped
+        """Why `address` (which `host` resolved to) may not be called, or None when it may.
+
+        An IPv6 address that carries an IPv4 one is judged as the IPv4 address, which is
+        where a NAT64 or 6to4 gateway (or the host's own stack) would send it.
+        """
         if host.lower().rstrip(".") in self.names:
             return None
-        if any(address in network for network in self.networks):
+        carried = carried_ipv4(address)
+        judged = address if carried is None else carried
+        if any(ip in network for network in self.networks for ip in (address, judged)):
             return None
-        if address.is_global and not address.is_multicast:
+        if judged.is_global and not judged.is_multicast:
             return None
         kind = (
             "loopback"
-            if address.is_loopback
+            if judged.is_loopback
             else "link-local"
-            if address.is_link_local
+            if judged.is_link_local
             else "private"
         )
-        return f"{address} ({host}) is a {kind} address not listed in STATE_MANAGER_OUTBOUND_ALLOW"
+        named = carried is not None and _ip_literal(host) != address
+        where = f"{host} at {address}" if named else host
+        return f"{judged} ({where}) is a {kind} address not listed in STATE_MANAGER_OUTBOUND_ALLOW"
+
+
+IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
+IPV4_TRANSLATED = ipaddress.ip_network("::ffff:0:0:0/96")
+NAT64 = ipaddress.ip_network("64:ff9b::/96")
+
+
+def carried_ipv4(
+    address: ipaddress.IPv4Address | ipaddress.IPv6Address,
+) -> ipaddress.IPv4Address | None:
+    """The IPv4 address in an IPv4-mapped, IPv4-compatible, IPv4-translated, NAT64 or 6to4
+    IPv6 address, or None. `::` and `::1` are IPv6's own unspecified and loopback addresses.
+    """
+    if address.version == 4:
+        return None
+    if address.ipv4_mapped or address.sixtofour:
+        return address.ipv4_mapped or address.sixtofour
+    if (
+        address in NAT64
+        or address in IPV4_TRANSLATED
+        or (address in IPV4_COMPATIBLE and int(address) > 1)
+    ):
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    return None
 
 
 def resolve_checked(host: str, port: int, allowlist: OutboundAllowlist) -> str:
     """The address to connect to; every address the host resolves to must be allowed."""
-    try:
-        addresses = [ipaddress.ip_address(host)]
-    except ValueError:
-        addresses = _resolve(host, port)
+    literal = _ip_literal(host)
+    addresses = [literal] if literal else _resolve(host, port)
     for address in addresses:
         reason = allowlist.refusal(host, address)
         if reason:
             raise OutboundRefused(f"refused before sending: {reason}")
     first = addresses[0]
     return f"[{first}]" if first.version == 6 else str(first)
+
+
+def _ip_literal(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The address when the URL names one, else None (resolving outside this `except`
+    keeps "does not appear to be an IPv4 or IPv6 address" out of a resolve error's chain)."""
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        return None
 
 
 def _resolve(host: str, port: int) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
@@ -241,7 +280,7 @@ def send(request: CallRequest, *, allow: Iterable[str]) -> CallResult:
         return CallResult(error=f"more than {MAX_REDIRECTS} redirects", duration_ms=_ms(started))
     except requests.RequestException as exc:
         return CallResult(error=f"connection failed: {_reason(exc)}", duration_ms=_ms(started))
-    headers = dict(response.headers)
+    headers = map_strings(dict(response.headers), storable_text)
     return CallResult(
         status=response.status_code,
         headers=headers,
@@ -277,10 +316,14 @@ def _read_chunk(response: requests.Response) -> bytes:
 
 
 def _reason(exc: requests.RequestException) -> str:
-    """The innermost cause, without urllib3's long pool repr."""
+    """The innermost cause, without urllib3's long pool repr. The chain is followed as a
+    traceback shows it: `raise ... from None` (our own "cannot resolve" error) ends it."""
     cause: BaseException = exc
-    while cause.__context__ is not None and cause.__context__ is not cause:
-        cause = cause.__context__
+    while True:
+        inner = cause.__cause__ if cause.__suppress_context__ else cause.__context__
+        if inner is None or inner is cause:
+            break
+        cause = inner
     text = str(cause) or type(cause).__name__
     return text.split(": ", 1)[-1] if "Connection" in text and ": " in text else text
 
@@ -290,15 +333,22 @@ def _ms(started: float) -> int:
 
 
 def _parse_body(content: bytes, content_type: str, encoding: str | None) -> Any:
-    """JSON when the response is JSON (or says nothing of its type and parses), else text."""
-    text = content.decode(encoding or "utf-8", errors="replace")
+    """JSON when the response is JSON (or says nothing of its type and parses), else text.
+
+    What is kept must be storable and walkable: NUL characters and lone surrogates become
+    U+FFFD, and JSON nested deeper than MAX_BODY_DEPTH is kept as its text.
+    """
+    text = storable_text(content.decode(encoding or "utf-8", errors="replace"))
     if not text:
         return None if not content_type or "json" in content_type else ""
     if "json" in content_type.lower() or not content_type:
         try:
-            return json.loads(text)
-        except ValueError:
+            value = json.loads(text)
+        except (ValueError, RecursionError):
             return text
+        if depth(value, MAX_BODY_DEPTH) > MAX_BODY_DEPTH:
+            return text
+        return map_strings(value, storable_text)
     return text
 
 

@@ -17,6 +17,8 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from orders.engine.values import map_strings
+
 PREFIX = "STATE_MANAGER_SECRET_"
 MASK = "***"
 # Headers whose values are credentials whatever they were rendered from (a base64 of a
@@ -80,31 +82,7 @@ def _character_forms(character: str) -> str:
 
 
 def _mask(value: Any, pattern: re.Pattern) -> Any:
-    """The masked copy of a JSON value, built without recursion (values may nest deeply)."""
-    if isinstance(value, str):
-        return pattern.sub(MASK, value)
-    if not isinstance(value, Mapping | list | tuple):
-        return value
-    root: list = [None]
-    stack: list[tuple[Any, Any, Any]] = [(root, 0, value)]
-    while stack:
-        parent, slot, item = stack.pop()
-        if isinstance(item, str):
-            parent[slot] = pattern.sub(MASK, item)
-        elif isinstance(item, Mapping):
-            copy: dict = {}
-            parent[slot] = copy
-            for key, child in item.items():
-                new_key = pattern.sub(MASK, key) if isinstance(key, str) else key
-                copy[new_key] = None
-                stack.append((copy, new_key, child))
-        elif isinstance(item, list | tuple):
-            copy_list = [None] * len(item)
-            parent[slot] = copy_list
-            stack.extend((copy_list, index, child) for index, child in enumerate(item))
-        else:
-            parent[slot] = item
-    return root[0]
+    return map_strings(value, lambda text: pattern.sub(MASK, text))
 
 
 def mask_headers(headers: Mapping[str, str], secret_values: Iterable[str]) -> dict[str, str]:

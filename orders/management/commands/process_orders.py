@@ -1,10 +1,19 @@
+import logging
 import signal
 import time
 
 from django.conf import settings
 from django.core.management.base import BaseCommand
+from django.db import DatabaseError, InterfaceError, OperationalError, connections
 
 from orders.batch import run_batch
+from orders.engine.secrets import mask
+
+logger = logging.getLogger(__name__)
+
+# After a batch fails on the database, the loop waits this long, doubling up to the cap.
+FIRST_BACKOFF_SECONDS = 1.0
+MAX_BACKOFF_SECONDS = 30.0
 
 
 class Command(BaseCommand):
@@ -20,21 +29,67 @@ class Command(BaseCommand):
         if once:
             self.stdout.write(self.describe(run_batch()))
             return
-        stopping = []
-        signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
+        self.stopping = []
+        previous = signal.signal(signal.SIGTERM, lambda *_: self.stopping.append(True))
         interval = settings.STATE_MANAGER["INTERVAL_SECONDS"]
         self.stdout.write(f"Processing orders every {interval}s after each batch; Ctrl-C stops.")
         try:
-            while not stopping:
-                self.stdout.write(self.describe(run_batch()))
-                deadline = time.monotonic() + interval
-                while not stopping and time.monotonic() < deadline:
-                    time.sleep(min(0.5, interval))
+            self.loop(interval)
         except KeyboardInterrupt:
             pass
+        finally:
+            signal.signal(signal.SIGTERM, previous)
         self.stdout.write("Stopped.")
+
+    def loop(self, interval: float) -> None:
+        """A batch, then the interval; a database outage is waited out with backoff, like
+        qcluster does, instead of ending the loop."""
+        backoff, failures = FIRST_BACKOFF_SECONDS, 0
+        while not self.stopping:
+            try:
+                report = run_batch()
+            except (OperationalError, InterfaceError) as exc:
+                failures += 1
+                logger.error(
+                    "batch failed, database unavailable (%s); next try in %gs",
+                    database_error(exc),
+                    backoff,
+                )
+                close_connections()  # the next batch connects afresh
+                self.pause(backoff)
+                backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
+                continue
+            if failures:
+                logger.warning("database available again after %d failed batches", failures)
+                backoff, failures = FIRST_BACKOFF_SECONDS, 0
+            self.stdout.write(self.describe(report))
+            self.pause(interval)
+
+    def pause(self, seconds: float) -> None:
+        """Sleep, but stop within half a second of a SIGTERM."""
+        deadline = time.monotonic() + seconds
+        while not self.stopping and time.monotonic() < deadline:
+            time.sleep(min(0.5, seconds))
 
     def describe(self, report) -> str:
         if not report.claimed:
             return "No due orders."
         return f"Processed {report.summary()}."
+
+
+def database_error(exc: Exception) -> str:
+    """The error's first line, without the database passwords: no traceback each time the
+    loop tries again."""
+    lines = str(exc).strip().splitlines() or [type(exc).__name__]
+    passwords = [db["PASSWORD"] for db in settings.DATABASES.values() if db.get("PASSWORD")]
+    return mask(lines[0][:500], passwords)
+
+
+def close_connections() -> None:
+    """Drop this thread's connections, so the next batch reconnects instead of failing on a
+    dead socket. Closing a broken one may raise, but leaves it closed all the same."""
+    for connection in connections.all(initialized_only=True):
+        try:
+            connection.close()
+        except DatabaseError:
+            pass

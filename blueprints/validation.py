@@ -14,6 +14,8 @@ from pathlib import Path
 
 from jsonschema import Draft202012Validator, SchemaError, ValidationError, validators
 
+from blueprints.storable import shown, text_problem, unstorable, unstorable_fields
+
 SCHEMA_DIR = Path(__file__).resolve().parent / "schemas"
 API_CALL_SCHEMA = "api-call.schema.json"
 BLUEPRINT_SCHEMA = "blueprint.schema.json"
@@ -190,6 +192,9 @@ def _reason(error: ValidationError) -> str:
 
 def api_call_errors(definition, *, prefix: str = "") -> list[str]:
     """Every problem of an API call definition (the contract JSON, slug and name included)."""
+    errors = unstorable_errors(definition, prefix)
+    if errors:
+        return errors
     errors = _schema_errors(_validator(API_CALL_SCHEMA), definition, prefix)
     if isinstance(definition, dict):
         for key in API_CALL_EXPRESSION_KEYS:
@@ -200,6 +205,9 @@ def api_call_errors(definition, *, prefix: str = "") -> list[str]:
 
 def blueprint_errors(definition, *, api_call_slugs: set[str], prefix: str = "") -> list[str]:
     """Every problem of a blueprint definition, checked against the given API call slugs."""
+    errors = unstorable_errors(definition, prefix)
+    if errors:
+        return errors
     errors = _schema_errors(_validator(BLUEPRINT_SCHEMA), definition, prefix)
     if not isinstance(definition, dict):
         return errors
@@ -230,6 +238,42 @@ def validate_blueprint(definition: dict, *, api_call_slugs: set[str] | None = No
     errors = blueprint_errors(definition, api_call_slugs=api_call_slugs)
     if errors:
         raise DefinitionError(errors)
+
+
+def unstorable_errors(definition, prefix: str = "") -> list[str]:
+    """Text PostgreSQL cannot store, anywhere in a definition, and nesting past the limit.
+
+    Checked before anything else: the other checks would only repeat such text, and too
+    deep a value could exhaust Python's recursion in them.
+    """
+    if isinstance(definition, dict):
+        problems = unstorable_fields(definition)
+    else:
+        problems = unstorable(definition)
+    return [_error(step_place(prefix, definition, path), why) for path, why in problems]
+
+
+def step_place(prefix: str, definition, path: list) -> str:
+    """The place of `path` in a definition, each step on the way named by its index and its
+    id (`steps[2] (id "charge").retry`): an index alone is hard to find in a long blueprint."""
+    place, node = prefix, definition
+    parent_is_steps = parent_is_step = False
+    for index, part in enumerate(path):
+        is_step = parent_is_steps and isinstance(part, int)
+        is_steps = (index == 0 and part == "steps") or (parent_is_step and part == "parallel")
+        node = node[part] if _has(node, part) else None
+        place = join_place(place, [part])
+        step_id = node.get("id") if is_step and isinstance(node, dict) else None
+        if _is_id(step_id) and not text_problem(step_id):
+            place += f" (id {shown(step_id)})"
+        parent_is_steps, parent_is_step = is_steps, is_step
+    return place
+
+
+def _has(node, part) -> bool:
+    if isinstance(node, dict):
+        return part in node
+    return isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
 
 
 def _input_schema_errors(input_schema, prefix: str) -> list[str]:

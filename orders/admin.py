@@ -3,11 +3,11 @@ with its flow and step log, and the bulk reprocess and cancel actions of support
 
 from __future__ import annotations
 
-import json
-from datetime import timedelta
+from datetime import UTC, timedelta
 from itertools import groupby
 
 from django.contrib import admin, messages
+from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.views.main import ChangeList
 from django.core.paginator import Paginator
 from django.db import connections
@@ -15,14 +15,16 @@ from django.db.models import Count
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 from django.utils.functional import cached_property
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 
 from blueprints.diagram import blueprint_svg
 from blueprints.models import Blueprint
+from orders.filters import utc_offset_error
 from orders.models import BatchRun, Order, StepLog
-from statemanager.admin import json_block
+from statemanager.admin import json_block, json_text
 
 LIST_FIELDS = (
     "id",
@@ -130,6 +132,32 @@ class FailedStepFilter(admin.SimpleListFilter):
         return queryset.filter(pk__in=failed)
 
 
+class CreatedAtFilter(admin.DateFieldListFilter):
+    """The date filter. A time typed into its URL with an impossible UTC offset (or before
+    year 1 once in UTC) is a bad lookup, as Django shows one, not a database error."""
+
+    def queryset(self, request, queryset):
+        for name, values in self.used_parameters.items():
+            self.used_parameters[name] = [self.utc(value) for value in values]
+        return super().queryset(request, queryset)
+
+    @staticmethod
+    def utc(value):
+        try:
+            parsed = parse_datetime(value)
+        except (TypeError, ValueError):
+            return value  # left for Django to refuse
+        if parsed is None or parsed.utcoffset() is None:
+            return value
+        error = utc_offset_error(parsed)
+        if error:
+            raise IncorrectLookupParameters(error)
+        try:
+            return parsed.astimezone(UTC)
+        except OverflowError as exc:
+            raise IncorrectLookupParameters("out of range") from exc
+
+
 STATUS_COLOURS = {
     Order.Status.PENDING: "#6b7280",
     Order.Status.RUNNING: "#1d4ed8",
@@ -160,7 +188,13 @@ class OrderAdmin(ReadOnlyAdmin):
         "created_at",
         "updated_at",
     )
-    list_filter = ("status", WorkflowFilter, DueFilter, FailedStepFilter, "created_at")
+    list_filter = (
+        "status",
+        WorkflowFilter,
+        DueFilter,
+        FailedStepFilter,
+        ("created_at", CreatedAtFilter),
+    )
     search_fields = ("order_id",)
     search_help_text = "The order id, or its beginning."
     show_full_result_count = False
@@ -253,8 +287,8 @@ class OrderAdmin(ReadOnlyAdmin):
         entries = list(order.log.order_by("-id")[:TIMELINE_LIMIT])
         entries.reverse()
         for entry in entries:
-            entry.request_json = json.dumps(entry.request, indent=2) if entry.request else ""
-            entry.response_json = json.dumps(entry.response, indent=2) if entry.response else ""
+            entry.request_json = json_text(entry.request) if entry.request else ""
+            entry.response_json = json_text(entry.response) if entry.response else ""
         runs = [
             {"run": run, "entries": list(group), "current": run == order.run}
             for run, group in groupby(entries, key=lambda entry: entry.run)
@@ -317,39 +351,49 @@ class OrderAdmin(ReadOnlyAdmin):
         )
 
     def reprocess(self, request, queryset, *, start_from: str):
-        from orders.services import orders_reprocess
+        from orders.services import orders_reprocess, reprocessable_statuses
 
         queryset = queryset.defer(None)
         if request.POST.get("confirm") == "yes":
             version = request.POST.get("version", "pinned")
             if version not in dict(VERSIONS):
                 version = "pinned"
+            include_completed = start_from == "start" and (
+                request.POST.get("include_completed") == "yes"
+            )
             result = orders_reprocess(
                 orders=queryset,
                 start_from=start_from,
                 version=version,
+                include_completed=include_completed,
                 actor=request.user.get_username(),
             )
             where = "the failed step" if start_from == "failed" else "the start"
             self.message_user(
                 request,
                 f"Reprocessing {result.count} order(s) from {where} on the {version} version; "
-                f"{result.skipped} skipped (running, or the latest version lacks their step).",
+                f"{result.skipped} skipped (not failed or cancelled"
+                + (", completed ones included" if include_completed else "")
+                + ", or the latest version lacks their step).",
                 messages.SUCCESS,
             )
             return None
         counts = self.status_counts(queryset)
-        running = counts[Order.Status.RUNNING]
+        reprocessable = reprocessable_statuses(start_from=start_from, include_completed=False)
+        touched = sum(counts[status] for status in reprocessable)
+        completed = counts[Order.Status.COMPLETED] if start_from == "start" else 0
         return self.confirmation(
             request,
             title="Reprocess orders from "
             + ("the failed step" if start_from == "failed" else "the start"),
             action=f"reprocess_from_{start_from}",
             total=sum(counts.values()),
-            touched=sum(counts.values()) - running,
+            touched=touched,
             later=0,
-            untouched=running,
-            untouched_reason="running: an order is reprocessed only when it has stopped",
+            untouched=sum(counts.values()) - touched - completed,
+            untouched_reason="pending, running or waiting: cancel them first"
+            + ("" if start_from == "start" else "; completed: only from the start"),
+            completed=completed,
             choose_version=True,
         )
 

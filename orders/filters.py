@@ -1,17 +1,53 @@
 """The one filter of orders: the API list, the bulk reprocess, the command and the admin."""
 
+from datetime import UTC, datetime, timedelta
+
 import django_filters
+from django.core.exceptions import ValidationError
 from django.db.models import Q
 from django.http import QueryDict
+from django_filters.fields import IsoDateTimeField
 
 from orders.models import Order
+
+# The UTC offsets in use run from -12:00 to +14:00. Python reads any offset under 24 hours
+# and PostgreSQL refuses those from 16 hours up, so a time outside the range is bad input.
+MAX_UTC_OFFSET = timedelta(hours=14)
+
+
+def utc_offset_error(value: datetime) -> str | None:
+    """Why a time's UTC offset is impossible, or None when it is not."""
+    offset = value.utcoffset()
+    if offset is not None and abs(offset) > MAX_UTC_OFFSET:
+        return "the UTC offset must be between -14:00 and +14:00"
+    return None
+
+
+class TimeField(IsoDateTimeField):
+    """An ISO 8601 time with a possible UTC offset, as UTC (the databases' time)."""
+
+    def to_python(self, value):
+        value = super().to_python(value)
+        if value is None:
+            return None
+        error = utc_offset_error(value)
+        if error:
+            raise ValidationError(error, code="invalid")
+        try:
+            return value.astimezone(UTC)
+        except OverflowError:
+            raise ValidationError("out of range", code="invalid") from None
+
+
+class TimeFilter(django_filters.IsoDateTimeFilter):
+    field_class = TimeField
 
 
 class OrderFilterSet(django_filters.FilterSet):
     status = django_filters.MultipleChoiceFilter(choices=Order.Status.choices)
     workflow = django_filters.CharFilter(field_name="workflow")
-    created_after = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
-    created_before = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    created_after = TimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = TimeFilter(field_name="created_at", lookup_expr="lt")
     search = django_filters.CharFilter(method="filter_search", label="Order id contains")
     ordering = django_filters.OrderingFilter(
         fields=(

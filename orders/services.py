@@ -7,9 +7,11 @@ fixed number of queries per chunk, and skip any order a worker claims meanwhile.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -45,7 +47,12 @@ class OrderConflict(OrderError):
     """The order id is taken by an order with another workflow or payload."""
 
 
-class OrderRunning(OrderError):
+class ReprocessRefused(OrderError):
+    """The order is not one this reprocess applies to (running, pending, waiting, or
+    completed when resuming from the failed step)."""
+
+
+class OrderRunning(ReprocessRefused):
     pass
 
 
@@ -113,23 +120,74 @@ def _json_path(root: str, path) -> str:
 
 
 def _replayed(order: Order, *, workflow: str, payload: Any) -> Order:
-    if order.workflow != workflow or order.payload != payload:
+    if order.workflow != workflow or not same_json(order.payload, payload):
         raise OrderConflict(f'order "{order.order_id}" exists with another workflow or payload')
     return order
 
 
+def same_json(a: Any, b: Any) -> bool:
+    """Equal as JSON values: unlike `==` in Python, `1`, `1.0` and `true` differ.
+
+    >>> same_json({"a": 1, "b": [True]}, {"b": [True], "a": 1}), same_json({"a": 1}, {"a": 1.0})
+    (True, False)
+    """
+    return _canonical(a) == _canonical(b)
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(
+        _stored_numbers(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False
+    )
+
+
+def _stored_numbers(value: Any) -> Any:
+    """Floats as PostgreSQL's jsonb gives them back: a whole number written with an
+    exponent (`1e300`) comes back as an integer, one without (`2.0`) as a float."""
+    if isinstance(value, float) and value.is_integer() and "e" in repr(value):
+        return int(Decimal(repr(value)))
+    if isinstance(value, dict):
+        return {key: _stored_numbers(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_stored_numbers(item) for item in value]
+    return value
+
+
 # Reprocess.
+#
+# Reprocessing repeats real side effects (charges, mails), so it applies only to orders
+# that stopped short: failed and cancelled ones. A completed order is run again only from
+# the start and only when asked by name (one order) or with `include_completed` (bulk).
+# Pending, waiting and running orders are left alone (cancel first).
+
+REPROCESSABLE = (Order.Status.FAILED, Order.Status.CANCELLED)
+
+
+def reprocessable_statuses(*, start_from: str, include_completed: bool) -> tuple[str, ...]:
+    """The statuses a reprocess `from` start or failed applies to.
+
+    >>> reprocessable_statuses(start_from="failed", include_completed=True)
+    ('failed', 'cancelled')
+    >>> reprocessable_statuses(start_from="start", include_completed=True)
+    ('failed', 'cancelled', 'completed')
+    """
+    if start_from == "start" and include_completed:
+        return (*REPROCESSABLE, Order.Status.COMPLETED)
+    return REPROCESSABLE
 
 
 def order_reprocess(
     *, order: Order, start_from: str = "failed", version: str = "pinned", actor: str
 ) -> Order:
-    """Begin a new run of a not-running order; it is pending and due at once."""
+    """Begin a new run of a failed or cancelled order (or, from the start, of a completed
+    one: naming it is the explicit word); it is pending and due at once."""
     _check_options(start_from, version)
     with transaction.atomic():
         order = Order.objects.select_for_update(of=("self",)).get(pk=order.pk)
         if order.status == Order.Status.RUNNING:
             raise OrderRunning(f'order "{order.order_id}" is running; reprocess it when it stops')
+        allowed = reprocessable_statuses(start_from=start_from, include_completed=True)
+        if order.status not in allowed:
+            raise ReprocessRefused(_refusal(order))
         plan = _ReprocessPlan(start_from=start_from, version=version, actor=actor)
         entry = plan.apply(order)
         order.save(update_fields=_REPROCESS_FIELDS)
@@ -138,17 +196,32 @@ def order_reprocess(
     return order
 
 
+def _refusal(order: Order) -> str:
+    if order.status == Order.Status.COMPLETED:
+        return (
+            f'order "{order.order_id}" is completed: only a reprocess from the start runs it again'
+        )
+    return f'order "{order.order_id}" is {order.status}: cancel it first to reprocess it'
+
+
 def orders_reprocess(
-    *, orders: QuerySet, start_from: str = "failed", version: str = "pinned", actor: str
+    *,
+    orders: QuerySet,
+    start_from: str = "failed",
+    version: str = "pinned",
+    include_completed: bool = False,
+    actor: str,
 ) -> BulkResult:
-    """Reprocess every order of a selection but the running ones (and, on the latest
-    version, those whose resume step it no longer has)."""
+    """Reprocess the failed and cancelled orders of a selection (and the completed ones
+    when starting over with `include_completed`); skip the others and, on the latest
+    version, those whose resume step it no longer has."""
     _check_options(start_from, version)
+    statuses = reprocessable_statuses(start_from=start_from, include_completed=include_completed)
     plan = _ReprocessPlan(start_from=start_from, version=version, actor=actor)
     count = skipped = 0
     for pks in _pk_chunks(orders):
         with transaction.atomic():
-            rows = list(_locked(pks).exclude(status=Order.Status.RUNNING))
+            rows = list(_locked(pks).filter(status__in=statuses))
             plan.load_snapshots(rows)
             changed, entries = [], []
             for order in rows:

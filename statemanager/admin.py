@@ -11,9 +11,12 @@ from urllib.parse import urlencode
 
 from django import forms
 from django.contrib import admin
+from django.core.exceptions import ValidationError
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
+
+from blueprints.storable import escape_lone_surrogates
 
 admin.site.site_header = "State Manager"
 admin.site.site_title = "State Manager"
@@ -37,17 +40,43 @@ class PrettyJSONField(forms.JSONField):
 
     widget = JSONEditor
 
+    # JSON nested deeper than Python's recursion limit cannot be parsed: say so at the field.
+    def to_python(self, value):
+        try:
+            return super().to_python(value)
+        except RecursionError:
+            raise ValidationError("nested too deeply", code="invalid") from None
+
+    def bound_data(self, data, initial):
+        try:
+            return super().bound_data(data, initial)
+        except RecursionError:
+            return forms.fields.InvalidJSONInput(data)
+
     def prepare_value(self, value):
         if isinstance(value, forms.fields.InvalidJSONInput):
             return value
-        return json.dumps(value, indent=2, ensure_ascii=False, cls=self.encoder)
+        text = json.dumps(value, indent=2, ensure_ascii=False, cls=self.encoder)
+        return escape_lone_surrogates(text)  # refused on save, but shown again at the field
 
 
 def json_block(value) -> str:
     """A read-only, indented JSON value for admin pages."""
     if value in (None, "", {}, []):
         return format_html('<span class="sm-muted">{}</span>', json.dumps(value))
-    return format_html('<pre class="sm-json">{}</pre>', json.dumps(value, indent=2))
+    return format_html('<pre class="sm-json">{}</pre>', json_text(value))
+
+
+def json_text(value) -> str:
+    """A JSON value indented, or a note when it is nested too deeply to show.
+
+    The doors refuse deep JSON (STATE_MANAGER_MAX_JSON_DEPTH), but a stored value may
+    predate that, and indenting recurses once per level: the page must open all the same.
+    """
+    try:
+        return json.dumps(value, indent=2)
+    except RecursionError:
+        return "(nested too deeply to show)"
 
 
 _PLACE_HEAD = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)")

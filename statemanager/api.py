@@ -12,7 +12,9 @@ from rest_framework.response import Response
 from rest_framework.routers import SimpleRouter
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from blueprints.validation import DefinitionError
+from blueprints.storable import text_problem, unstorable, unstorable_fields
+from blueprints.validation import DefinitionError, join_place
+from statemanager.outage import UNAVAILABLE, database_unavailable
 
 
 class ActionPermissions(BasePermission):
@@ -71,6 +73,19 @@ class Conflict(exceptions.APIException):
     default_detail = "Conflict."
 
 
+def storable_body(data: Any) -> Any:
+    """The request body, once no string or key in it is text PostgreSQL cannot store and
+    no field nests deeper than STATE_MANAGER_MAX_JSON_DEPTH; else a 400 naming each place.
+
+    Called before a serializer sees the body: a serializer would store such text, or
+    recurse through such nesting.
+    """
+    problems = unstorable_fields(data) if isinstance(data, dict) else unstorable(data)
+    if problems:
+        raise BadRequest([f"{join_place('', path) or 'body'}: {why}" for path, why in problems])
+    return data
+
+
 def exception_handler(exc: Exception, context: dict) -> Response | None:
     """DRF's handler, with every 400 in one shape: {"errors": ["<place>: <reason>", ...]}."""
     if isinstance(exc, BadRequest):
@@ -79,6 +94,8 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
         return Response({"errors": [f"body: {exc.detail}"]}, status=status.HTTP_400_BAD_REQUEST)
     if isinstance(exc, exceptions.ValidationError):
         return Response({"errors": flat_errors(exc.detail)}, status=status.HTTP_400_BAD_REQUEST)
+    if isinstance(exc, UNAVAILABLE):  # also when token authentication finds no database
+        return database_unavailable(context["request"], exc)
     return drf_exception_handler(exc, context)
 
 
@@ -90,7 +107,7 @@ def flat_errors(detail: Any, place: str = "") -> list[str]:
             if key == "non_field_errors":
                 lines += flat_errors(value, place)
             else:
-                lines += flat_errors(value, f"{place}.{key}" if place else str(key))
+                lines += flat_errors(value, join_place(place, [key]))
         return lines
     if isinstance(detail, list):
         if all(not isinstance(item, dict | list) for item in detail):
@@ -136,7 +153,10 @@ class DefinitionViewSet(viewsets.GenericViewSet):
 
     def create(self, request):
         definition = self.body(request)
-        if self.get_queryset().filter(slug=definition.get("slug")).exists():
+        slug = definition.get("slug")
+        # Text the database cannot store is for the validator to name, not to look up.
+        storable = isinstance(slug, str) and not text_problem(slug)
+        if storable and self.get_queryset().filter(slug=slug).exists():
             raise BadRequest([f'slug: {self.noun} "{definition["slug"]}" exists already'])
         instance = self.saved(definition, request)
         return Response(self.get_serializer(instance).data, status=status.HTTP_201_CREATED)

@@ -50,6 +50,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "statemanager.middleware.RequestSizeLimit",
+    "statemanager.url_text.UnstorableURLText",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -118,6 +119,11 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PARSER_CLASSES": [
+        "statemanager.parsers.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
@@ -149,6 +155,9 @@ STATE_MANAGER = {
     "LEASE_SECONDS": env_int("STATE_MANAGER_LEASE_SECONDS", 60),
     "MAX_STEPS_PER_RUN": env_int("STATE_MANAGER_MAX_STEPS_PER_RUN", 1000),
     "MAX_REQUEST_BYTES": env_int("STATE_MANAGER_MAX_REQUEST_BYTES", 1024 * 1024),
+    # JSON nested deeper than this is refused at every door (the webhook, callbacks,
+    # definitions), well before Python's recursion limit.
+    "MAX_JSON_DEPTH": env_int("STATE_MANAGER_MAX_JSON_DEPTH", 64),
     "OUTBOUND_ALLOW": env_list("STATE_MANAGER_OUTBOUND_ALLOW"),
     "LOG_BODY_BYTES": env_int("STATE_MANAGER_LOG_BODY_BYTES", 4096),
     # A retry wait up to this long is slept inside the order's turn; a longer one

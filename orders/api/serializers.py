@@ -1,13 +1,30 @@
 from rest_framework import serializers
 
+from blueprints.storable import has_control_character
 from orders.filters import OrderFilterSet
 from orders.models import Order, StepLog
+
+
+class OrderIdField(serializers.CharField):
+    """An order id: one URL segment (`/api/orders/{order_id}/`), so no `/`, and no control
+    characters, which no one can type or see."""
+
+    def __init__(self, **kwargs):
+        super().__init__(max_length=200, **kwargs)
+
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data)
+        if "/" in value:
+            raise serializers.ValidationError('must not contain "/"')
+        if has_control_character(value):
+            raise serializers.ValidationError("must not contain control characters")
+        return value
 
 
 class OrderCreateSerializer(serializers.Serializer):
     """The webhook's body."""
 
-    order_id = serializers.CharField(max_length=200)
+    order_id = OrderIdField()
     workflow = serializers.CharField(max_length=100)
     payload = serializers.JSONField(
         help_text="The order's input; must meet the workflow's input_schema."
@@ -118,9 +135,7 @@ class ReprocessSerializer(serializers.Serializer):
 class BulkReprocessSerializer(ReprocessSerializer):
     """Either `order_ids`, or at least one of the list's filters."""
 
-    order_ids = serializers.ListField(
-        child=serializers.CharField(max_length=200), required=False, allow_empty=False
-    )
+    order_ids = serializers.ListField(child=OrderIdField(), required=False, allow_empty=False)
     status = serializers.ListField(
         child=serializers.ChoiceField(choices=Order.Status.choices), required=False
     )
@@ -128,6 +143,11 @@ class BulkReprocessSerializer(ReprocessSerializer):
     created_after = serializers.DateTimeField(required=False)
     created_before = serializers.DateTimeField(required=False)
     search = serializers.CharField(required=False, help_text="Order id contains.")
+    include_completed = serializers.BooleanField(
+        default=False,
+        help_text="With from=start, also reprocess the completed orders of the selection "
+        "(their calls run again: charges, mails). Without it they are skipped.",
+    )
 
     def to_internal_value(self, data):
         if isinstance(data, dict) and isinstance(data.get("status"), str):
@@ -149,8 +169,9 @@ class BulkReprocessSerializer(ReprocessSerializer):
 class BulkResultSerializer(serializers.Serializer):
     count = serializers.IntegerField(help_text="Orders reprocessed.")
     skipped = serializers.IntegerField(
-        help_text="Orders left as they were: running, or (on the latest version) "
-        "without their resume step."
+        help_text="Orders left as they were: pending, running or waiting; completed "
+        "(unless from=start with include_completed); or (on the latest version) without "
+        "their resume step."
     )
 
 

@@ -18,7 +18,15 @@ from orders import services
 from orders.callbacks import CallbackNotFound, CallbackUsed, callback_receive
 from orders.filters import OrderFilterSet, order_filterset
 from orders.models import Order, StepLog
-from statemanager.api import ActionPermissions, BadRequest, Conflict, Detail, Errors, Pagination
+from statemanager.api import (
+    ActionPermissions,
+    BadRequest,
+    Conflict,
+    Detail,
+    Errors,
+    Pagination,
+    storable_body,
+)
 
 from .serializers import (
     BulkReprocessSerializer,
@@ -111,7 +119,7 @@ class OrderViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         },
     )
     def create(self, request):
-        body = OrderCreateSerializer(data=request.data)
+        body = OrderCreateSerializer(data=storable_body(request.data))
         body.is_valid(raise_exception=True)
         try:
             order, created = services.order_create(**body.validated_data)
@@ -130,7 +138,8 @@ class OrderViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         summary="Reprocess an order",
         operation_id="orders_reprocess",
         description="Needs orders.reprocess_order. Begins a new run at once: the order is "
-        "pending and due, and the next batch picks it up.",
+        "pending and due, and the next batch picks it up. Applies to failed and cancelled "
+        "orders, and from the start to a completed one (naming it is the explicit word).",
         parameters=[ORDER_ID],
         request=ReprocessSerializer,
         responses={
@@ -139,13 +148,17 @@ class OrderViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
             401: UNAUTHORIZED,
             403: FORBIDDEN,
             404: NOT_FOUND,
-            409: OpenApiResponse(Detail, description="The order is running."),
+            409: OpenApiResponse(
+                Detail,
+                description="The order is running, pending or waiting (cancel it first), "
+                "or completed and the reprocess is from the failed step.",
+            ),
         },
     )
     @action(detail=True, methods=["post"])
     def reprocess(self, request, order_id=None):
         order = self.get_object()
-        options = ReprocessSerializer(data=request.data)
+        options = ReprocessSerializer(data=storable_body(request.data))
         options.is_valid(raise_exception=True)
         try:
             order = services.order_reprocess(
@@ -154,7 +167,7 @@ class OrderViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
                 version=options.validated_data["version"],
                 actor=actor(request),
             )
-        except services.OrderRunning as exc:
+        except services.ReprocessRefused as exc:
             raise Conflict(str(exc)) from exc
         except services.ReprocessInvalid as exc:
             raise BadRequest([str(exc)]) from exc
@@ -164,7 +177,8 @@ class OrderViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         summary="Reprocess many orders",
         operation_id="orders_bulk_reprocess",
         description="Needs orders.reprocess_order. Select by `order_ids` or by the list's "
-        "filters; running orders are skipped.",
+        "filters. Failed and cancelled orders are reprocessed; completed ones only from the "
+        "start with `include_completed`; pending, running and waiting ones are skipped.",
         request=BulkReprocessSerializer,
         responses={
             202: BulkResultSerializer,
@@ -175,7 +189,7 @@ class OrderViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
     )
     @action(detail=False, methods=["post"], url_path="reprocess", url_name="bulk-reprocess")
     def bulk_reprocess(self, request):
-        body = BulkReprocessSerializer(data=request.data)
+        body = BulkReprocessSerializer(data=storable_body(request.data))
         body.is_valid(raise_exception=True)
         options = body.validated_data
         if "order_ids" in options:
@@ -192,6 +206,7 @@ class OrderViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
                 orders=orders,
                 start_from=options["from"],
                 version=options["version"],
+                include_completed=options["include_completed"],
                 actor=actor(request),
             )
         except services.ReprocessInvalid as exc:
@@ -259,7 +274,7 @@ class CallbackView(APIView):
         auth=[],
     )
     def post(self, request, token: str):
-        body = CallbackSerializer(data=request.data)
+        body = CallbackSerializer(data=storable_body(request.data))
         body.is_valid(raise_exception=True)
         try:
             order = callback_receive(token=token, **body.validated_data)

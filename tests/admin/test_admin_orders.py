@@ -155,6 +155,58 @@ def test_reprocess_all_matching_the_filter_touches_only_the_filtered_orders(
     assert Order.objects.filter(pk__in=[o.pk for o in completed], run=1).count() == 2
 
 
+def test_reprocess_from_failed_skips_completed_pending_and_waiting_orders(
+    admin_client_for, superuser, make_orders
+):
+    failed = make_orders(2)
+    others = [
+        *make_orders(1, status=Order.Status.COMPLETED),
+        *make_orders(1, status=Order.Status.PENDING),
+        *make_orders(1, status=Order.Status.WAITING),
+    ]
+    client = admin_client_for(superuser)
+    page = client.post(reverse(CHANGELIST), action_post("reprocess_from_failed", failed + others))
+    assert (page.context["touched"], page.context["untouched"], page.context["completed"]) == (
+        2,
+        3,
+        0,
+    )
+    assert "include_completed" not in page.text
+
+    client.post(
+        reverse(CHANGELIST),
+        action_post(
+            "reprocess_from_failed", failed + others, confirm="yes", include_completed="yes"
+        ),
+    )
+    assert set(Order.objects.filter(run=2)) == set(failed)
+
+
+def test_reprocess_from_start_asks_before_including_completed_orders(
+    admin_client_for, superuser, make_orders
+):
+    failed = make_orders(1)
+    completed = make_orders(2, status=Order.Status.COMPLETED)
+    client = admin_client_for(superuser)
+    page = client.post(reverse(CHANGELIST), action_post("reprocess_from_start", failed + completed))
+    assert page.context["completed"] == 2
+    assert 'name="include_completed"' in page.text
+    assert "2</strong> of the selected orders are completed" in page.text
+
+    client.post(
+        reverse(CHANGELIST), action_post("reprocess_from_start", failed + completed, confirm="yes")
+    )
+    assert set(Order.objects.filter(run=2)) == set(failed)
+
+    client.post(
+        reverse(CHANGELIST),
+        action_post(
+            "reprocess_from_start", failed + completed, confirm="yes", include_completed="yes"
+        ),
+    )
+    assert set(Order.objects.filter(run=2)) == set(failed + completed)
+
+
 def test_cancel_confirmation_separates_running_and_finished_orders(
     admin_client_for, superuser, make_orders
 ):

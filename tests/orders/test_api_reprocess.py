@@ -2,7 +2,7 @@
 
 import pytest
 
-from orders.models import Callback, Order
+from orders.models import Callback, Order, StepLog
 from tests.statemanager.fixtures import *  # noqa: F403
 from tests.statemanager.fixtures import shop_order
 
@@ -11,6 +11,17 @@ FAILED_AT_SHIP = {
     "current_step": "ship",
     "data": {"charge_id": 7, "note": "after"},
     "resume_point": {"step": "ship", "data": {"charge_id": 7}},
+}
+
+
+# One order in each status, by id.
+STATUSES = {
+    "P": "pending",
+    "R": "running",
+    "W": "waiting",
+    "C": "completed",
+    "F": "failed",
+    "X": "cancelled",
 }
 
 
@@ -70,31 +81,87 @@ def test_bad_from_or_version_is_400(support, shop, body):
     assert response.json()["errors"][0].split(":")[0] in ("from", "version")
 
 
-def test_reprocess_ends_the_wait_of_an_open_callback(support, shop):
-    order = shop_order("A-1", "waiting")
+@pytest.mark.parametrize("status", ["pending", "waiting"])
+def test_reprocess_of_a_pending_or_waiting_order_is_409_and_changes_nothing(support, shop, status):
+    order = shop_order("A-1", status)
     Callback.objects.create(
         token="t1", order=order, run=1, step="charge", expires_at=order.created_at
     )
 
-    reprocess(support, "A-1")
+    response = reprocess(support, "A-1", **{"from": "start"})
 
+    assert response.status_code == 409
+    assert f"is {status}: cancel it first" in response.json()["detail"]
+    order.refresh_from_db()
+    assert (order.status, order.run) == (status, 1)
+    assert Callback.objects.get(token="t1").status == "waiting"
+
+
+def test_reprocess_of_a_cancelled_order_ends_the_wait_of_its_callback(support, shop):
+    order = shop_order("A-1", "cancelled")
+    Callback.objects.create(
+        token="t1", order=order, run=1, step="charge", expires_at=order.created_at
+    )
+
+    assert reprocess(support, "A-1").status_code == 202
     assert Callback.objects.get(token="t1").status == "expired"
 
 
-def test_bulk_reprocess_by_ids_skips_running_orders(support, shop):
-    shop_order("A-1", "failed")
-    shop_order("A-2", "completed")
-    shop_order("A-3", "running")
-    shop_order("A-4", "failed")
+def test_a_completed_order_is_not_reprocessed_from_the_failed_step(support, shop):
+    shop_order("A-1", "completed", current_step="ship")
+
+    response = reprocess(support, "A-1", **{"from": "failed"})
+
+    assert response.status_code == 409
+    assert "only a reprocess from the start" in response.json()["detail"]
+    assert Order.objects.get(order_id="A-1").status == "completed"
+    assert not StepLog.objects.filter(kind="reprocess").exists()
+
+
+def test_a_completed_order_named_alone_is_reprocessed_from_the_start(support, shop):
+    shop_order("A-1", "completed", current_step="ship")
+
+    response = reprocess(support, "A-1", **{"from": "start"})
+
+    assert response.status_code == 202
+    assert response.json()["status"] == "pending"
+    assert response.json()["current_step"] == "charge"
+
+
+def test_bulk_reprocess_reprocesses_failed_and_cancelled_and_skips_the_rest(support, shop):
+    for order_id, status in STATUSES.items():
+        shop_order(order_id, status)
 
     response = support.post(
-        "/api/orders/reprocess/", {"order_ids": ["A-1", "A-2", "A-3"]}, format="json"
+        "/api/orders/reprocess/", {"order_ids": list(STATUSES), "from": "failed"}, format="json"
     )
 
     assert response.status_code == 202
-    assert response.json() == {"count": 2, "skipped": 1}
+    assert response.json() == {"count": 2, "skipped": 4}
     statuses = dict(Order.objects.values_list("order_id", "status"))
-    assert statuses == {"A-1": "pending", "A-2": "pending", "A-3": "running", "A-4": "failed"}
+    assert statuses == {**STATUSES, "F": "pending", "X": "pending"}
+
+
+@pytest.mark.parametrize(
+    "body, reprocessed",
+    [
+        ({"from": "start"}, {"F", "X"}),
+        ({"from": "failed", "include_completed": True}, {"F", "X"}),
+        ({"from": "start", "include_completed": True}, {"F", "X", "C"}),
+    ],
+)
+def test_bulk_reprocess_includes_completed_orders_only_from_the_start_when_asked(
+    support, shop, body, reprocessed
+):
+    for order_id, status in STATUSES.items():
+        shop_order(order_id, status)
+
+    response = support.post(
+        "/api/orders/reprocess/", {"order_ids": list(STATUSES), **body}, format="json"
+    )
+
+    assert response.json() == {"count": len(reprocessed), "skipped": 6 - len(reprocessed)}
+    assert set(Order.objects.filter(run=2).values_list("order_id", flat=True)) == reprocessed
 
 
 def test_bulk_reprocess_by_filters(support, shop):
@@ -181,6 +248,7 @@ def test_order_keeps_its_version_until_reprocessed_on_the_latest(
     edited = editor.patch("/api/blueprints/shop/", {"steps": steps}, format="json")
     assert edited.status_code == 200
     pinned = support.get("/api/orders/A-1/").json()
+    Order.objects.filter(order_id="A-1").update(status="failed")
 
     reprocessed = reprocess(support, "A-1", **{"from": "start", "version": "latest"}).json()
 

@@ -50,6 +50,24 @@ def test_same_order_id_with_other_content_is_a_conflict(integration, shop, chang
     assert "A-1" in response.json()["detail"]
 
 
+@pytest.mark.parametrize("qty", [2.0, True, "2"])
+def test_the_same_request_compares_json_values_exactly(integration, shop, qty):
+    post(integration)
+
+    response = post(integration, {**ORDER, "payload": {**ORDER["payload"], "qty": qty}})
+
+    assert response.status_code == 409
+    assert Order.objects.get().payload["qty"] == 2
+
+
+@pytest.mark.parametrize("qty", [2.0, 1e300])
+def test_the_same_request_with_a_float_is_answered_200(integration, shop, qty):
+    body = {**ORDER, "payload": {"qty": qty, "sku": "mug", "note": {"b": [1, True], "a": None}}}
+    assert post(integration, body).status_code == 201
+
+    assert post(integration, body).status_code == 200
+
+
 def test_unknown_workflow_is_refused_with_the_reason(integration, shop):
     response = post(integration, {**ORDER, "workflow": "nope"})
 

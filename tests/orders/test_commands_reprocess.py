@@ -27,29 +27,43 @@ def orders(shop):
 def test_reprocesses_orders_by_status_and_prints_the_counts(orders):
     output = reprocess_orders("--status", "failed", "--status", "running", "--from", "failed")
 
-    assert output == "Reprocessed 2 orders; skipped 1 running."
+    assert output == "Reprocessed 2 orders; skipped 1 (pending, running, waiting or completed)."
     assert Order.objects.get(order_id="A-1").current_step == "ship"
     assert StepLog.objects.filter(kind="reprocess", actor="command").count() == 2
 
 
-def test_reprocesses_orders_by_id_from_the_start(orders):
+def test_reprocesses_orders_by_id_from_the_start_skipping_completed_ones(orders):
     output = reprocess_orders("A-1", "A-4", "--from", "start")
 
-    assert output == "Reprocessed 2 orders; skipped 0 running."
+    assert output == "Reprocessed 1 orders; skipped 1 (pending, running, waiting or completed)."
     assert Order.objects.get(order_id="A-1").current_step == "charge"
+    assert Order.objects.get(order_id="A-4").status == "completed"
+
+
+def test_completed_orders_are_reprocessed_from_the_start_when_included(orders):
+    output = reprocess_orders("A-1", "A-4", "--from", "start", "--include-completed")
+
+    assert output == "Reprocessed 2 orders; skipped 0 (pending, running, waiting)."
     assert Order.objects.get(order_id="A-4").status == "pending"
+
+
+def test_include_completed_does_not_apply_from_the_failed_step(orders):
+    output = reprocess_orders("A-4", "--from", "failed", "--include-completed")
+
+    assert output.startswith("Reprocessed 0 orders; skipped 1 ")
+    assert Order.objects.get(order_id="A-4").status == "completed"
 
 
 def test_ids_and_filters_narrow_each_other(orders):
     output = reprocess_orders("A-1", "A-4", "--status", "failed", "--from", "start")
 
-    assert output == "Reprocessed 1 orders; skipped 0 running."
+    assert output.startswith("Reprocessed 1 orders; skipped 0 ")
 
 
 def test_workflow_filter_and_latest_version(orders):
     output = reprocess_orders("--workflow", "shop", "--from", "start", "--version", "latest")
 
-    assert output.startswith("Reprocessed 3 orders; skipped 1 ")
+    assert output.startswith("Reprocessed 2 orders; skipped 2 ")
 
 
 def test_refuses_to_run_without_a_selection(orders):

@@ -72,6 +72,7 @@ def test_workflow_without_input_schema_takes_any_payload(db, shop):
 
 def reprocess_queries(count: int) -> int:
     """Queries of a bulk reprocess of the first `count` orders, in chunks of 20."""
+    Order.objects.update(status="failed")
     with CaptureQueriesContext(connection) as queries:
         result = orders_reprocess(orders=Order.objects.all()[:count], start_from="start", actor="t")
     assert result.count == count

@@ -43,5 +43,7 @@ class Command(BaseCommand):
                 return json.load(stream)
         except OSError as exc:
             raise CommandError(f"{file}: {exc.strerror}") from exc
-        except json.JSONDecodeError as exc:
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise CommandError(f"{file}: not valid JSON: {exc}") from exc
+        except RecursionError as exc:
+            raise CommandError(f"{file}: not valid JSON: nested too deeply") from exc

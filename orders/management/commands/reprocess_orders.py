@@ -7,8 +7,9 @@ from orders.services import ReprocessInvalid, orders_reprocess
 
 class Command(BaseCommand):
     help = (
-        "Reprocess the orders selected by ids and/or filters (running orders are skipped), "
-        "as the admin action and the API do."
+        "Reprocess the failed and cancelled orders selected by ids and/or filters (completed "
+        "ones only with --from start --include-completed; pending, running and waiting ones "
+        "are skipped), as the admin action and the API do."
     )
 
     def create_parser(self, prog_name, subcommand, **kwargs):
@@ -32,13 +33,19 @@ class Command(BaseCommand):
             help="resume at the failed step, or a new run from the first step",
         )
         parser.add_argument(
+            "--include-completed",
+            action="store_true",
+            help="with --from start, also run the completed orders of the selection again "
+            "(their calls repeat: charges, mails); skipped otherwise",
+        )
+        parser.add_argument(
             "--version",
             default="pinned",
             choices=["pinned", "latest"],
             help="the blueprint the order was created with (default), or the latest",
         )
 
-    def handle(self, *args, order_ids, start_from, version, **options):
+    def handle(self, *args, order_ids, start_from, version, include_completed, **options):
         filters = order_filterset(
             {
                 "status": options["status"],
@@ -65,9 +72,17 @@ class Command(BaseCommand):
                 self.stderr.write(f'No order "{missing}" matches the selection.')
         try:
             result = orders_reprocess(
-                orders=orders, start_from=start_from, version=version, actor="command"
+                orders=orders,
+                start_from=start_from,
+                version=version,
+                include_completed=include_completed,
+                actor="command",
             )
         except ReprocessInvalid as exc:
             raise CommandError(str(exc)) from exc
-        skipped = "running" if version == "pinned" else "running or without their step now"
-        self.stdout.write(f"Reprocessed {result.count} orders; skipped {result.skipped} {skipped}.")
+        why = "pending, running, waiting" + (
+            "" if start_from == "start" and include_completed else " or completed"
+        )
+        if version == "latest":
+            why += ", or without their step now"
+        self.stdout.write(f"Reprocessed {result.count} orders; skipped {result.skipped} ({why}).")

@@ -63,18 +63,18 @@ def run_batch(
     lease_seconds = lease_seconds or config["LEASE_SECONDS"]
     engine_config = EngineConfig.from_settings()
 
-    started = time.monotonic()
-    batch = BatchRun.objects.create(worker=worker_name())
+    started, started_at = time.monotonic(), timezone.now()
     claims = claim_due_orders(limit=batch_size, lease_seconds=lease_seconds)
     report = BatchReport(claimed=len(claims))
-    if claims:
-        logger.info("batch %s: claimed %d orders", batch.pk, len(claims))
-        with LeaseKeeper(claims, lease_seconds=lease_seconds) as keeper:
-            run_claims(claims, concurrency, engine_config, keeper, report)
+    if not claims:  # an idle batch writes nothing: an idle fleet costs one claim query
+        return report
+    batch = BatchRun.objects.create(worker=worker_name(), started_at=started_at)
+    logger.info("batch %s: claimed %d orders", batch.pk, len(claims))
+    with LeaseKeeper(claims, lease_seconds=lease_seconds) as keeper:
+        run_claims(claims, concurrency, engine_config, keeper, report)
     report.seconds = time.monotonic() - started
     BatchRun.objects.filter(pk=batch.pk).update(ended_at=timezone.now(), orders=len(claims))
-    if claims:
-        logger.info("batch %s: %s", batch.pk, report.summary())
+    logger.info("batch %s: %s", batch.pk, report.summary())
     return report
 
 

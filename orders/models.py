@@ -145,12 +145,22 @@ class BatchRun(models.Model):
         return f"batch {self.started_at:%Y-%m-%d %H:%M:%S} ({self.orders} orders)"
 
 
-class BatchLock(models.Model):
-    """A named lease that keeps scheduled batches of one scheduler from overlapping."""
+class BatchLane(models.Model):
+    """A batch lane: batches one after another, each claimed `INTERVAL_SECONDS` after the
+    previous one ended. Lanes run side by side in django-q2 workers of any cluster, one
+    turn at a time, under a lease like an order's claim."""
 
-    name = models.CharField(max_length=100, primary_key=True)
+    number = models.PositiveIntegerField(primary_key=True)
     holder = models.CharField(max_length=200, blank=True)
-    expires_at = models.DateTimeField(null=True, blank=True)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    turn_started_at = models.DateTimeField(null=True, blank=True)
+    turn_orders = models.PositiveIntegerField(default=0)
+    # When a task for the lane's next turn went onto the broker; cleared when a turn begins.
+    queued_at = models.DateTimeField(null=True, blank=True)
+    next_batch_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["number"]
 
     def __str__(self) -> str:
-        return f"{self.name} held by {self.holder or 'nobody'}"
+        return f"lane {self.number}" + (f" held by {self.holder}" if self.holder else "")

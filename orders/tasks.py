@@ -1,38 +1,28 @@
-"""The django-q2 entry point: batches every STATE_MANAGER_INTERVAL_SECONDS, never overlapping.
+"""The django-q2 entry points: the schedule that dispatches batch lanes, and a lane's turn.
 
-django-q2 fires the schedule about once a minute (its scheduler looks every ~30 s and
-does nothing to stop two runs of one schedule overlapping). Each run takes the
-scheduler's lock, and while it holds it starts a batch each time the interval has
-passed since the previous batch ended, for about one tick; a run that finds the lock
-held returns at once. A worker that dies loses the lock when its lease runs out.
+django-q2's scheduler fires the schedule on one cluster about once a minute; it queues a
+turn for every lane that needs one (orders/lanes.py), and django-q2 hands each turn to
+a free worker of any cluster through its broker.
 """
 
 from __future__ import annotations
 
-import logging
-import time
-import uuid
-from datetime import timedelta
-
-from django.conf import settings
-from django.db.models import Q
 from django.utils import timezone
 from django_q.models import Schedule
 
-from orders.batch import Heartbeat, run_batch, worker_name
-from orders.models import BatchLock, BatchRun
+from orders.lanes import LaneTurn, dispatch_lanes
 
-logger = logging.getLogger(__name__)
-
-SCHEDULE_NAME = "State Manager batches"
-SCHEDULE_FUNC = "orders.tasks.run_scheduled_batches"
-LOCK_NAME = "scheduled-batches"
-TICK_SECONDS = 60
+SCHEDULE_NAME = "State Manager batch lanes"
+SCHEDULE_FUNC = "orders.tasks.dispatch"
+# Names the schedule had in earlier releases, taken over on migrate.
+FORMER_FUNCS = ("orders.tasks.run_scheduled_batches",)
 
 
 def ensure_schedule() -> Schedule:
     """Create the schedule once; repeated calls (every migrate) keep exactly one."""
-    schedules = list(Schedule.objects.filter(func=SCHEDULE_FUNC).order_by("pk"))
+    schedules = list(
+        Schedule.objects.filter(func__in=[SCHEDULE_FUNC, *FORMER_FUNCS]).order_by("pk")
+    )
     if not schedules:
         return Schedule.objects.create(
             name=SCHEDULE_NAME,
@@ -45,57 +35,18 @@ def ensure_schedule() -> Schedule:
     keep, extra = schedules[0], schedules[1:]
     if extra:
         Schedule.objects.filter(pk__in=[schedule.pk for schedule in extra]).delete()
+    if keep.func != SCHEDULE_FUNC:
+        keep.func, keep.name = SCHEDULE_FUNC, SCHEDULE_NAME
+        keep.save(update_fields=["func", "name"])
     return keep
 
 
-def seconds_until_next_batch(interval: float) -> float:
-    last = BatchRun.objects.filter(ended_at__isnull=False).order_by("-ended_at").first()
-    if last is None:
-        return 0.0
-    return (last.ended_at + timedelta(seconds=interval) - timezone.now()).total_seconds()
+def dispatch() -> str:
+    """The schedule's task: queue a turn for each lane that needs one."""
+    queued = dispatch_lanes()
+    return f"queued lanes {queued}" if queued else "every lane is running or queued"
 
 
-def acquire_lock(holder: str, lease_seconds: float) -> bool:
-    now = timezone.now()
-    BatchLock.objects.get_or_create(name=LOCK_NAME)
-    return bool(
-        BatchLock.objects.filter(name=LOCK_NAME)
-        .filter(Q(expires_at__isnull=True) | Q(expires_at__lt=now) | Q(holder=holder))
-        .update(holder=holder, expires_at=now + timedelta(seconds=lease_seconds))
-    )
-
-
-def renew_lock(holder: str, lease_seconds: float) -> None:
-    BatchLock.objects.filter(name=LOCK_NAME, holder=holder).update(
-        expires_at=timezone.now() + timedelta(seconds=lease_seconds)
-    )
-
-
-def release_lock(holder: str) -> None:
-    BatchLock.objects.filter(name=LOCK_NAME, holder=holder).update(holder="", expires_at=None)
-
-
-def run_scheduled_batches(tick_seconds: float = TICK_SECONDS) -> str:
-    """Run the batches due in the coming tick, unless another run of the schedule is at it."""
-    config = settings.STATE_MANAGER
-    interval, lease = config["INTERVAL_SECONDS"], config["LEASE_SECONDS"]
-    holder = f"{worker_name()}:{uuid.uuid4().hex[:8]}"  # one per run, even in one process
-    if not acquire_lock(holder, lease):
-        return "skipped: a batch of the scheduler is already running"
-    batches = 0
-    deadline = time.monotonic() + tick_seconds
-    try:
-        with Heartbeat(lambda: renew_lock(holder, lease), interval=lease / 3, name="batch-lock"):
-            while True:
-                wait = seconds_until_next_batch(interval)
-                if wait > 0:
-                    if time.monotonic() + wait > deadline:
-                        break
-                    time.sleep(wait)
-                run_batch()
-                batches += 1
-                if time.monotonic() >= deadline:
-                    break
-    finally:
-        release_lock(holder)
-    return f"ran {batches} batches"
+def run_lane(number: int) -> str:
+    """One turn of batch lane `number` (queued by the dispatch or by the lane itself)."""
+    return LaneTurn(number).run()

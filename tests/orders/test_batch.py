@@ -14,14 +14,18 @@ from pathlib import Path
 import pytest
 from django.core.management import call_command
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
+from django_q.brokers import get_broker
 from django_q.models import Schedule
+from django_q.signing import SignedPackage
 
 from orders.batch import run_batch
 from orders.claims import claim_due_orders
 from orders.engine.runner import advance_order
-from orders.models import Order
-from orders.tasks import SCHEDULE_FUNC, ensure_schedule, run_scheduled_batches
+from orders.lanes import LaneTurn, dispatch_lanes
+from orders.models import BatchLane, Order
+from orders.tasks import SCHEDULE_FUNC, ensure_schedule
 from tests.localserver import Reply
 from tests.orders.workflows import api_call, make_order
 
@@ -85,50 +89,124 @@ def test_process_orders_once_reports_what_it_did(server):
 
 
 def test_the_schedule_exists_once_after_repeated_migrations():
+    Schedule.objects.create(func="orders.tasks.run_scheduled_batches", name="old", minutes=1)
     call_command("migrate", verbosity=0)
     call_command("migrate", verbosity=0)
     ensure_schedule()
 
-    schedules = Schedule.objects.filter(func=SCHEDULE_FUNC)
-    assert schedules.count() == 1
-    assert schedules.get().schedule_type == Schedule.MINUTES
+    schedule = Schedule.objects.get()
+    assert (schedule.func, schedule.schedule_type) == (SCHEDULE_FUNC, Schedule.MINUTES)
 
 
-def test_scheduled_batches_do_not_overlap(server, settings):
-    settings.STATE_MANAGER = {**settings.STATE_MANAGER, "INTERVAL_SECONDS": 0}
+# Batch lanes.
+
+
+def lanes_setting(settings, **values):
+    settings.STATE_MANAGER = {**settings.STATE_MANAGER, **values}
+
+
+@pytest.fixture(autouse=True)
+def broker():
+    """The project's django-q2 broker (Redis when REDIS_URL is set), emptied around a test."""
+    broker = get_broker()
+    broker.purge_queue()
+    yield broker
+    broker.purge_queue()
+
+
+def queued_turns(broker) -> list:
+    """The arguments of the tasks waiting on the broker (taken off it)."""
+    turns = []
+    while broker.queue_size():
+        for _task_id, package in broker.dequeue() or []:
+            turns.append(SignedPackage.loads(package)["args"])
+    return turns
+
+
+def test_the_dispatch_queues_one_turn_per_lane_and_no_more(settings, broker):
+    lanes_setting(settings, MAX_PARALLEL_BATCHES=3)
+
+    assert dispatch_lanes() == [1, 2, 3]
+    assert dispatch_lanes() == []
+    assert sorted(queued_turns(broker)) == [(1,), (2,), (3,)]
+
+
+def test_a_lane_whose_worker_died_is_dispatched_again_after_its_lease(settings):
+    lanes_setting(settings, MAX_PARALLEL_BATCHES=2, LEASE_SECONDS=60)
+    long_ago = timezone.now() - timedelta(minutes=5)
+    BatchLane.objects.create(number=1, holder="dead:1", lease_expires_at=long_ago)
+    BatchLane.objects.create(
+        number=2, holder="alive:1", lease_expires_at=long_ago + timedelta(hours=1)
+    )
+
+    assert dispatch_lanes() == [1]
+
+
+def test_a_queued_turn_lost_with_its_worker_is_queued_again(settings):
+    lanes_setting(settings, MAX_PARALLEL_BATCHES=2, LEASE_SECONDS=60)
+    BatchLane.objects.create(number=1, queued_at=timezone.now() - timedelta(minutes=5))
+    BatchLane.objects.create(number=2, queued_at=timezone.now())
+
+    assert dispatch_lanes() == [1]
+
+
+def test_two_workers_never_run_one_lane(server, settings):
+    lanes_setting(settings, INTERVAL_SECONDS=0, MAX_PARALLEL_BATCHES=1)
     server.route("POST", "/a", slow_reply(1.0))
     server.route("POST", "/b", Reply(200))
     two_step_orders(server, 2)
     results = []
 
-    def tick():
+    def turn():
         try:
-            results.append(run_scheduled_batches(tick_seconds=0))
+            results.append(LaneTurn(1, turn_seconds=0).run())
         finally:
             connection.close()
 
-    first = threading.Thread(target=tick)
+    first = threading.Thread(target=turn)
     first.start()
-    time.sleep(0.3)  # the first run is now inside its batch, waiting on the slow server
-    tick()
+    time.sleep(0.3)  # the first turn is now inside its batch, waiting on the slow server
+    turn()
     first.join()
 
-    assert sorted(results) == [
-        "ran 1 batches",
-        "skipped: a batch of the scheduler is already running",
-    ]
+    assert sorted(results) == ["lane 1: 1 batches", "lane 1: skipped, another worker holds it"]
     assert len(server.requests_to("/a")) == 2
 
 
-def test_the_next_scheduled_batch_waits_for_the_interval_after_the_last_one(server, settings):
-    settings.STATE_MANAGER = {**settings.STATE_MANAGER, "INTERVAL_SECONDS": 3600}
-    run_batch()  # the previous batch just ended
+def test_a_lane_queues_its_next_turn_when_its_turn_ends(server, settings, broker):
+    lanes_setting(settings, INTERVAL_SECONDS=0, MAX_PARALLEL_BATCHES=1)
+
+    LaneTurn(1, turn_seconds=0).run()
+
+    lane = BatchLane.objects.get()
+    assert (lane.holder, lane.lease_expires_at) == ("", None)
+    assert lane.queued_at is not None and queued_turns(broker) == [(1,)]
+
+
+def test_a_lane_claims_again_only_the_interval_after_its_last_batch(server, settings):
+    lanes_setting(settings, INTERVAL_SECONDS=3600, MAX_PARALLEL_BATCHES=1)
+    LaneTurn(1, turn_seconds=0).run()  # the lane's previous batch just ended
     server.route("POST", "/a", Reply(200))
     server.route("POST", "/b", Reply(200))
     two_step_orders(server, 1)
 
-    assert run_scheduled_batches(tick_seconds=1) == "ran 0 batches"
+    assert LaneTurn(1, turn_seconds=1).run() == "lane 1: 0 batches"
     assert Order.objects.get().status == "pending"
+    # Its next batch is an hour away: the dispatch, not the lane, queues that turn.
+    assert BatchLane.objects.get().queued_at is None
+    assert dispatch_lanes() == []
+
+
+def test_an_idle_lane_makes_one_claim_per_interval(settings):
+    lanes_setting(settings, INTERVAL_SECONDS=0.25, MAX_PARALLEL_BATCHES=1)
+
+    with CaptureQueriesContext(connection) as queries:
+        assert LaneTurn(1, turn_seconds=1.0).run() in ("lane 1: 4 batches", "lane 1: 5 batches")
+
+    claims = [q for q in queries if '"orders_order"' in q["sql"]]
+    assert 4 <= len(claims) / 2 <= 5  # a claim reads expired leases, then due orders
+    writes = [q for q in queries if q["sql"].startswith(("INSERT", "UPDATE"))]
+    assert not [q for q in writes if '"orders_batchrun"' in q["sql"]]
 
 
 # Claims and leases.

@@ -9,14 +9,11 @@ from itertools import groupby
 from django.contrib import admin, messages
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.views.main import ChangeList
-from django.core.paginator import Paginator
-from django.db import connections
 from django.db.models import Count
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
-from django.utils.functional import cached_property
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 
@@ -24,6 +21,7 @@ from blueprints.diagram import blueprint_svg
 from blueprints.models import Blueprint
 from orders.filters import utc_offset_error
 from orders.models import BatchRun, Order, StepLog
+from orders.selectors import EstimatedCountPaginator
 from statemanager.admin import json_block, json_text
 
 LIST_FIELDS = (
@@ -38,7 +36,6 @@ LIST_FIELDS = (
 )
 # The most log entries the order page shows; the API has them all.
 TIMELINE_LIMIT = 500
-ESTIMATE_FROM_ROWS = 100_000
 VERSIONS = (("pinned", "the version each order was created with"), ("latest", "the latest version"))
 
 
@@ -53,26 +50,6 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
-
-
-class EstimatedCountPaginator(Paginator):
-    """Counts filtered lists exactly, but takes PostgreSQL's row estimate for the whole
-    table once it is large: an exact count of millions of rows costs seconds."""
-
-    @cached_property
-    def count(self):
-        queryset = self.object_list
-        connection = connections[queryset.db]
-        if not queryset.query.where and connection.vendor == "postgresql":
-            with connection.cursor() as cursor:
-                cursor.execute(
-                    "SELECT reltuples::bigint FROM pg_class WHERE oid = %s::regclass",
-                    [queryset.model._meta.db_table],
-                )
-                row = cursor.fetchone()
-            if row and row[0] >= ESTIMATE_FROM_ROWS:
-                return int(row[0])
-        return super().count
 
 
 class OrderChangeList(ChangeList):

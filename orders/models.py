@@ -164,3 +164,8 @@ class BatchLane(models.Model):
 
     def __str__(self) -> str:
         return f"lane {self.number}" + (f" held by {self.holder}" if self.holder else "")
+
+    @property
+    def worker(self) -> str:
+        """The worker of the turn in progress: its holder without the turn's own token."""
+        return self.holder.rsplit(":", 1)[0]

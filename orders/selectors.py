@@ -1,19 +1,133 @@
-"""Reads about orders and batches, for the health view and the admin dashboard."""
+"""Reads about orders and batches, for the health view and the admin dashboard.
+
+Each costs the same at a million orders as at a thousand: counts stop at `COUNT_CAP`, the
+whole table is PostgreSQL's estimate once it is large, and the rest reads a few index
+entries.
+"""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from django.db.models import Count
+from django.core.paginator import Paginator
+from django.db import connections
+from django.db.models import Count, QuerySet
+from django.db.models.functions import TruncMinute
 from django.utils import timezone
+from django.utils.functional import cached_property
 
-from orders.claims import claimable
-from orders.models import BatchRun, Order, StepLog
+from orders.models import BatchLane, BatchRun, Order, StepLog
+
+# The dashboard's counts and /health/'s `due` count this many orders at most, so that they
+# read at most this many index entries whatever the table and the backlog hold.
+COUNT_CAP = 10_000
+# From this many rows, the whole orders table is counted by PostgreSQL's estimate.
+ESTIMATE_FROM_ROWS = 100_000
+
+
+def capped_count(queryset: QuerySet, cap: int) -> int:
+    """The rows of `queryset`, counted up to `cap`: `cap` means "`cap` or more"."""
+    return queryset.order_by()[:cap].count()
+
+
+def row_estimate(queryset: QuerySet) -> int | None:
+    """PostgreSQL's estimate of the rows of `queryset`'s whole table (as of its last
+    ANALYZE), or None on other databases and before the table was first analysed."""
+    connection = connections[queryset.db]
+    if connection.vendor != "postgresql":
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT reltuples::bigint FROM pg_class WHERE oid = %s::regclass",
+            [queryset.model._meta.db_table],
+        )
+        row = cursor.fetchone()
+    return int(row[0]) if row and row[0] >= 0 else None
+
+
+class EstimatedCountPaginator(Paginator):
+    """Counts filtered lists exactly, but takes PostgreSQL's row estimate for the whole
+    table once it is large: an exact count of millions of rows costs seconds."""
+
+    @cached_property
+    def count(self):
+        if not self.object_list.query.where:
+            estimate = row_estimate(self.object_list)
+            if estimate is not None and estimate >= ESTIMATE_FROM_ROWS:
+                return estimate
+        return super().count
 
 
 def orders_due_count(now: datetime | None = None) -> int:
-    """Orders the next batch could claim: due pending/waiting ones and those of dead workers."""
-    return Order.objects.filter(claimable(now or timezone.now())).count()
+    """Orders the next batch could claim: due pending/waiting ones and those of dead workers
+    (`orders.claims.claimable`), counted up to `COUNT_CAP` (which means "that many or more").
+
+    Counted in two parts, each read from its index (`order_claimable_due`, `order_lease`)
+    and stopping at the cap, rather than with the OR of both, which reads every due order.
+    """
+    now, cap = now or timezone.now(), COUNT_CAP
+    due = capped_count(
+        Order.objects.filter(
+            status__in=[Order.Status.PENDING, Order.Status.WAITING], due_at__lte=now
+        ),
+        cap,
+    )
+    if due < cap:
+        due += capped_count(
+            Order.objects.filter(status=Order.Status.RUNNING, lease_expires_at__lt=now),
+            cap - due,
+        )
+    return due
+
+
+def oldest_due_at(now: datetime | None = None) -> datetime | None:
+    """When the longest-waiting due pending or waiting order became due (the first entry of
+    the index `order_claimable_due`), or None when none is due."""
+    return (
+        Order.objects.filter(
+            status__in=[Order.Status.PENDING, Order.Status.WAITING],
+            due_at__lte=now or timezone.now(),
+        )
+        .order_by("due_at")
+        .values_list("due_at", flat=True)
+        .first()
+    )
+
+
+def running_lanes(now: datetime | None = None) -> list[BatchLane]:
+    """The batch lanes in a turn now (their worker's lease is live), by number."""
+    return list(
+        BatchLane.objects.filter(lease_expires_at__gte=now or timezone.now()).exclude(holder="")
+    )
+
+
+# Log entries that end a step's attempt (or a step without a call), as the throughput shows.
+FINISHED_OUTCOMES = [
+    StepLog.Outcome.SUCCEEDED,
+    StepLog.Outcome.FAILED,
+    StepLog.Outcome.RETRYING,
+    StepLog.Outcome.WAITING,
+]
+
+
+def steps_per_minute(minutes: int = 15, now: datetime | None = None) -> list[int]:
+    """Attempts and steps finished in each of the last `minutes` whole minutes and the
+    current one so far, oldest first; read from the index on (outcome, started_at)."""
+    current = (now or timezone.now()).replace(second=0, microsecond=0)
+    first = current - timedelta(minutes=minutes - 1)
+    rows = (
+        StepLog.objects.filter(
+            outcome__in=FINISHED_OUTCOMES,
+            kind__in=[StepLog.Kind.ATTEMPT, StepLog.Kind.STEP],
+            started_at__gte=first,
+        )
+        .annotate(minute=TruncMinute("started_at"))
+        .order_by()
+        .values("minute")
+        .annotate(count=Count("pk"))
+    )
+    counts = {row["minute"]: row["count"] for row in rows}
+    return [counts.get(first + timedelta(minutes=i), 0) for i in range(minutes)]
 
 
 def last_batch() -> BatchRun | None:
@@ -21,11 +135,21 @@ def last_batch() -> BatchRun | None:
 
 
 def order_counts_by_status() -> dict[str, int]:
-    """Every status, with 0 for those no order has."""
-    counts = dict.fromkeys(Order.Status.values, 0)
-    for row in Order.objects.order_by().values("status").annotate(count=Count("pk")):
-        counts[row["status"]] = row["count"]
-    return counts
+    """Every status with its orders counted up to `COUNT_CAP` (which means "that many or
+    more"), 0 for those no order has: a query per status, each reading at most that many
+    index entries."""
+    return {
+        status: capped_count(Order.objects.filter(status=status), COUNT_CAP)
+        for status in Order.Status.values
+    }
+
+
+def orders_total() -> tuple[int, bool]:
+    """All orders, and whether that is PostgreSQL's estimate (a large table) or exact."""
+    estimate = row_estimate(Order.objects.all())
+    if estimate is not None and estimate >= ESTIMATE_FROM_ROWS:
+        return estimate, True
+    return Order.objects.count(), False
 
 
 def failed_steps_since(since: datetime) -> list[tuple[str, int]]:

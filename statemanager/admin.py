@@ -106,16 +106,30 @@ def order_list_url(**filters) -> str:
 
 
 def dashboard_context() -> dict:
-    """Orders by status, the due backlog, the last batch and the failing steps of the day."""
+    """Orders by status, the due backlog, the last batch and the failing steps of the day.
+
+    Costs the same whatever the table holds: counts stop at `COUNT_CAP` ("10,000+"), and
+    all orders together are PostgreSQL's estimate once the table is large.
+    """
     from orders.models import Order
     from orders.selectors import (
+        COUNT_CAP,
         failed_steps_since,
         last_batch,
+        oldest_due_at,
         order_counts_by_status,
         orders_due_count,
+        orders_total,
+        running_lanes,
+        steps_per_minute,
     )
 
+    def shown(count: int) -> str:
+        return f"{COUNT_CAP:,}+" if count >= COUNT_CAP else f"{count:,}"
+
     counts = order_counts_by_status()
+    total, estimated = orders_total()
+    due = orders_due_count()
     batch = last_batch()
     duration = None
     if batch is not None and batch.ended_at is not None:
@@ -127,13 +141,19 @@ def dashboard_context() -> dict:
                 "status": status,
                 "label": label,
                 "count": counts.get(status, 0),
+                "shown": shown(counts.get(status, 0)),
                 "url": order_list_url(status__exact=status),
             }
             for status, label in Order.Status.choices
         ],
-        "orders_total": sum(counts.values()),
-        "due_count": orders_due_count(),
+        "orders_total": total,
+        "orders_total_shown": f"about {total:,}" if estimated else f"{total:,}",
+        "due_count": due,
+        "due_shown": shown(due),
+        "oldest_due_at": oldest_due_at() if due else None,
         "due_url": order_list_url(due="now"),
+        "lanes": running_lanes(),
+        "steps_chart": steps_chart(steps_per_minute(15)),
         "last_batch": batch,
         "last_batch_seconds": duration,
         "batch_list_url": reverse("admin:orders_batchrun_changelist"),
@@ -147,6 +167,24 @@ def dashboard_context() -> dict:
         ],
         "functions_url": reverse("admin:blueprints_blueprint_functions"),
     }
+
+
+def steps_chart(counts: list[int], *, width: int = 260, height: int = 60) -> dict:
+    """Bars of an inline SVG for steps per minute, oldest first, scaled to the busiest."""
+    peak = max(counts) or 1
+    step = width / len(counts)
+    bars = [
+        {
+            "x": round(index * step + 1, 1),
+            "width": round(step - 2, 1),
+            "height": max(1.0, round(height * count / peak, 1)),  # an empty minute: a tick
+            "y": round(height - max(1.0, height * count / peak), 1),
+            "count": count,
+            "minutes_ago": len(counts) - 1 - index,
+        }
+        for index, count in enumerate(counts)
+    ]
+    return {"bars": bars, "width": width, "height": height, "peak": max(counts), "now": counts[-1]}
 
 
 _site_index = admin.site.index

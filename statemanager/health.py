@@ -1,26 +1,40 @@
-"""GET /health/: public liveness and backlog, for load balancers and monitoring."""
+"""GET /health/: public liveness, backlog and fleet activity, for load balancers and
+monitoring."""
 
 import logging
 
 from django.db import DatabaseError, connection
 from django.http import JsonResponse
+from django.utils import timezone
 from django.views.decorators.http import require_GET
 
-from orders.selectors import last_batch, orders_due_count
+from orders.selectors import (
+    COUNT_CAP,
+    last_batch,
+    oldest_due_at,
+    orders_due_count,
+    running_lanes,
+    steps_per_minute,
+)
 
 logger = logging.getLogger(__name__)
 
 
 @require_GET
 def health(request):
-    """200 with the last batch and the due backlog; 503 when the database cannot be reached."""
+    """200 with the last batch, the due backlog (counted up to COUNT_CAP), the lanes running
+    now and the steps finished per minute; 503 when the database cannot be reached."""
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
+        now = timezone.now()
         batch = last_batch()
-        due = orders_due_count()
-    except DatabaseError:
-        logger.exception("health check: database unavailable")
+        due = orders_due_count(now)
+        oldest = oldest_due_at(now) if due else None
+        lanes = running_lanes(now)
+        steps = steps_per_minute(15, now)
+    except DatabaseError as exc:
+        logger.error("health check: database unavailable (%s)", str(exc).strip()[:300])
         return JsonResponse({"database": "unavailable"}, status=503)
     return JsonResponse(
         {
@@ -33,5 +47,17 @@ def health(request):
                 "orders": batch.orders,
             },
             "due": due,
+            "due_capped_at": COUNT_CAP,
+            "oldest_due_seconds": round((now - oldest).total_seconds()) if oldest else None,
+            "lanes": [
+                {
+                    "lane": lane.number,
+                    "worker": lane.worker,
+                    "since": lane.turn_started_at,
+                    "orders": lane.turn_orders,
+                }
+                for lane in lanes
+            ],
+            "steps_per_minute": steps,
         }
     )

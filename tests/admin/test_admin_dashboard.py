@@ -6,7 +6,7 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from orders.models import BatchRun, Order
+from orders.models import BatchLane, BatchRun, Order
 
 pytestmark = pytest.mark.django_db
 
@@ -43,6 +43,34 @@ def test_dashboard_shows_the_last_batch(admin_client_for, support, db):
     assert "Took 3.0 s" in page.text
 
 
+def test_dashboard_shows_the_lanes_running_now_and_steps_per_minute(
+    admin_client_for, support, make_orders
+):
+    now = timezone.now()
+    BatchLane.objects.create(
+        number=1,
+        holder="worker-7:311:0badc0de",
+        lease_expires_at=now + timedelta(seconds=40),
+        turn_started_at=now - timedelta(seconds=5),
+        turn_orders=42,
+    )
+    BatchLane.objects.create(number=2)  # idle: not shown
+    make_orders(3)  # each with a log of finished attempts just now
+
+    page = admin_client_for(support).get(reverse("admin:index"))
+
+    assert [lane.number for lane in page.context["lanes"]] == [1]
+    assert "<td>worker-7:311</td>" in page.text and ">42</td>" in page.text
+    chart = page.context["steps_chart"]
+    assert len(chart["bars"]) == 15 and chart["peak"] == sum(b["count"] for b in chart["bars"])
+    assert chart["peak"] > 0 and 'id="dashboard-steps"' in page.text
+
+
+def test_dashboard_says_when_no_lane_runs(admin_client_for, support, db):
+    page = admin_client_for(support).get(reverse("admin:index"))
+    assert "No lane is running" in page.text
+
+
 def test_dashboard_lists_the_failing_steps_with_links(admin_client_for, support, make_orders):
     make_orders(2)
     client = admin_client_for(support)
@@ -58,3 +86,32 @@ def test_dashboard_is_not_shown_to_those_who_cannot_see_orders(admin_client_for,
 
     page = admin_client_for(staff_in(None)).get(reverse("admin:index"))
     assert "status_counts" not in page.context
+
+
+def test_dashboard_counts_stop_at_the_cap(admin_client_for, support, make_orders, monkeypatch):
+    from orders import selectors
+
+    make_orders(3)
+    make_orders(3, status=Order.Status.PENDING)
+    make_orders(1, status=Order.Status.COMPLETED)
+    monkeypatch.setattr(selectors, "COUNT_CAP", 2)
+
+    page = admin_client_for(support).get(reverse("admin:index"))
+
+    rows = {row["status"]: row for row in page.context["status_counts"]}
+    assert (rows["failed"]["shown"], rows["pending"]["shown"]) == ("2+", "2+")
+    assert (rows["completed"]["shown"], rows["running"]["shown"]) == ("1", "0")
+    assert (page.context["due_count"], page.context["due_shown"]) == (2, "2+")
+    assert page.context["orders_total_shown"] == "7"  # a small table is counted exactly
+    assert '<a href="/admin/orders/order/?due=now">2+</a>' in page.text
+
+
+def test_dashboard_shows_how_long_the_oldest_due_order_has_waited(
+    admin_client_for, support, make_orders
+):
+    (order,) = make_orders(1, status=Order.Status.PENDING)
+    Order.objects.filter(pk=order.pk).update(due_at=timezone.now() - timedelta(hours=3))
+
+    page = admin_client_for(support).get(reverse("admin:index"))
+
+    assert "the oldest due for 3\xa0hours" in page.text

@@ -92,6 +92,7 @@ def test_filtered_order_list_counts_exactly(make_orders):
 @pytest.mark.postgres
 def test_unfiltered_order_list_takes_postgresqls_estimate(make_orders, monkeypatch):
     from orders import admin as order_admin
+    from orders import selectors
     from orders.models import Order
 
     if connection.vendor != "postgresql":
@@ -99,8 +100,31 @@ def test_unfiltered_order_list_takes_postgresqls_estimate(make_orders, monkeypat
     make_orders(4, log=False)
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE orders_order")
-    monkeypatch.setattr(order_admin, "ESTIMATE_FROM_ROWS", 1)
+    monkeypatch.setattr(selectors, "ESTIMATE_FROM_ROWS", 1)
     paginator = order_admin.EstimatedCountPaginator(Order.objects.order_by("pk"), 50)
     with CaptureQueriesContext(connection) as captured:
         assert paginator.count == 4
     assert not any("COUNT(" in query["sql"].upper() for query in captured)
+
+
+def test_dashboard_queries_do_not_grow_with_orders(admin_client_for, support, make_orders):
+    client = admin_client_for(support)
+    url = reverse("admin:index")
+    make_orders(2)
+    make_orders(2, status="pending")
+    client.get(url)
+    with_four = queries_for(client, url)
+    make_orders(20)
+    make_orders(20, status="pending")
+    make_orders(20, status="completed")
+    assert queries_for(client, url) == with_four
+
+
+def test_filtered_order_list_counts_without_distinct(admin_client_for, support, make_orders):
+    make_orders(3)
+    client = admin_client_for(support)
+    with CaptureQueriesContext(connection) as captured:
+        client.get(reverse("admin:orders_order_changelist") + "?status__exact=failed")
+    orders = [q["sql"].upper() for q in captured if "orders_order" in q["sql"]]
+    assert any("COUNT(" in sql for sql in orders)
+    assert not any("DISTINCT" in sql for sql in orders)

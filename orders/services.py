@@ -14,14 +14,17 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 from jsonschema.validators import validator_for
 
+from apicalls.models import ApiCall
 from blueprints.models import Blueprint, WorkflowSnapshot
 from blueprints.services import workflow_snapshot
+from blueprints.validation import api_call_slugs_used
 from orders.callbacks import callbacks_close
+from orders.engine.rows import insert_row
 from orders.models import Order, StepLog
 
 CHUNK_SIZE = 500
@@ -74,40 +77,125 @@ class BulkResult:
 
 
 def order_create(*, order_id: str, workflow: str, payload: Any) -> tuple[Order, bool]:
-    """Create an order pinned to the workflow as it is now; the same request again is a no-op."""
-    existing = Order.objects.filter(order_id=order_id).first()
-    if existing is not None:
-        return _replayed(existing, workflow=workflow, payload=payload), False
-    blueprint = Blueprint.objects.filter(slug=workflow).first()
-    if blueprint is None:
-        raise UnknownWorkflow(f'workflow: no workflow "{workflow}"')
-    errors = payload_errors(blueprint.input_schema, payload)
-    if errors:
-        raise PayloadInvalid(errors)
-    snapshot = workflow_snapshot(blueprint=blueprint)
+    """Create an order pinned to the workflow as it is now; the same request again is a no-op.
+
+    A new order costs one INSERT: a replay (or a duplicate racing this one) is caught by
+    the unique order_id rather than looked up first, as a webhook's orders are mostly new.
+    """
     try:
-        with transaction.atomic():
-            order = Order.objects.create(
-                order_id=order_id,
-                workflow=workflow,
-                snapshot=snapshot,
-                payload=payload,
-                current_step=_step_ids(snapshot)[0],
-            )
-    except IntegrityError:
-        # The same order posted twice at once: the other request created it first.
+        intake = _intake(workflow)
+        errors = _payload_errors(intake.validator, payload)
+        if errors:
+            raise PayloadInvalid(errors)
+    except (UnknownWorkflow, PayloadInvalid):
+        # An order posted before its workflow was removed or its schema tightened is
+        # still the same request again.
         existing = Order.objects.filter(order_id=order_id).first()
         if existing is None:
+            raise
+        return _replayed(existing, workflow=workflow, payload=payload), False
+    order = Order(
+        order_id=order_id,
+        workflow=workflow,
+        snapshot=intake.snapshot,
+        payload=payload,
+        current_step=intake.first_step,
+    )
+    try:
+        _insert(order)
+    except IntegrityError:
+        existing = Order.objects.filter(order_id=order_id).first()
+        if existing is None:
+            _intakes.pop(workflow, None)  # not a duplicate: perhaps the snapshot is gone
             raise
         return _replayed(existing, workflow=workflow, payload=payload), False
     return order, True
 
 
-def payload_errors(schema: dict | None, payload: Any) -> list[str]:
+def _insert(order: Order) -> None:
+    """The engine's INSERT (SQL built once, not compiled by the ORM on each post). Outside
+    a transaction it commits by itself, in one round trip; inside one, a savepoint keeps
+    a duplicate's error from breaking the caller's transaction."""
+    if transaction.get_connection().in_atomic_block:
+        with transaction.atomic():
+            insert_row(order)
+    else:
+        insert_row(order)
+
+
+@dataclass(frozen=True)
+class _Intake:
+    """What creating an order of a workflow needs, made once per version of its
+    definitions and kept in process memory: the snapshot (its canonical JSON and sha256
+    are the costly part), the first step and the input schema's compiled validator."""
+
+    stamp: frozenset
+    api_call_slugs: tuple[str, ...]
+    snapshot: WorkflowSnapshot
+    first_step: str
+    validator: Any  # a jsonschema validator, or None without input_schema
+
+
+_intakes: dict[str, _Intake] = {}
+
+
+def _intake(workflow: str) -> _Intake:
+    """The workflow's intake as of its definitions now, checked with one query.
+
+    Every save of the blueprint or of an API call it uses changes that row's `updated_at`
+    (and a saved definition its `version`), so the next order after an edit, in any
+    process, builds the intake again.
+    """
+    cached = _intakes.get(workflow)
+    stamp = _definitions_stamp(workflow, cached.api_call_slugs if cached else ())
+    if cached is not None and cached.stamp == stamp:
+        return cached
+    blueprint = Blueprint.objects.filter(slug=workflow).first() if _blueprint_row(stamp) else None
+    if blueprint is None:
+        _intakes.pop(workflow, None)
+        raise UnknownWorkflow(f'workflow: no workflow "{workflow}"')
+    slugs = tuple(sorted(api_call_slugs_used(blueprint.steps)))
+    # Stamped before the snapshot reads the API calls: an edit meanwhile makes the stamp
+    # older than what was read, so the next order builds the intake again.
+    fresh = _definitions_stamp(workflow, slugs)
+    snapshot = workflow_snapshot(blueprint=blueprint)
+    schema = blueprint.input_schema
+    intake = _Intake(
+        stamp=fresh,
+        api_call_slugs=slugs,
+        snapshot=snapshot,
+        first_step=_step_ids(snapshot)[0],
+        validator=None if schema is None else validator_for(schema)(schema),
+    )
+    if _blueprint_row(fresh) == _blueprint_row(stamp):  # not edited while it was read
+        _intakes[workflow] = intake
+    return intake
+
+
+def _definitions_stamp(workflow: str, api_call_slugs: tuple[str, ...]) -> frozenset:
+    """(kind, slug, id, version, updated_at) of the blueprint and of those API calls."""
+    quote = connection.ops.quote_name
+    columns = "slug, id, version, updated_at"
+    sql = f"SELECT 'blueprint', {columns} FROM {quote(Blueprint._meta.db_table)} WHERE slug = %s"
+    if api_call_slugs:
+        slugs = ", ".join(["%s"] * len(api_call_slugs))
+        sql += (
+            f" UNION ALL SELECT 'api_call', {columns} FROM {quote(ApiCall._meta.db_table)}"
+            f" WHERE slug IN ({slugs})"
+        )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [workflow, *api_call_slugs])
+        return frozenset(cursor.fetchall())
+
+
+def _blueprint_row(stamp: frozenset) -> tuple | None:
+    return next((row for row in stamp if row[0] == "blueprint"), None)
+
+
+def _payload_errors(validator, payload: Any) -> list[str]:
     """Every way the payload breaks the blueprint's input schema, each with its JSON path."""
-    if schema is None:
+    if validator is None:
         return []
-    validator = validator_for(schema)(schema)
     errors = sorted(
         validator.iter_errors(payload),
         key=lambda error: [str(part) for part in error.absolute_path],

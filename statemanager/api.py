@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
@@ -16,19 +17,42 @@ from blueprints.storable import text_problem, unstorable, unstorable_fields
 from blueprints.validation import DefinitionError, join_place
 from statemanager.outage import UNAVAILABLE, database_unavailable
 
+# How long a token's answer from ActionPermissions is kept (see there).
+PERMISSION_CACHE_SECONDS = 10.0
+
 
 class ActionPermissions(BasePermission):
     """Each view maps its actions to the permissions they need (`view.action_permissions`).
 
-    An action the map leaves out is refused; superusers have every permission.
+    An action the map leaves out is refused; superusers have every permission. For a
+    token, the answer for the actions a view lists in `cached_permission_actions` (the
+    webhook) is kept in process memory for PERMISSION_CACHE_SECONDS: Django's check costs
+    two queries, as much as the rest of a webhook post. So a permission or group taken
+    away still counts that long there, while a deleted token or a deactivated user is
+    refused at once (DRF reads the token and its user on every request).
     """
+
+    granted: dict[tuple, tuple[bool, float]] = {}
 
     def has_permission(self, request, view) -> bool:
         user = request.user
         if not (user and user.is_authenticated):
             return False
         required = view.action_permissions.get(view.action)
-        return required is not None and user.has_perms(required)
+        if required is None:
+            return False
+        token = getattr(request.auth, "key", None)
+        if token is None or view.action not in getattr(view, "cached_permission_actions", ()):
+            return user.has_perms(required)
+        key = (token, user.pk, tuple(required))
+        now = time.monotonic()
+        answer = self.granted.get(key)
+        if answer is None or answer[1] < now:
+            if len(self.granted) > 10_000:  # tokens since deleted: forget them all now and then
+                self.granted.clear()
+            answer = (user.has_perms(required), now + PERMISSION_CACHE_SECONDS)
+            self.granted[key] = answer
+        return answer[0]
 
 
 class ModelPermissions(DjangoModelPermissions):

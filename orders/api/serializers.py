@@ -112,6 +112,18 @@ class OrderDetailSerializer(OrderSerializer):
         read_only_fields = fields
 
 
+class NewOrderSerializer(OrderDetailSerializer):
+    """An order just created, as OrderDetailSerializer shows it, from the order in memory:
+    its log is empty, so it is not read."""
+
+    class Meta(OrderDetailSerializer.Meta):
+        fields = [name for name in OrderDetailSerializer.Meta.fields if name != "log"]
+        read_only_fields = fields
+
+    def to_representation(self, instance):
+        return {**super().to_representation(instance), "log": []}
+
+
 class ReprocessSerializer(serializers.Serializer):
     from_ = serializers.ChoiceField(
         choices=["failed", "start"],

@@ -11,7 +11,6 @@ from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
-from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from orders import services
@@ -28,12 +27,14 @@ from statemanager.api import (
     Pagination,
     storable_body,
 )
+from statemanager.throttling import CountingScopedRateThrottle
 
 from .serializers import (
     BulkReprocessSerializer,
     BulkResultSerializer,
     CallbackAcceptedSerializer,
     CallbackSerializer,
+    NewOrderSerializer,
     OrderCreateSerializer,
     OrderDetailSerializer,
     OrderSerializer,
@@ -44,6 +45,10 @@ ORDER_ID = OpenApiParameter("order_id", OpenApiTypes.STR, OpenApiParameter.PATH)
 UNAUTHORIZED = OpenApiResponse(Detail, description="No or bad token.")
 FORBIDDEN = OpenApiResponse(Detail, description="The token's user lacks the permission.")
 NOT_FOUND = OpenApiResponse(Detail, description="No such order.")
+
+# One instance for every new order: a ModelSerializer builds its fields anew per instance,
+# which costs more than showing the order; to_representation keeps no state.
+NEW_ORDER = NewOrderSerializer()
 
 
 def actor(request) -> str:
@@ -78,6 +83,7 @@ class OrderViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
     filterset_class = OrderFilterSet
     pagination_class = OrderPagination
     permission_classes = [ActionPermissions]
+    cached_permission_actions = ["create"]  # the webhook's answer is kept a few seconds
     throttle_scope = "webhook"
     action_permissions = {
         "create": ["orders.add_order"],
@@ -102,7 +108,7 @@ class OrderViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
 
     def get_throttles(self):
         """Only the webhook is throttled, per token."""
-        return [ScopedRateThrottle()] if self.action == "create" else []
+        return [CountingScopedRateThrottle()] if self.action == "create" else []
 
     @extend_schema(
         summary="The webhook: post an order",
@@ -137,10 +143,9 @@ class OrderViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
             raise BadRequest(exc.errors) from exc
         except services.OrderConflict as exc:
             raise Conflict(str(exc)) from exc
-        return Response(
-            self.order_data(order),
-            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
-        )
+        if created:
+            return Response(NEW_ORDER.to_representation(order), status=status.HTTP_201_CREATED)
+        return Response(self.order_data(order), status=status.HTTP_200_OK)
 
     @extend_schema(
         summary="Reprocess an order",

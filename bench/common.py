@@ -136,6 +136,26 @@ def create_orders(count: int, base_url: str, *, prefix: str = "bench") -> None:
     )
 
 
+def drain_seconds(count: int, label: str, *, timeout: float = 600) -> float:
+    """Seconds from now until `count` orders have completed."""
+    from orders.models import Order
+
+    started = time.perf_counter()
+    while Order.objects.filter(status="completed").count() < count:
+        if time.perf_counter() - started > timeout:
+            raise SystemExit(f"{label}: not done after {timeout:g} s")
+        time.sleep(0.05)
+    return time.perf_counter() - started
+
+
+def every_call_once(server: LatencyServer, orders: int, label: str) -> dict:
+    """The server's stats, once it saw each of the orders' calls exactly once."""
+    stats = server.stats()
+    if stats["requests"] != orders * STEPS or stats["max_per_key"] != 1:
+        raise SystemExit(f"{label}: the server saw {stats}")
+    return stats
+
+
 # The latency server, in a process of its own so its CPU is not counted.
 
 

@@ -23,7 +23,16 @@ import sys
 import time
 from datetime import timedelta
 
-from bench.common import ROOT, STEPS, LatencyServer, create_orders, machine, scratch_database
+from bench.common import (
+    ROOT,
+    STEPS,
+    LatencyServer,
+    create_orders,
+    drain_seconds,
+    every_call_once,
+    machine,
+    scratch_database,
+)
 
 START_DELAY_SECONDS = 3.0
 
@@ -89,19 +98,11 @@ def run(clusters: int, args, server: LatencyServer, database_url: str) -> tuple[
         due = timezone.now() + timedelta(seconds=START_DELAY_SECONDS)
         Order.objects.update(due_at=due)
         time.sleep(max(0.0, (due - timezone.now()).total_seconds()))
-        started = time.perf_counter()
-        deadline = started + 600
-        while Order.objects.filter(status="completed").count() < args.orders:
-            if time.perf_counter() > deadline:
-                raise SystemExit(f"{clusters} clusters: not done after 10 minutes")
-            time.sleep(0.05)
-        seconds = time.perf_counter() - started
+        seconds = drain_seconds(args.orders, f"{clusters} clusters")
     finally:
         for process in processes:
             stop(process)
-    stats = server.stats()
-    if stats["requests"] != args.orders * STEPS or stats["max_per_key"] != 1:
-        raise SystemExit(f"{clusters} clusters: the server saw {stats}")
+    stats = every_call_once(server, args.orders, f"{clusters} clusters")
     return seconds, {**stats, "lanes": len(lanes)}
 
 

@@ -29,6 +29,8 @@ from bench.common import (
     STEPS,
     LatencyServer,
     create_orders,
+    drain_seconds,
+    every_call_once,
     machine,
     scratch_database,
 )
@@ -82,19 +84,11 @@ def run(workers: int, args, server: LatencyServer, database_url: str) -> float:
     ]
     try:
         time.sleep(max(0.0, (due - timezone.now()).total_seconds()))
-        started = time.perf_counter()
-        deadline = started + 600
-        while Order.objects.filter(status="completed").count() < args.orders:
-            if time.perf_counter() > deadline:
-                raise SystemExit(f"{workers} workers: not done after 10 minutes")
-            time.sleep(0.05)
-        seconds = time.perf_counter() - started
+        seconds = drain_seconds(args.orders, f"{workers} workers")
     finally:
         for process in processes:
             stop(process)
-    stats = server.stats()
-    if stats["requests"] != args.orders * STEPS or stats["max_per_key"] != 1:
-        raise SystemExit(f"{workers} workers: the server saw {stats}")
+    every_call_once(server, args.orders, f"{workers} workers")
     return seconds
 
 

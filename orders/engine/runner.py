@@ -21,6 +21,7 @@ from django.conf import settings
 from django.db import connections
 from django.utils import timezone
 
+from blueprints.models import WorkflowSnapshot
 from orders.callbacks import callbacks_close
 from orders.engine import calls
 from orders.engine.flow import (
@@ -33,18 +34,67 @@ from orders.engine.flow import (
     StepError,
     Succeeded,
     run_step,
+    step_kind,
 )
-from orders.engine.rows import insert_row, save_finished_attempt, update_rows, write_transaction
+from orders.engine.rows import (
+    insert_row,
+    read_order,
+    update_rows,
+    write_lock,
+    write_log,
+    write_order,
+    write_transaction,
+)
 from orders.engine.secrets import load_secrets, mask
 from orders.models import Callback, Order, StepLog
 
 logger = logging.getLogger(__name__)
 
-# What finishing an attempt changes in the row written when it was sent.
+# What a turn reads of its order.
+ORDER_FIELDS = [
+    "cancel_requested",
+    "snapshot_id",
+    "order_id",
+    "workflow",
+    "created_at",
+    "run",
+    "payload",
+    "data",
+    "current_step",
+    "attempt",
+    "steps_in_run",
+    "step_state",
+    "resume_point",
+]
 
 
 class LostClaim(Exception):
     """The order's claim was taken over by another worker; this turn must stop writing."""
+
+
+class CancelRequested(Exception):
+    """A cancel was found when the step's attempt was to be recorded: it is not sent."""
+
+
+@dataclass(frozen=True)
+class Workflow:
+    """A snapshot's definition, as the runner walks it."""
+
+    steps: dict[str, dict]
+    step_order: list[str]
+    api_calls: dict[str, dict]
+
+    @classmethod
+    def load(cls, snapshot_pk: int) -> Workflow:
+        definition = WorkflowSnapshot.objects.values_list("definition", flat=True).get(
+            pk=snapshot_pk
+        )
+        steps = definition["blueprint"]["steps"]
+        return cls(
+            steps={step["id"]: step for step in steps},
+            step_order=[step["id"] for step in steps],
+            api_calls=definition["api_calls"],
+        )
 
 
 @dataclass(frozen=True)
@@ -58,6 +108,15 @@ class EngineConfig:
     log_body_bytes: int
     token_key: bytes
     secrets: dict[str, str] = field(default_factory=dict)
+    # Snapshots never change: each is read once by a batch (whose config this is), not
+    # once per order. Its threads share the parsed definitions and never change them.
+    workflows: dict[int, Workflow] = field(default_factory=dict, compare=False, repr=False)
+
+    def workflow(self, snapshot_pk: int) -> Workflow:
+        workflow = self.workflows.get(snapshot_pk)
+        if workflow is None:
+            workflow = self.workflows[snapshot_pk] = Workflow.load(snapshot_pk)
+        return workflow
 
     @classmethod
     def from_settings(cls) -> EngineConfig:
@@ -104,27 +163,29 @@ class OrderTurn:
         self._lock = threading.Lock()
         self._cancel_requested = False
         self._close_callbacks = False
+        # The order's update after a step that is followed by a call, written with that
+        # call's attempt row (one commit per step, not two): see `advance`.
+        self._deferred: dict[str, Any] = {}
 
     # The loop.
 
     def run(self) -> str:
-        order = Order.objects.select_related("snapshot").get(pk=self.order_pk)
-        if order.claim_token != self.claim_token:
-            raise LostClaim
-        update_rows(
-            StepLog,
-            where={"order": self.order_pk, "outcome": StepLog.Outcome.IN_FLIGHT},
-            values={
+        order = read_order(
+            pk=self.order_pk,
+            claim_token=self.claim_token,
+            names=ORDER_FIELDS,
+            interrupted={
                 "outcome": StepLog.Outcome.INTERRUPTED,
                 "error": "the worker stopped before this attempt finished; the step was run again",
             },
         )
-        self._cancel_requested = order.cancel_requested
-        self.state = order_state(order)
-        definition = order.snapshot.definition
-        self.steps = {step["id"]: step for step in definition["blueprint"]["steps"]}
-        self.step_order = [step["id"] for step in definition["blueprint"]["steps"]]
-        self.api_calls = definition["api_calls"]
+        if order is None:
+            raise LostClaim
+        self._cancel_requested = order["cancel_requested"]
+        self.state = order_state(self.order_pk, order)
+        workflow = self.config.workflow(order["snapshot_id"])
+        self.steps, self.step_order = workflow.steps, workflow.step_order
+        self.api_calls = workflow.api_calls
 
         while True:
             if self._cancel_requested:
@@ -141,7 +202,10 @@ class OrderTurn:
                 return self.finish(
                     Order.Status.FAILED, f'no step "{self.state.current_step}" in the blueprint'
                 )
-            outcome = run_step(step, self.state, self.api_calls, self)
+            try:
+                outcome = run_step(step, self.state, self.api_calls, self)
+            except CancelRequested:
+                return self.finish(Order.Status.CANCELLED, "cancelled while running")
             status = self.apply(step, outcome)
             if status is not None:
                 return status
@@ -183,13 +247,21 @@ class OrderTurn:
             {"error": self.state.step_state["error"]} if "error" in self.state.step_state else {}
         )
         self.state.step_state = carried
-        self.commit(
-            data=self.state.data,
-            current_step=next_step,
-            attempt=0,
-            steps_in_run=self.state.steps_in_run,
-            step_state=carried,
-        )
+        fields = {
+            "data": self.state.data,
+            "current_step": next_step,
+            "attempt": 0,
+            "steps_in_run": self.state.steps_in_run,
+            "step_state": carried,
+        }
+        if step_kind(self.steps.get(next_step, {})) == "call":
+            # Written with the next call's attempt row, before that call is sent (or with
+            # whatever this turn writes first): one commit per step. A crash in between
+            # loses only this step's outcome, and this step runs again: the one in
+            # flight, as the contract allows.
+            self._deferred.update(fields)
+        else:
+            self.commit(**fields)
         return None
 
     def fail_step(self, step: dict, error: StepError) -> str | None:
@@ -258,15 +330,21 @@ class OrderTurn:
 
     # Persistence.
 
-    def commit(self, *, release: bool = False, **fields: Any) -> str | None:
-        """Write the order (only while this turn holds its claim) and the pending log rows;
-        returns the status written, if any.
+    def commit(
+        self, *, release: bool = False, then_insert: StepLog | None = None, **fields: Any
+    ) -> str | None:
+        """Write the order (only while this turn holds its claim) and the pending log rows,
+        and insert `then_insert` unless a cancel was asked for; returns the status written,
+        if any.
 
         The write also tells whether a cancel was asked for, which the loop checks before
-        the next step: it is made on the condition that none was, and only when it finds
-        one is it made again without it. An order that would now wait (for a retry or a
-        callback) is cancelled instead, since its current step has ended.
+        the next step: it is made on the condition that none was (on PostgreSQL as one
+        statement, `write_order`), and only when it finds one is it made again without it.
+        An order that would now wait (for a retry or a callback) is cancelled instead,
+        since its current step has ended.
         """
+        fields = {**self._deferred, **fields}
+        self._deferred = {}
         now = timezone.now()
         fields["updated_at"] = now
         if release:
@@ -274,6 +352,15 @@ class OrderTurn:
         if "step_state" in fields:
             fields["step_state"] = mask(fields["step_state"], self.secret_values)
         held = {"pk": self.order_pk, "claim_token": self.claim_token}
+        with self._lock:
+            pending, self._pending_logs = self._pending_logs, []
+        if not self._close_callbacks and write_order(
+            where={**held, "cancel_requested": False},
+            values=fields,
+            logs=pending,
+            then_insert=then_insert,
+        ):
+            return fields.get("status")
         with write_transaction():
             if self._close_callbacks:
                 callbacks_close([self.order_pk])
@@ -290,17 +377,11 @@ class OrderTurn:
                 if not update_rows(Order, where=held, values=fields):
                     raise LostClaim
                 self._cancel_requested = True
-            self.flush_logs()
+            for entry in pending:
+                write_log(entry)
+            if then_insert is not None and not self._cancel_requested:
+                insert_row(then_insert)
         return fields.get("status")
-
-    def flush_logs(self) -> None:
-        with self._lock:
-            pending, self._pending_logs = self._pending_logs, []
-        for entry in pending:
-            if entry.pk is None:
-                insert_row(entry)
-            else:
-                save_finished_attempt(entry)
 
     def step_note(self, *, step: str, note: str, failed: bool = False) -> None:
         """Log a step that sends nothing (choice, end) or a callback's result."""
@@ -339,8 +420,13 @@ class OrderTurn:
                 max_body_bytes=self.config.log_body_bytes,
             ),
         )
-        with write_transaction():
-            insert_row(entry)
+        if self._deferred:
+            self.commit(then_insert=entry)
+            if entry.pk is None:
+                raise CancelRequested
+        else:
+            with write_lock():
+                insert_row(entry)
         with self._lock:
             self._attempts[entry.pk] = entry
         return entry.pk
@@ -380,7 +466,7 @@ class OrderTurn:
                 )
                 if not updated:
                     raise LostClaim
-            save_finished_attempt(entry)
+            write_log(entry)
 
     def attempt_refused(self, *, step: str, attempt: int, error: str) -> None:
         self.queue_log(
@@ -429,18 +515,18 @@ class OrderTurn:
         return callback.status, callback.data
 
 
-def order_state(order: Order) -> OrderState:
+def order_state(order_pk: int, order: dict[str, Any]) -> OrderState:
     return OrderState(
-        order_id=order.order_id,
-        workflow=order.workflow,
-        created_at=order.created_at.isoformat(),
-        run=order.run,
-        input=order.payload,
-        data=dict(order.data),
-        current_step=order.current_step,
-        attempt=order.attempt,
-        steps_in_run=order.steps_in_run,
-        step_state=dict(order.step_state),
-        resume_point=dict(order.resume_point),
-        internal_id=order.pk,
+        order_id=order["order_id"],
+        workflow=order["workflow"],
+        created_at=order["created_at"].isoformat(),
+        run=order["run"],
+        input=order["payload"],
+        data=dict(order["data"]),
+        current_step=order["current_step"],
+        attempt=order["attempt"],
+        steps_in_run=order["steps_in_run"],
+        step_state=dict(order["step_state"]),
+        resume_point=dict(order["resume_point"]),
+        internal_id=order_pk,
     )

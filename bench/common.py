@@ -244,6 +244,9 @@ def _serve(latency: float, ready) -> None:
         daemon_threads = True
         request_queue_size = 256  # a burst of new connections must not wait on SYN retries
 
+        def handle_error(self, request, client_address) -> None:
+            pass  # a client killed mid-request (a benchmark stopping its workers) is no news
+
     httpd = Server(("127.0.0.1", 0), Handler)
     ready.put(httpd.server_address[1])
     httpd.serve_forever()

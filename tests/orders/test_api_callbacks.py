@@ -2,24 +2,10 @@
 
 from datetime import timedelta
 
-import pytest
 from django.utils import timezone
 
 from orders.models import Callback, Order
 from tests.statemanager.fixtures import *  # noqa: F403
-from tests.statemanager.fixtures import shop_order
-
-
-@pytest.fixture
-def waiting(shop) -> Callback:
-    order = shop_order("A-1", "waiting", due_at=timezone.now() + timedelta(hours=1))
-    return Callback.objects.create(
-        token="tok-1",
-        order=order,
-        run=1,
-        step="charge",
-        expires_at=timezone.now() + timedelta(hours=1),
-    )
 
 
 def test_success_resumes_the_waiting_order_without_an_api_token(anonymous, waiting):

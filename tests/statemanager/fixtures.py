@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import itertools
+from datetime import timedelta
 from types import SimpleNamespace
 
 import pytest
@@ -15,12 +16,13 @@ from django.apps import apps
 from django.contrib.auth.models import Group, User
 from django.core.cache import cache
 from django.db import connection
+from django.utils import timezone
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from apicalls.services import api_call_save
 from blueprints.services import blueprint_save
-from orders.models import Order
+from orders.models import Callback, Order
 from orders.services import order_create
 
 __all__ = [
@@ -31,6 +33,7 @@ __all__ = [
     "shop",
     "superuser",
     "support",
+    "waiting",
 ]
 
 _user_numbers = itertools.count(1)
@@ -131,3 +134,16 @@ def shop_order(order_id: str, status: str = "pending", **fields) -> Order:
         Order.objects.filter(pk=order.pk).update(status=status, **fields)
         order.refresh_from_db()
     return order
+
+
+@pytest.fixture
+def waiting(shop) -> Callback:
+    """The callback `tok-1` of order A-1, waiting at its `charge` step for an hour."""
+    order = shop_order("A-1", "waiting", due_at=timezone.now() + timedelta(hours=1))
+    return Callback.objects.create(
+        token="tok-1",
+        order=order,
+        run=1,
+        step="charge",
+        expires_at=timezone.now() + timedelta(hours=1),
+    )

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import io
 import json
-from datetime import timedelta
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -64,18 +63,6 @@ def post_raw(client, url: str, text: str):
 def errors(response) -> list[str]:
     assert response.status_code == 400, response.content
     return response.json()["errors"]
-
-
-@pytest.fixture
-def waiting(shop) -> Callback:
-    order = shop_order("W-1", "waiting", due_at=timezone.now() + timedelta(hours=1))
-    return Callback.objects.create(
-        token="tok-1",
-        order=order,
-        run=1,
-        step="charge",
-        expires_at=timezone.now() + timedelta(hours=1),
-    )
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@ with its flow and step log, and the bulk reprocess and cancel actions of support
 
 from __future__ import annotations
 
-from datetime import UTC, timedelta
+from datetime import timedelta
 from itertools import groupby
 
 from django.contrib import admin, messages
@@ -19,7 +19,7 @@ from django.utils.safestring import mark_safe
 
 from blueprints.diagram import blueprint_svg
 from blueprints.models import Blueprint
-from orders.filters import utc_offset_error
+from orders.filters import as_utc
 from orders.models import BatchRun, Order, StepLog
 from orders.selectors import EstimatedCountPaginator
 from statemanager.admin import json_block, json_text
@@ -126,13 +126,10 @@ class CreatedAtFilter(admin.DateFieldListFilter):
             return value  # left for Django to refuse
         if parsed is None or parsed.utcoffset() is None:
             return value
-        error = utc_offset_error(parsed)
-        if error:
-            raise IncorrectLookupParameters(error)
         try:
-            return parsed.astimezone(UTC)
-        except OverflowError as exc:
-            raise IncorrectLookupParameters("out of range") from exc
+            return as_utc(parsed)
+        except ValueError as exc:
+            raise IncorrectLookupParameters(str(exc)) from exc
 
 
 STATUS_COLOURS = {

@@ -14,12 +14,16 @@ from orders.models import Order
 MAX_UTC_OFFSET = timedelta(hours=14)
 
 
-def utc_offset_error(value: datetime) -> str | None:
-    """Why a time's UTC offset is impossible, or None when it is not."""
+def as_utc(value: datetime) -> datetime:
+    """A time with a UTC offset as UTC; ValueError saying why for an impossible offset or a
+    time that leaves the calendar once in UTC."""
     offset = value.utcoffset()
     if offset is not None and abs(offset) > MAX_UTC_OFFSET:
-        return "the UTC offset must be between -14:00 and +14:00"
-    return None
+        raise ValueError("the UTC offset must be between -14:00 and +14:00")
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("out of range") from None
 
 
 class TimeField(IsoDateTimeField):
@@ -29,13 +33,10 @@ class TimeField(IsoDateTimeField):
         value = super().to_python(value)
         if value is None:
             return None
-        error = utc_offset_error(value)
-        if error:
-            raise ValidationError(error, code="invalid")
         try:
-            return value.astimezone(UTC)
-        except OverflowError:
-            raise ValidationError("out of range", code="invalid") from None
+            return as_utc(value)
+        except ValueError as exc:
+            raise ValidationError(str(exc), code="invalid") from None
 
 
 class TimeFilter(django_filters.IsoDateTimeFilter):

@@ -131,6 +131,15 @@ def test_the_dispatch_queues_one_turn_per_lane_and_no_more(settings, broker):
     assert sorted(queued_turns(broker)) == [(1,), (2,), (3,)]
 
 
+def test_with_no_limit_and_no_cluster_reporting_there_is_a_lane_per_configured_worker(
+    settings, broker
+):
+    lanes_setting(settings, MAX_PARALLEL_BATCHES=0)
+    settings.Q_CLUSTER = {**settings.Q_CLUSTER, "workers": 3}
+
+    assert dispatch_lanes() == [1, 2, 3]
+
+
 def test_a_lane_whose_worker_died_is_dispatched_again_after_its_lease(settings):
     lanes_setting(settings, MAX_PARALLEL_BATCHES=2, LEASE_SECONDS=60)
     long_ago = timezone.now() - timedelta(minutes=5)

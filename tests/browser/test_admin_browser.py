@@ -59,6 +59,25 @@ def test_support_reprocesses_failed_orders_from_the_failed_step(page, make_order
     page.screenshot("reprocess-result")
 
 
+def test_support_includes_completed_orders_only_by_ticking_their_box(page, make_orders):
+    failed = make_orders(1)
+    completed = make_orders(2, status=Order.Status.COMPLETED)
+    page.log_in(staff_in("Support"))
+    page.open("/admin/orders/order/")
+    page.find("#action-toggle").click()
+    Select(page.find("select[name=action]")).select_by_value("reprocess_from_start")
+    page.find("button[name=index]").click()
+
+    assert page.find("#confirm-completed").text == "2"
+    assert not page.find("#id_include_completed").is_selected()
+    page.find("#id_include_completed").click()
+    page.screenshot("reprocess-include-completed")
+    page.find("#confirm-submit").click()
+
+    assert "Reprocessing 3 order(s) from the start" in page.find("ul.messagelist li").text
+    assert Order.objects.filter(pk__in=[o.pk for o in failed + completed], run=2).count() == 3
+
+
 def test_support_reads_an_orders_timeline(page, make_orders):
     (order,) = make_orders(1)
     page.log_in(staff_in("Support"))

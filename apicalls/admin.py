@@ -8,6 +8,7 @@ import json
 
 from django import forms
 from django.contrib import admin
+from django.contrib.admin.templatetags.admin_urls import admin_urlname
 from django.core.exceptions import PermissionDenied
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
@@ -15,9 +16,16 @@ from django.urls import path, reverse
 from django.utils.html import format_html_join
 
 from apicalls.models import ApiCall, ApiCallVersion
-from blueprints.admin import DefinitionAdmin, DefinitionVersionInline
-from blueprints.models import Blueprint
-from statemanager.admin import PrettyJSONField, add_definition_errors
+from apicalls.rendering import render_preview
+from apicalls.services import api_call_delete, api_call_save, api_call_users
+from definitions.admin import (
+    DefinitionAdmin,
+    DefinitionVersionInline,
+    PrettyJSONField,
+    add_definition_errors,
+)
+from definitions.validation import DefinitionError, validate_api_call
+from expressions import ExpressionError
 
 DEFINITION_EXAMPLE = {
     "method": "POST",
@@ -52,8 +60,6 @@ class ApiCallForm(forms.ModelForm):
         }
 
     def clean(self):
-        from blueprints.validation import DefinitionError, validate_api_call
-
         cleaned = super().clean()
         if self.errors:
             return cleaned
@@ -99,8 +105,6 @@ class ApiCallAdmin(DefinitionAdmin):
     )
 
     def save_definition(self, *, definition, user):
-        from apicalls.services import api_call_save
-
         return api_call_save(definition=definition, user=user)
 
     @admin.display(description="method")
@@ -113,15 +117,15 @@ class ApiCallAdmin(DefinitionAdmin):
 
     @admin.display(description="used by")
     def used_by(self, obj):
-        blueprints = blueprints_using(obj.slug) if obj and obj.pk else []
-        if not blueprints:
+        users = api_call_users(obj.slug) if obj and obj.pk else []
+        if not users:
             return "no blueprint"
         return format_html_join(
             ", ",
             '<a href="{}">{}</a>',
             (
-                (reverse("admin:blueprints_blueprint_change", args=[b.pk]), b.slug)
-                for b in blueprints
+                (reverse(admin_urlname(user._meta, "change"), args=[user.pk]), user.slug)
+                for user in users
             ),
         )
 
@@ -130,14 +134,12 @@ class ApiCallAdmin(DefinitionAdmin):
         deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
         for api_call in objs:
             protected += [
-                f"Blueprint: {b.slug} (uses {api_call.slug})"
-                for b in blueprints_using(api_call.slug)
+                f"{user._meta.verbose_name.capitalize()}: {user.slug} (uses {api_call.slug})"
+                for user in api_call_users(api_call.slug)
             ]
         return deleted, counts, perms_needed, protected
 
     def delete_model(self, request, obj):
-        from apicalls.services import api_call_delete
-
         api_call_delete(api_call=obj)
 
     def delete_queryset(self, request, queryset):
@@ -156,9 +158,6 @@ class ApiCallAdmin(DefinitionAdmin):
 
     def try_it_view(self, request, object_id):
         """Render the request for a sample input, as the engine would, and send nothing."""
-        from orders.engine.calls import render_preview
-        from orders.engine.expressions import ExpressionError
-
         api_call = get_object_or_404(ApiCall, pk=object_id)
         if not self.has_view_or_change_permission(request, api_call):
             raise PermissionDenied
@@ -186,13 +185,3 @@ class ApiCallAdmin(DefinitionAdmin):
             "error": error,
         }
         return TemplateResponse(request, "admin/apicalls/apicall/try_it.html", context)
-
-
-def blueprints_using(slug: str) -> list[Blueprint]:
-    from blueprints.validation import api_call_slugs_used
-
-    return [
-        blueprint
-        for blueprint in Blueprint.objects.only("pk", "slug", "steps")
-        if slug in api_call_slugs_used(blueprint.steps)
-    ]

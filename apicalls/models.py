@@ -1,10 +1,6 @@
-from django.conf import settings
-from django.core.validators import RegexValidator
 from django.db import models
 
-slug_validator = RegexValidator(
-    r"^[A-Za-z0-9._-]+$", "Use only letters, digits, '.', '-' and '_'.", code="invalid_slug"
-)
+from definitions.models import DefinitionVersion, slug_validator
 
 
 class ApiCall(models.Model):
@@ -33,16 +29,12 @@ class ApiCall(models.Model):
         return {"slug": self.slug, "name": self.name, **self.definition}
 
 
-class ApiCallVersion(models.Model):
+class ApiCallVersion(DefinitionVersion):
     """A read-only copy of an API call as saved; one row per save."""
 
+    owner_field = "api_call"
+
     api_call = models.ForeignKey(ApiCall, on_delete=models.CASCADE, related_name="versions")
-    version = models.PositiveIntegerField()
-    definition = models.JSONField()
-    created_at = models.DateTimeField(auto_now_add=True)
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
 
     class Meta:
         ordering = ["api_call", "-version"]
@@ -50,6 +42,3 @@ class ApiCallVersion(models.Model):
             models.UniqueConstraint(fields=["api_call", "version"], name="unique_api_call_version")
         ]
         verbose_name = "API call version"
-
-    def __str__(self) -> str:
-        return f"{self.api_call.slug} v{self.version}"

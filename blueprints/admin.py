@@ -8,21 +8,22 @@ from django.contrib import admin
 from django.core.exceptions import PermissionDenied
 from django.template.response import TemplateResponse
 from django.urls import path
-from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 
 from blueprints.diagram import blueprint_svg
 from blueprints.models import Blueprint, BlueprintVersion
-from statemanager.admin import PrettyJSONField, add_definition_errors, json_block
+from blueprints.services import api_call_slugs, blueprint_save
+from definitions.admin import (
+    DefinitionAdmin,
+    DefinitionVersionInline,
+    PrettyJSONField,
+    add_definition_errors,
+    may_read_definitions,
+)
+from definitions.validation import DefinitionError, validate_blueprint
+from expressions import registered_functions
 
 BLUEPRINT_FIELDS = ("slug", "name", "description", "input_schema", "steps")
-
-
-def may_read_definitions(user) -> bool:
-    """Anyone who may see blueprints or API calls may read the function list."""
-    return user.is_active and (
-        user.has_module_perms("blueprints") or user.has_module_perms("apicalls")
-    )
 
 
 class BlueprintForm(forms.ModelForm):
@@ -48,13 +49,11 @@ class BlueprintForm(forms.ModelForm):
         return definition
 
     def clean(self):
-        from blueprints.validation import DefinitionError, validate_blueprint
-
         cleaned = super().clean()
         if self.errors:
             return cleaned
         try:
-            validate_blueprint(self.contract_json())
+            validate_blueprint(self.contract_json(), api_call_slugs=api_call_slugs())
         except DefinitionError as exc:
             add_definition_errors(self, exc.errors, field_for=self.field_for)
         return cleaned
@@ -64,66 +63,8 @@ class BlueprintForm(forms.ModelForm):
         return head if head in BLUEPRINT_FIELDS else None
 
 
-class DefinitionVersionInline(admin.TabularInline):
-    """Past versions, read-only; visible to whoever may see the definition itself."""
-
-    extra = 0
-    can_delete = False
-    fields = ("version", "created_at", "created_by", "definition_json")
-    readonly_fields = fields
-    ordering = ("-version",)
-    classes = ("collapse",)
-    verbose_name_plural = "past versions"
-
-    def get_queryset(self, request):
-        return super().get_queryset(request).select_related("created_by")
-
-    @admin.display(description="definition")
-    def definition_json(self, obj):
-        return format_html(
-            "<details><summary>JSON</summary>{}</details>", json_block(obj.definition)
-        )
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-    def has_view_permission(self, request, obj=None):
-        opts = self.parent_model._meta
-        return request.user.has_perm(f"{opts.app_label}.view_{opts.model_name}") or (
-            request.user.has_perm(f"{opts.app_label}.change_{opts.model_name}")
-        )
-
-
 class BlueprintVersionInline(DefinitionVersionInline):
     model = BlueprintVersion
-
-
-class DefinitionAdmin(admin.ModelAdmin):
-    """What API calls and blueprints share: slug fixed once saved, saves through a service."""
-
-    save_on_top = True
-
-    def get_readonly_fields(self, request, obj=None):
-        fields = list(super().get_readonly_fields(request, obj))
-        if obj is not None and self.has_change_permission(request, obj):
-            fields.append("slug")
-        return fields
-
-    def save_model(self, request, obj, form, change):
-        saved = self.save_definition(definition=form.contract_json(), user=request.user)
-        obj.pk = saved.pk
-        obj.version = saved.version
-        obj.created_at = saved.created_at
-        obj.updated_at = saved.updated_at
-
-    def save_definition(self, *, definition: dict, user):
-        raise NotImplementedError
 
 
 @admin.register(Blueprint)
@@ -147,8 +88,6 @@ class BlueprintAdmin(DefinitionAdmin):
     )
 
     def save_definition(self, *, definition, user):
-        from blueprints.services import blueprint_save
-
         return blueprint_save(definition=definition, user=user)
 
     @admin.display(description="steps")
@@ -173,8 +112,6 @@ class BlueprintAdmin(DefinitionAdmin):
 
     def functions_view(self, request):
         """The functions expressions may use, with their docs."""
-        from orders.engine.functions import registered_functions
-
         if not may_read_definitions(request.user):
             raise PermissionDenied
         functions = registered_functions()

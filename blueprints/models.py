@@ -1,7 +1,6 @@
-from django.conf import settings
 from django.db import models
 
-from apicalls.models import slug_validator
+from definitions.models import DefinitionVersion, slug_validator
 
 
 class Blueprint(models.Model):
@@ -33,16 +32,12 @@ class Blueprint(models.Model):
         return definition
 
 
-class BlueprintVersion(models.Model):
+class BlueprintVersion(DefinitionVersion):
     """A read-only copy of a blueprint as saved; one row per save."""
 
+    owner_field = "blueprint"
+
     blueprint = models.ForeignKey(Blueprint, on_delete=models.CASCADE, related_name="versions")
-    version = models.PositiveIntegerField()
-    definition = models.JSONField()
-    created_at = models.DateTimeField(auto_now_add=True)
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
 
     class Meta:
         ordering = ["blueprint", "-version"]
@@ -51,9 +46,6 @@ class BlueprintVersion(models.Model):
                 fields=["blueprint", "version"], name="unique_blueprint_version"
             )
         ]
-
-    def __str__(self) -> str:
-        return f"{self.blueprint.slug} v{self.version}"
 
 
 class WorkflowSnapshot(models.Model):

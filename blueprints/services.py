@@ -8,9 +8,10 @@ from dataclasses import dataclass, field
 from django.db import transaction
 
 from apicalls.models import ApiCall
-from apicalls.services import api_call_save, canonical_json, save_definition
+from apicalls.services import api_call_save
 from blueprints.models import Blueprint, BlueprintVersion, WorkflowSnapshot
-from blueprints.validation import (
+from definitions.services import canonical_json, save_definition
+from definitions.validation import (
     DefinitionError,
     api_call_errors,
     api_call_slugs_used,
@@ -29,7 +30,7 @@ CONTRACT_KEY_ORDER = [
 
 def blueprint_save(*, definition: dict, user=None) -> Blueprint:
     """Validate a blueprint's contract JSON against the API calls in the DB; create or update."""
-    validate_blueprint(definition)
+    validate_blueprint(definition, api_call_slugs=api_call_slugs())
     return save_definition(
         Blueprint,
         slug=definition["slug"],
@@ -40,9 +41,22 @@ def blueprint_save(*, definition: dict, user=None) -> Blueprint:
             "steps": definition["steps"],
         },
         version_model=BlueprintVersion,
-        owner_field="blueprint",
         user=user,
     )
+
+
+def api_call_slugs() -> set[str]:
+    """The slugs of the API calls that exist, which blueprint steps may call."""
+    return set(ApiCall.objects.values_list("slug", flat=True))
+
+
+def blueprints_using(slug: str) -> list[Blueprint]:
+    """The blueprints whose steps call the API call `slug`, parallel branches included."""
+    return [
+        blueprint
+        for blueprint in Blueprint.objects.only("pk", "slug", "steps")
+        if slug in api_call_slugs_used(blueprint.steps)
+    ]
 
 
 def workflow_snapshot(*, blueprint: Blueprint) -> WorkflowSnapshot:

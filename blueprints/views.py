@@ -2,7 +2,7 @@ from django.http import Http404, HttpResponse
 from django.views.decorators.cache import cache_control
 from django.views.decorators.http import require_safe
 
-from blueprints.validation import API_CALL_SCHEMA, BLUEPRINT_SCHEMA, SCHEMA_DIR
+from definitions.validation import API_CALL_SCHEMA, BLUEPRINT_SCHEMA, SCHEMA_DIR
 
 SCHEMA_FILES = (API_CALL_SCHEMA, BLUEPRINT_SCHEMA)
 

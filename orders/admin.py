@@ -19,10 +19,11 @@ from django.utils.safestring import mark_safe
 
 from blueprints.diagram import blueprint_svg
 from blueprints.models import Blueprint
+from definitions.admin import json_block, json_text
 from orders.filters import as_utc
 from orders.models import BatchRun, Order, StepLog
 from orders.selectors import EstimatedCountPaginator
-from statemanager.admin import json_block, json_text
+from orders.services import orders_cancel, orders_reprocess, reprocessable_statuses
 
 LIST_FIELDS = (
     "id",
@@ -297,8 +298,6 @@ class OrderAdmin(ReadOnlyAdmin):
 
     @admin.action(description="Cancel", permissions=["reprocess"])
     def cancel_orders(self, request, queryset):
-        from orders.services import orders_cancel
-
         queryset = queryset.defer(None)
         if request.POST.get("confirm") == "yes":
             result = orders_cancel(orders=queryset, actor=request.user.get_username())
@@ -325,8 +324,6 @@ class OrderAdmin(ReadOnlyAdmin):
         )
 
     def reprocess(self, request, queryset, *, start_from: str):
-        from orders.services import orders_reprocess, reprocessable_statuses
-
         queryset = queryset.defer(None)
         if request.POST.get("confirm") == "yes":
             version = request.POST.get("version", "pinned")

@@ -21,9 +21,9 @@ from django.conf import settings
 from django.db import close_old_connections, connections, transaction
 from django.utils import timezone
 
+from expressions.secrets import mask
 from orders.claims import Claim, claim_due_orders, renew_leases
 from orders.engine.runner import EngineConfig, advance_order
-from orders.engine.secrets import mask
 from orders.models import BatchRun, Order, StepLog
 
 logger = logging.getLogger(__name__)

@@ -8,7 +8,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from orders.engine.secrets import load_secrets, mask
+from expressions.secrets import load_secrets, mask
 from orders.models import Callback, Order, StepLog
 
 

@@ -22,7 +22,7 @@ from jsonschema.validators import validator_for
 from apicalls.models import ApiCall
 from blueprints.models import Blueprint, WorkflowSnapshot
 from blueprints.services import workflow_snapshot
-from blueprints.validation import api_call_slugs_used
+from definitions.validation import api_call_slugs_used
 from orders.callbacks import callbacks_close
 from orders.engine.rows import insert_row
 from orders.models import Order, StepLog

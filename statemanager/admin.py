@@ -1,100 +1,30 @@
-"""The admin site as the product's workplace: its title, the dashboard on the index, and the
-pieces the definition and order admins share (JSON editing, errors at their fields)."""
+"""The admin site as the product's workplace: its title and the dashboard on the index."""
 
 from __future__ import annotations
 
-import json
-import re
-from collections.abc import Callable, Iterable
 from datetime import timedelta
 from urllib.parse import urlencode
 
-from django import forms
 from django.contrib import admin
-from django.core.exceptions import ValidationError
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.html import format_html
 
-from blueprints.storable import escape_lone_surrogates
+from orders import selectors
+from orders.models import Order
+from orders.selectors import (
+    failed_steps_since,
+    last_batch,
+    oldest_due_at,
+    order_counts_by_status,
+    orders_due_count,
+    orders_total,
+    running_lanes,
+    steps_per_minute,
+)
 
 admin.site.site_header = "State Manager"
 admin.site.site_title = "State Manager"
 admin.site.index_title = "Dashboard"
-
-
-class JSONEditor(forms.Textarea):
-    """A monospace textarea sized to its content, for the contract's JSON."""
-
-    def __init__(self, attrs=None):
-        super().__init__({"class": "sm-json-editor", "spellcheck": "false", **(attrs or {})})
-
-    def format_value(self, value):
-        text = super().format_value(value) or ""
-        self.attrs["rows"] = min(max(text.count("\n") + 2, 6), 40)
-        return text
-
-
-class PrettyJSONField(forms.JSONField):
-    """A JSON form field that shows its value indented, keys in the order they were written."""
-
-    widget = JSONEditor
-
-    # JSON nested deeper than Python's recursion limit cannot be parsed: say so at the field.
-    def to_python(self, value):
-        try:
-            return super().to_python(value)
-        except RecursionError:
-            raise ValidationError("nested too deeply", code="invalid") from None
-
-    def bound_data(self, data, initial):
-        try:
-            return super().bound_data(data, initial)
-        except RecursionError:
-            return forms.fields.InvalidJSONInput(data)
-
-    def prepare_value(self, value):
-        if isinstance(value, forms.fields.InvalidJSONInput):
-            return value
-        text = json.dumps(value, indent=2, ensure_ascii=False, cls=self.encoder)
-        return escape_lone_surrogates(text)  # refused on save, but shown again at the field
-
-
-def json_block(value) -> str:
-    """A read-only, indented JSON value for admin pages."""
-    if value in (None, "", {}, []):
-        return format_html('<span class="sm-muted">{}</span>', json.dumps(value))
-    return format_html('<pre class="sm-json">{}</pre>', json_text(value))
-
-
-def json_text(value) -> str:
-    """A JSON value indented, or a note when it is nested too deeply to show.
-
-    The doors refuse deep JSON (STATE_MANAGER_MAX_JSON_DEPTH), but a stored value may
-    predate that, and indenting recurses once per level: the page must open all the same.
-    """
-    try:
-        return json.dumps(value, indent=2)
-    except RecursionError:
-        return "(nested too deeply to show)"
-
-
-_PLACE_HEAD = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)")
-
-
-def add_definition_errors(
-    form: forms.Form, errors: Iterable[str], *, field_for: Callable[[str], str | None]
-) -> None:
-    """Show each `"<place>: <reason>"` of a DefinitionError at the form field it belongs to.
-
-    `field_for` maps the place's first name (`steps`, `url`, ...) to a field, or None for
-    the errors that belong to the whole form.
-    """
-    for error in errors:
-        match = _PLACE_HEAD.match(error)
-        head = match.group(1) if match and ":" in error else ""
-        field = field_for(head)
-        form.add_error(field if field in form.fields else None, error)
 
 
 # The dashboard.
@@ -111,21 +41,10 @@ def dashboard_context() -> dict:
     Costs the same whatever the table holds: counts stop at `COUNT_CAP` ("10,000+"), and
     all orders together are PostgreSQL's estimate once the table is large.
     """
-    from orders.models import Order
-    from orders.selectors import (
-        COUNT_CAP,
-        failed_steps_since,
-        last_batch,
-        oldest_due_at,
-        order_counts_by_status,
-        orders_due_count,
-        orders_total,
-        running_lanes,
-        steps_per_minute,
-    )
 
     def shown(count: int) -> str:
-        return f"{COUNT_CAP:,}+" if count >= COUNT_CAP else f"{count:,}"
+        cap = selectors.COUNT_CAP
+        return f"{cap:,}+" if count >= cap else f"{count:,}"
 
     counts = order_counts_by_status()
     total, estimated = orders_total()

@@ -2,8 +2,8 @@
 once instead of a query the ORM compiles on every request (once the rest of a webhook
 post was made cheap, that compiling took a third of its CPU).
 
-Not in statemanager.api: DRF imports its authentication classes while importing its
-views, which statemanager.api imports.
+A module of its own: DRF imports its authentication classes while importing its views,
+which the API modules import.
 """
 
 from functools import cache
@@ -13,7 +13,7 @@ from django.db import connection
 from django.utils.translation import gettext_lazy as _
 from rest_framework import authentication, exceptions
 
-from blueprints.storable import text_problem
+from definitions.storable import text_problem
 
 
 class TokenAuthentication(authentication.TokenAuthentication):

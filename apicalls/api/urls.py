@@ -1,4 +1,4 @@
-from statemanager.api import api_router
+from definitions.api import api_router
 
 from .views import ApiCallViewSet
 

@@ -1,6 +1,6 @@
 from apicalls.models import ApiCall
 from apicalls.services import api_call_delete, api_call_save
-from statemanager.api import DefinitionViewSet, definition_schema
+from definitions.api import DefinitionViewSet, definition_schema
 
 from .serializers import ApiCallSerializer
 

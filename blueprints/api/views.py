@@ -1,6 +1,6 @@
 from blueprints.models import Blueprint
 from blueprints.services import blueprint_save
-from statemanager.api import DefinitionViewSet, definition_schema
+from definitions.api import DefinitionViewSet, definition_schema
 
 from .serializers import BlueprintSerializer
 

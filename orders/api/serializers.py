@@ -1,6 +1,6 @@
 from rest_framework import serializers
 
-from blueprints.storable import has_control_character
+from definitions.storable import has_control_character
 from orders.filters import OrderFilterSet
 from orders.models import Order, StepLog
 

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from statemanager.api import api_router
+from definitions.api import api_router
 
 from .views import CallbackView, OrderViewSet
 

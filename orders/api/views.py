@@ -13,12 +13,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from orders import services
-from orders.callbacks import CallbackNotFound, CallbackUsed, callback_receive
-from orders.filters import OrderFilterSet, order_filterset
-from orders.models import Order, StepLog
-from orders.selectors import EstimatedCountPaginator
-from statemanager.api import (
+from definitions.api import (
     ActionPermissions,
     BadRequest,
     Conflict,
@@ -27,7 +22,12 @@ from statemanager.api import (
     Pagination,
     storable_body,
 )
-from statemanager.throttling import CountingScopedRateThrottle
+from orders import services
+from orders.api.throttling import CountingScopedRateThrottle
+from orders.callbacks import CallbackNotFound, CallbackUsed, callback_receive
+from orders.filters import OrderFilterSet, order_filterset
+from orders.models import Order, StepLog
+from orders.selectors import EstimatedCountPaginator
 
 from .serializers import (
     BulkReprocessSerializer,

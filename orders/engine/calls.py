@@ -10,7 +10,6 @@ redirect to a refused host is refused too.
 
 from __future__ import annotations
 
-import functools
 import ipaddress
 import json
 import socket
@@ -20,18 +19,17 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from typing import Any
-from urllib.parse import urlsplit
 
 import requests
 import urllib3
 from requests.adapters import HTTPAdapter
 from requests.structures import CaseInsensitiveDict
 
-from orders.engine.expressions import ExpressionError, is_true, render
-from orders.engine.secrets import load_secrets, mask, mask_headers
-from orders.engine.values import depth, map_strings, storable_text
+from apicalls.rendering import CallRequest, truncated
+from expressions import is_true
+from expressions.secrets import mask, mask_headers
+from expressions.values import depth, map_strings, storable_text
 
-DEFAULT_TIMEOUT_SECONDS = 10.0
 MAX_RESPONSE_BYTES = 10 * 1024 * 1024
 MAX_REDIRECTS = 5
 MAX_BODY_DEPTH = 64
@@ -209,15 +207,6 @@ def session_for(allow: Iterable[str]) -> requests.Session:
 
 
 @dataclass(frozen=True)
-class CallRequest:
-    method: str
-    url: str
-    headers: dict[str, str]
-    body: Any  # a JSON value, or None for no body
-    timeout: float
-
-
-@dataclass(frozen=True)
 class CallResult:
     status: int | None = None
     headers: dict[str, str] = field(default_factory=dict)
@@ -226,48 +215,6 @@ class CallResult:
     error: str = ""
     retry_after: float | None = None
     refused: bool = False
-
-
-def render_request(api_call: Mapping, context: Mapping, *, idempotency_key: str) -> CallRequest:
-    """The request an API call's templates give in this context; raises ExpressionError."""
-    method = str(api_call.get("method", "GET")).upper()
-    url = render(api_call["url"], context, "url")
-    query = render(api_call.get("query") or {}, context, "query")
-    headers = render(api_call.get("headers") or {}, context, "headers")
-    body = render(api_call["body"], context, "body") if "body" in api_call else None
-    if method == "GET" and body == {}:
-        body = None
-    if not isinstance(url, str) or urlsplit(url).scheme not in ("http", "https"):
-        raise ExpressionError(f'url: "{url}" is not an http or https URL')
-    if query:
-        prepared = requests.PreparedRequest()
-        prepared.prepare_url(url, {key: _query_value(value) for key, value in query.items()})
-        url = prepared.url
-    else:
-        url = _prepared_url(url)
-    headers = {str(name): _header_value(value) for name, value in headers.items()}
-    headers["Idempotency-Key"] = idempotency_key
-    timeout = float(api_call.get("timeout_seconds") or DEFAULT_TIMEOUT_SECONDS)
-    return CallRequest(method, url, headers, body, timeout)
-
-
-@functools.lru_cache(maxsize=1024)
-def _prepared_url(url: str) -> str:
-    """The URL as `requests` sends it; kept, since the calls of one API call mostly repeat
-    their URL, and `requests` takes longer to build it than the templates to render."""
-    prepared = requests.PreparedRequest()
-    prepared.prepare_url(url, None)
-    return prepared.url
-
-
-def _query_value(value: Any) -> Any:
-    if isinstance(value, list):
-        return [_query_value(item) for item in value]
-    return value if isinstance(value, str) else json.dumps(value)
-
-
-def _header_value(value: Any) -> str:
-    return value if isinstance(value, str) else json.dumps(value)
 
 
 def send(request: CallRequest, *, allow: Iterable[str]) -> CallResult:
@@ -397,25 +344,6 @@ def is_success(api_call: Mapping, result: CallResult, context: Mapping) -> bool:
     return is_true(success_when, {**context, "response": response_context(result)})
 
 
-def truncated(value: Any, max_bytes: int) -> Any:
-    """A body as stored in the log: as it is, or its JSON text cut at `max_bytes`."""
-    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-    if len(text.encode()) <= max_bytes:
-        return value
-    cut = text.encode()[:max_bytes].decode(errors="ignore")
-    return f"{cut}… [truncated, {len(text.encode())} bytes in all]"
-
-
-def log_request(request: CallRequest, *, secret_values: Iterable[str], max_body_bytes: int) -> dict:
-    secret_values = list(secret_values)
-    return {
-        "method": request.method,
-        "url": mask(request.url, secret_values),
-        "headers": mask_headers(request.headers, secret_values),
-        "body": truncated(mask(request.body, secret_values), max_body_bytes),
-    }
-
-
 def log_response(result: CallResult, *, secret_values: Iterable[str], max_body_bytes: int) -> dict:
     secret_values = list(secret_values)
     return {
@@ -423,25 +351,3 @@ def log_response(result: CallResult, *, secret_values: Iterable[str], max_body_b
         "headers": mask_headers(result.headers, secret_values),
         "body": truncated(mask(result.body, secret_values), max_body_bytes),
     }
-
-
-def render_preview(
-    api_call: Mapping,
-    *,
-    input: Any,
-    params: Mapping | None = None,
-    data: Mapping | None = None,
-) -> dict:
-    """The request an API call would send for a sample input, secrets masked; sends nothing."""
-    secrets = load_secrets()
-    context = {
-        "input": input,
-        "data": dict(data or {}),
-        "params": dict(params or {}),
-        "order": {"order_id": "preview", "workflow": "preview", "created_at": "", "run": 1},
-        "secrets": secrets,
-        "error": None,
-        "callback": {"url": "https://example.invalid/api/callbacks/preview/", "token": "preview"},
-    }
-    request = render_request(api_call, context, idempotency_key="preview")
-    return log_request(request, secret_values=secrets.values(), max_body_bytes=64 * 1024)

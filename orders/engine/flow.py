@@ -13,8 +13,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from apicalls.rendering import CallRequest, render_request
+from expressions import ExpressionError, is_true, render
 from orders.engine import calls, retry
-from orders.engine.expressions import ExpressionError, is_true, render
 
 IDEMPOTENCY_NAMESPACE = uuid.UUID("8f6f7c1e-2a55-4f3e-9a53-3c1c1e4b7d10")
 
@@ -105,7 +106,7 @@ class Turn(Protocol):
     max_inline_wait_seconds: float
     public_url: str
 
-    def attempt_started(self, *, step: str, attempt: int, request: calls.CallRequest) -> int: ...
+    def attempt_started(self, *, step: str, attempt: int, request: CallRequest) -> int: ...
 
     def attempt_finished(
         self,
@@ -233,7 +234,7 @@ def run_call_step(
     while True:
         attempt += 1
         try:
-            request = calls.render_request(api_call, context, idempotency_key=key)
+            request = render_request(api_call, context, idempotency_key=key)
         except ExpressionError as exc:
             turn.attempt_refused(step=step_path, attempt=attempt, error=str(exc))
             return Failed(StepError(step_path, str(exc)))

@@ -21,7 +21,9 @@ from django.conf import settings
 from django.db import connections
 from django.utils import timezone
 
+from apicalls.rendering import CallRequest, log_request
 from blueprints.models import WorkflowSnapshot
+from expressions.secrets import load_secrets, mask
 from orders.callbacks import callbacks_close
 from orders.engine import calls
 from orders.engine.flow import (
@@ -45,7 +47,6 @@ from orders.engine.rows import (
     write_order,
     write_transaction,
 )
-from orders.engine.secrets import load_secrets, mask
 from orders.models import Callback, Order, StepLog
 
 logger = logging.getLogger(__name__)
@@ -405,7 +406,7 @@ class OrderTurn:
 
     # The `Turn` the flow functions call.
 
-    def attempt_started(self, *, step: str, attempt: int, request: calls.CallRequest) -> int:
+    def attempt_started(self, *, step: str, attempt: int, request: CallRequest) -> int:
         """Record the attempt before it is sent, so a crash leaves it visible as interrupted."""
         entry = StepLog(
             order_id=self.order_pk,
@@ -414,7 +415,7 @@ class OrderTurn:
             attempt=attempt,
             kind=StepLog.Kind.ATTEMPT,
             outcome=StepLog.Outcome.IN_FLIGHT,
-            request=calls.log_request(
+            request=log_request(
                 request,
                 secret_values=self.secret_values,
                 max_body_bytes=self.config.log_body_bytes,

@@ -5,7 +5,7 @@ import pytest
 from apicalls.models import ApiCall, ApiCallVersion
 from apicalls.services import api_call_delete, api_call_save
 from blueprints.services import blueprint_save
-from blueprints.validation import DefinitionError
+from definitions.validation import DefinitionError
 from tests.blueprints import definitions
 
 pytestmark = pytest.mark.django_db

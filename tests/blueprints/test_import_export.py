@@ -6,7 +6,7 @@ from apicalls.models import ApiCall
 from apicalls.services import api_call_save
 from blueprints.models import Blueprint
 from blueprints.services import definitions_export, definitions_import
-from blueprints.validation import DefinitionError
+from definitions.validation import DefinitionError
 from tests.blueprints import definitions
 
 pytestmark = pytest.mark.django_db

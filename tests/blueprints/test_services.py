@@ -5,7 +5,7 @@ import pytest
 from apicalls.services import api_call_save
 from blueprints.models import Blueprint, BlueprintVersion, WorkflowSnapshot
 from blueprints.services import blueprint_save, workflow_snapshot
-from blueprints.validation import DefinitionError
+from definitions.validation import DefinitionError
 from tests.blueprints import definitions
 
 pytestmark = pytest.mark.django_db

@@ -12,7 +12,7 @@ from django.core import serializers
 from django.db import connection
 from rest_framework.test import APIClient
 
-from orders.engine.secrets import mask
+from expressions.secrets import mask
 from orders.models import Callback, Order
 from tests.localserver import Reply
 from tests.orders.workflows import api_call, make_order, process

@@ -13,7 +13,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from orders.claims import claim_due_orders
-from orders.engine import calls
+from orders.engine import flow
 from orders.engine.runner import EngineConfig, advance_order
 from orders.models import Order
 from tests.localserver import Reply
@@ -37,18 +37,18 @@ def test_a_worker_that_stops_between_a_response_and_the_next_call_reruns_only_th
     server, monkeypatch
 ):
     order = three_calls(server)
-    render = calls.render_request
+    render = flow.render_request
 
     def crash_before_b(api_call, context, *, idempotency_key):
         if api_call["slug"] == "b":
             raise Crash
         return render(api_call, context, idempotency_key=idempotency_key)
 
-    monkeypatch.setattr(calls, "render_request", crash_before_b)
+    monkeypatch.setattr(flow, "render_request", crash_before_b)
     (claim,) = claim_due_orders(limit=1, lease_seconds=60)
     with pytest.raises(Crash):
         advance_order(claim.order_pk, claim.token)
-    monkeypatch.setattr(calls, "render_request", render)
+    monkeypatch.setattr(flow, "render_request", render)
 
     order.refresh_from_db()
     assert (order.status, order.current_step, order.steps_in_run) == ("running", "a", 0)

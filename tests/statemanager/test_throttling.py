@@ -6,7 +6,7 @@ import uuid
 import pytest
 from django.core.cache import caches
 
-from statemanager.throttling import count_request
+from orders.api.throttling import count_request
 
 
 def test_requests_are_counted_in_the_window_of_the_first():

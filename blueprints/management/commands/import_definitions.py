@@ -4,7 +4,7 @@ import sys
 from django.core.management.base import BaseCommand, CommandError
 
 from blueprints.services import definitions_import
-from blueprints.validation import DefinitionError
+from definitions.validation import DefinitionError
 
 
 class Command(BaseCommand):

@@ -6,8 +6,8 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import DatabaseError, InterfaceError, OperationalError, connections
 
+from expressions.secrets import mask
 from orders.batch import run_batch
-from orders.engine.secrets import mask
 
 logger = logging.getLogger(__name__)
 

@@ -11,6 +11,7 @@ from django.core.management.base import BaseCommand, CommandError
 from rest_framework.authtoken.models import Token
 
 from orders.models import Order
+from orders.services import order_create
 
 WORKFLOW = "ecommerce-order"
 
@@ -94,8 +95,6 @@ class Command(BaseCommand):
             self.stdout.write(f"  {order_id}  HTTP {response.status_code}  -> {branch}")
 
     def create_in_process(self, orders: list) -> None:
-        from orders.services import order_create
-
         for order_id, branch, payload in orders:
             order_create(order_id=order_id, workflow=WORKFLOW, payload=payload)
             self.stdout.write(f"  {order_id}  created  -> {branch}")

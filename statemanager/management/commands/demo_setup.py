@@ -13,7 +13,7 @@ from django.db import transaction
 from rest_framework.authtoken.models import Token
 
 from blueprints.services import definitions_import
-from blueprints.validation import DefinitionError
+from definitions.validation import DefinitionError
 
 DEFINITIONS = Path(settings.BASE_DIR) / "demo" / "definitions.json"
 INTEGRATIONS_GROUP = "Integrations"

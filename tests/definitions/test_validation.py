@@ -2,7 +2,7 @@
 
 import pytest
 
-from blueprints.validation import DefinitionError, validate_api_call, validate_blueprint
+from definitions.validation import DefinitionError, validate_api_call, validate_blueprint
 from tests.blueprints import definitions
 from tests.blueprints.definitions import API_CALL_SLUGS
 
@@ -37,10 +37,6 @@ def test_contract_example_blueprint_is_valid():
 
 def test_get_with_empty_body_is_valid():
     validate_api_call({"slug": "a", "name": "A", "method": "GET", "url": "http://x", "body": {}})
-
-
-def test_blueprint_api_calls_default_to_those_in_the_database(example_api_calls):
-    validate_blueprint(definitions.blueprint())
 
 
 # -- API call schema ---------------------------------------------------------------------

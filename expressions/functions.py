@@ -1,92 +1,19 @@
-"""Functions for expressions: Python functions registered as Jinja filters with `@function`.
-
-Every registered function is usable as a filter (`{{ input.items | pluck("sku") }}`) and,
-for the ones that need no value, as a call (`{{ now() }}`, `{{ uuid() }}`). Its docstring
-is what the admin's list of functions shows.
-"""
+"""The built-in functions of expressions, registered with `@function` like a project's own."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
 import hmac
-import inspect
 import json as jsonlib
 import uuid as uuidlib
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-FUNCTIONS: dict[str, Callable] = {}
-_listeners: list[Callable[[str, Callable], None]] = []
+from expressions.registry import function
 
 UUID_NAMESPACE = uuidlib.UUID("3d1f1b5e-6c8f-4b0a-9a0e-5b7f2f0c9e21")
-
-
-def function(name: str | None = None) -> Callable[[Callable], Callable]:
-    """Register a Python function for expressions, under `name` or its own name.
-
-    >>> @function("shout")
-    ... def shout(value):
-    ...     '''The value in capitals.'''
-    ...     return str(value).upper()
-    >>> FUNCTIONS["shout"] is shout
-    True
-    """
-
-    def register(func: Callable) -> Callable:
-        registered = name or func.__name__
-        FUNCTIONS[registered] = func
-        for listener in _listeners:
-            listener(registered, func)
-        return func
-
-    return register
-
-
-def on_register(listener: Callable[[str, Callable], None]) -> None:
-    """Call `listener(name, func)` for every function, those registered so far included."""
-    _listeners.append(listener)
-    for name, func in FUNCTIONS.items():
-        listener(name, func)
-
-
-@dataclass(frozen=True)
-class FunctionInfo:
-    name: str
-    signature: str
-    doc: str
-    builtin: bool
-
-
-def registered_functions() -> list[FunctionInfo]:
-    """The project's functions and Jinja's built-in filters, by name, for the admin."""
-    from orders.engine.expressions import environment
-
-    project = {
-        name: FunctionInfo(name, _signature(f), _doc(f), False) for name, f in FUNCTIONS.items()
-    }
-    builtin = {
-        name: FunctionInfo(name, _signature(f), _doc(f), True)
-        for name, f in environment().filters.items()
-        if name not in project
-    }
-    return sorted([*project.values(), *builtin.values()], key=lambda info: info.name)
-
-
-def _signature(func: Callable) -> str:
-    func = inspect.unwrap(func)
-    try:
-        parameters = list(inspect.signature(func).parameters.values())
-    except (TypeError, ValueError):
-        return "(...)"
-    shown = [p for p in parameters if p.name not in ("context", "eval_ctx", "environment")]
-    return "(" + ", ".join(str(p.replace(annotation=inspect.Parameter.empty)) for p in shown) + ")"
-
-
-def _doc(func: Callable) -> str:
-    return inspect.cleandoc(inspect.unwrap(func).__doc__ or "").split("\n\n")[0]
 
 
 # Date and time. Values are ISO 8601 strings, as they travel in JSON.

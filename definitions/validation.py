@@ -14,7 +14,8 @@ from pathlib import Path
 
 from jsonschema import Draft202012Validator, SchemaError, ValidationError, validators
 
-from blueprints.storable import shown, text_problem, unstorable, unstorable_fields
+from definitions.storable import shown, text_problem, unstorable, unstorable_fields
+from expressions import compile_errors
 
 SCHEMA_DIR = Path(__file__).resolve().parent / "schemas"
 API_CALL_SCHEMA = "api-call.schema.json"
@@ -49,7 +50,7 @@ class DefinitionError(Exception):
 
 @cache
 def load_schema(name: str) -> dict:
-    """The JSON Schema document `name` from blueprints/schemas."""
+    """The JSON Schema document `name` from definitions/schemas."""
     return json.loads((SCHEMA_DIR / name).read_text(encoding="utf-8"))
 
 
@@ -226,15 +227,11 @@ def validate_api_call(definition: dict) -> None:
         raise DefinitionError(errors)
 
 
-def validate_blueprint(definition: dict, *, api_call_slugs: set[str] | None = None) -> None:
+def validate_blueprint(definition: dict, *, api_call_slugs: set[str]) -> None:
     """Raise DefinitionError listing every problem of a blueprint definition.
 
-    `call` targets are checked against `api_call_slugs`, by default the API calls in the DB.
+    `call` targets are checked against `api_call_slugs`, the API calls that exist.
     """
-    if api_call_slugs is None:
-        from apicalls.models import ApiCall
-
-        api_call_slugs = set(ApiCall.objects.values_list("slug", flat=True))
     errors = blueprint_errors(definition, api_call_slugs=api_call_slugs)
     if errors:
         raise DefinitionError(errors)
@@ -355,10 +352,5 @@ def _target_errors(step: dict, step_ids: set[str], place: str) -> list[str]:
 
 
 def _expression_errors(value, place: str) -> list[str]:
-    """Templates that do not compile or use unknown functions, as the engine judges them.
-
-    Imported here, not at the top: the engine is an app above this one.
-    """
-    from orders.engine.expressions import compile_errors
-
+    """Templates that do not compile or use unknown functions, as the engine judges them."""
     return compile_errors(value, place)

@@ -17,7 +17,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from orders.engine.values import map_strings
+from expressions.values import map_strings
 
 PREFIX = "STATE_MANAGER_SECRET_"
 MASK = "***"

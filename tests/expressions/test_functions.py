@@ -9,8 +9,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from orders.engine.expressions import ExpressionError, render
-from orders.engine.functions import FUNCTIONS, function, registered_functions
+from expressions import ExpressionError, function, registered_functions, render
+from expressions.registry import FUNCTIONS
 
 LINES = [{"sku": "A", "qty": 1}, {"sku": "B", "qty": 2}]
 CONTEXT = {"input": {"lines": LINES, "when": "2026-03-01T10:00:00+00:00", "day": "2026-03-01"}}

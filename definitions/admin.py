@@ -1,0 +1,154 @@
+"""The admin pieces API calls and blueprints share: the JSON editor, errors at their fields,
+the read-only version rows and the save through a service."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Iterable
+
+from django import forms
+from django.contrib import admin
+from django.core.exceptions import ValidationError
+from django.utils.html import format_html
+
+from definitions.storable import escape_lone_surrogates
+
+
+class JSONEditor(forms.Textarea):
+    """A monospace textarea sized to its content, for the contract's JSON."""
+
+    def __init__(self, attrs=None):
+        super().__init__({"class": "sm-json-editor", "spellcheck": "false", **(attrs or {})})
+
+    def format_value(self, value):
+        text = super().format_value(value) or ""
+        self.attrs["rows"] = min(max(text.count("\n") + 2, 6), 40)
+        return text
+
+
+class PrettyJSONField(forms.JSONField):
+    """A JSON form field that shows its value indented, keys in the order they were written."""
+
+    widget = JSONEditor
+
+    # JSON nested deeper than Python's recursion limit cannot be parsed: say so at the field.
+    def to_python(self, value):
+        try:
+            return super().to_python(value)
+        except RecursionError:
+            raise ValidationError("nested too deeply", code="invalid") from None
+
+    def bound_data(self, data, initial):
+        try:
+            return super().bound_data(data, initial)
+        except RecursionError:
+            return forms.fields.InvalidJSONInput(data)
+
+    def prepare_value(self, value):
+        if isinstance(value, forms.fields.InvalidJSONInput):
+            return value
+        text = json.dumps(value, indent=2, ensure_ascii=False, cls=self.encoder)
+        return escape_lone_surrogates(text)  # refused on save, but shown again at the field
+
+
+def json_block(value) -> str:
+    """A read-only, indented JSON value for admin pages."""
+    if value in (None, "", {}, []):
+        return format_html('<span class="sm-muted">{}</span>', json.dumps(value))
+    return format_html('<pre class="sm-json">{}</pre>', json_text(value))
+
+
+def json_text(value) -> str:
+    """A JSON value indented, or a note when it is nested too deeply to show.
+
+    The doors refuse deep JSON (STATE_MANAGER_MAX_JSON_DEPTH), but a stored value may
+    predate that, and indenting recurses once per level: the page must open all the same.
+    """
+    try:
+        return json.dumps(value, indent=2)
+    except RecursionError:
+        return "(nested too deeply to show)"
+
+
+_PLACE_HEAD = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)")
+
+
+def add_definition_errors(
+    form: forms.Form, errors: Iterable[str], *, field_for: Callable[[str], str | None]
+) -> None:
+    """Show each `"<place>: <reason>"` of a DefinitionError at the form field it belongs to.
+
+    `field_for` maps the place's first name (`steps`, `url`, ...) to a field, or None for
+    the errors that belong to the whole form.
+    """
+    for error in errors:
+        match = _PLACE_HEAD.match(error)
+        head = match.group(1) if match and ":" in error else ""
+        field = field_for(head)
+        form.add_error(field if field in form.fields else None, error)
+
+
+def may_read_definitions(user) -> bool:
+    """Anyone who may see blueprints or API calls may read the function list."""
+    return user.is_active and (
+        user.has_module_perms("blueprints") or user.has_module_perms("apicalls")
+    )
+
+
+class DefinitionVersionInline(admin.TabularInline):
+    """Past versions, read-only; visible to whoever may see the definition itself."""
+
+    extra = 0
+    can_delete = False
+    fields = ("version", "created_at", "created_by", "definition_json")
+    readonly_fields = fields
+    ordering = ("-version",)
+    classes = ("collapse",)
+    verbose_name_plural = "past versions"
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("created_by")
+
+    @admin.display(description="definition")
+    def definition_json(self, obj):
+        return format_html(
+            "<details><summary>JSON</summary>{}</details>", json_block(obj.definition)
+        )
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def has_view_permission(self, request, obj=None):
+        opts = self.parent_model._meta
+        return request.user.has_perm(f"{opts.app_label}.view_{opts.model_name}") or (
+            request.user.has_perm(f"{opts.app_label}.change_{opts.model_name}")
+        )
+
+
+class DefinitionAdmin(admin.ModelAdmin):
+    """What API calls and blueprints share: slug fixed once saved, saves through a service."""
+
+    save_on_top = True
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = list(super().get_readonly_fields(request, obj))
+        if obj is not None and self.has_change_permission(request, obj):
+            fields.append("slug")
+        return fields
+
+    def save_model(self, request, obj, form, change):
+        saved = self.save_definition(definition=form.contract_json(), user=request.user)
+        obj.pk = saved.pk
+        obj.version = saved.version
+        obj.created_at = saved.created_at
+        obj.updated_at = saved.updated_at
+
+    def save_definition(self, *, definition: dict, user):
+        raise NotImplementedError

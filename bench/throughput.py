@@ -74,7 +74,8 @@ def run_bare(orders: int, base_url: str, *, concurrency: int) -> dict:
 def profile_engine(orders: int, base_url: str, *, top: int = 30) -> str:
     """Advance `orders` orders one by one in this thread under cProfile."""
     from orders.claims import claim_due_orders
-    from orders.engine.runner import EngineConfig, advance_order
+    from orders.engine.config import EngineConfig
+    from orders.engine.runner import advance_order
     from orders.models import Order
 
     Order.objects.all().delete()

@@ -65,8 +65,8 @@ def weight(value: Any, limit: int = MAX_WEIGHT) -> int:
     """Items, keys and characters in `value`, nested ones included; the walk stops once
     it passes `limit` (so it costs at most `limit` steps, however big the value is).
 
-    >>> weight({"a": [1, "xyz"]})
-    7
+    >>> weight({"a": [1, "xyz"]})  # dict 2, key 2, list 1, 1 1, "xyz" 4
+    10
     """
     total, stack = 0, [value]
     while stack and total <= limit:

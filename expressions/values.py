@@ -52,7 +52,7 @@ def depth(value: Any, limit: int) -> int:
     """How deeply a JSON value nests (a scalar is 0), counted up to `limit + 1`.
 
     >>> depth({"a": [1, {"b": []}]}, 64), depth([[[[]]]], 2)
-    (3, 3)
+    (4, 3)
     """
     deepest, stack = 0, [(value, 1)]
     while stack:

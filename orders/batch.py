@@ -15,22 +15,20 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import timedelta
 
 from django.conf import settings
-from django.db import close_old_connections, connections, transaction
+from django.db import close_old_connections, connections
 from django.utils import timezone
 
-from expressions.secrets import mask
+from orders import transitions
 from orders.claims import Claim, claim_due_orders, renew_leases
-from orders.engine.runner import EngineConfig, advance_order
-from orders.models import BatchRun, Order, StepLog
+from orders.engine.config import EngineConfig
+from orders.engine.runner import advance_order
+from orders.models import BatchRun
 
 logger = logging.getLogger(__name__)
 
 PROGRESS_EVERY_SECONDS = 10.0
-MAX_INTERNAL_ERRORS = 3
-INTERNAL_ERROR = "internal error"
 
 
 @dataclass
@@ -146,39 +144,14 @@ def advance_in_thread(claim: Claim, engine_config: EngineConfig) -> str:
 
 
 def release_after_error(claim: Claim, exc: Exception, engine_config: EngineConfig) -> None:
-    """An unexpected error is logged at the order's step and the order tried again in a
-    minute; after MAX_INTERNAL_ERRORS at one step of one run it fails, so a bug cannot keep
-    an order (and its calls) going round for ever."""
+    """Log the error at the order's step and release it (see `transitions`)."""
     close_old_connections()
-    now = timezone.now()
-    secrets = [value for value in engine_config.secrets.values() if value]
-    message = f"{INTERNAL_ERROR}: " + mask(f"{type(exc).__name__}: {exc}", secrets)[:2000]
-    held = Order.objects.filter(pk=claim.order_pk, claim_token=claim.token)
-    with transaction.atomic():
-        order = held.values("run", "current_step", "data").first()
-        if order is None:
-            return
-        place = {"order_id": claim.order_pk, "run": order["run"], "step": order["current_step"]}
-        StepLog.objects.create(
-            **place, kind=StepLog.Kind.STEP, outcome=StepLog.Outcome.FAILED, error=message
-        )
-        errors = StepLog.objects.filter(
-            **place, kind=StepLog.Kind.STEP, error__startswith=f"{INTERNAL_ERROR}:"
-        ).count()
-        if errors >= MAX_INTERNAL_ERRORS:
-            fields = {
-                "status": Order.Status.FAILED,
-                "due_at": None,
-                "finished_at": now,
-                "resume_point": {"step": order["current_step"], "data": order["data"]},
-            }
-            message += f" ({errors} internal errors at this step: reprocess once it is fixed)"
-        else:
-            fields = {"status": Order.Status.WAITING, "due_at": now + timedelta(seconds=60)}
-            message += "; tried again in a minute"
-        held.update(
-            **fields, claim_token=None, lease_expires_at=None, error=message, updated_at=now
-        )
+    transitions.release_after_error(
+        order_pk=claim.order_pk,
+        claim_token=claim.token,
+        exc=exc,
+        secret_values=[value for value in engine_config.secrets.values() if value],
+    )
 
 
 class Heartbeat:

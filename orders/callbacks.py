@@ -9,7 +9,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from expressions.secrets import load_secrets, mask
-from orders.models import Callback, Order, StepLog
+from orders.models import Callback, Order
+from orders.transitions import wake_for_callback
 
 
 class CallbackError(Exception):
@@ -66,28 +67,14 @@ def callback_receive(*, token: str, outcome: str, data: dict | None) -> Order:
         callback.data = data
         callback.used_at = now
         callback.save(update_fields=["status", "data", "used_at"])
-        Order.objects.filter(pk=callback.order_id, status=Order.Status.WAITING).update(
-            status=Order.Status.PENDING, due_at=now, updated_at=now
-        )
-        StepLog.objects.create(
-            order_id=callback.order_id,
-            run=callback.run,
-            step=callback.step,
-            kind=StepLog.Kind.CALLBACK,
-            outcome=StepLog.Outcome.SUCCEEDED if outcome == "success" else StepLog.Outcome.FAILED,
+        wake_for_callback(
+            callback,
+            outcome=outcome,
             response={"outcome": outcome, "data": _truncated(callback.data)},
+            now=now,
         )
     callback.order.refresh_from_db()
     return callback.order
-
-
-def callbacks_close(order_pks: list[int]) -> None:
-    """Expire the open callbacks of these orders: the steps waiting for them are over
-    (failed, cancelled, or a new run begun), so a late post to an old token gets 409."""
-    if order_pks:
-        Callback.objects.filter(order_id__in=order_pks, status=Callback.Status.WAITING).update(
-            status=Callback.Status.EXPIRED
-        )
 
 
 def _step_is_over(callback: Callback) -> str:

@@ -12,11 +12,12 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
+from django.db import connection, transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from orders.models import Order
+from orders.transitions import mark_claimed
 
 
 @dataclass(frozen=True)
@@ -78,36 +79,6 @@ def claim_due_orders(
         tokens = {pk: uuid.uuid4() for pk in pks}
         mark_claimed(tokens, now=now, lease_until=lease_until)
     return [Claim(pk, token) for pk, token in tokens.items()]
-
-
-def mark_claimed(tokens: dict[int, uuid.UUID], *, now: datetime, lease_until: datetime) -> None:
-    """One UPDATE for the whole claim, each row getting its own token.
-
-    Plain SQL: the ORM's `Case(When(...))` for a hundred rows costs tens of milliseconds
-    of CPU to build. The rows cannot change in between: they are locked (PostgreSQL) or
-    the transaction holds SQLite's write lock from its start.
-    """
-    db = connections[DEFAULT_DB_ALIAS]
-    field = Order._meta.get_field
-    quote = db.ops.quote_name
-    whens = " ".join(["WHEN %s THEN %s"] * len(tokens))
-    placeholders = ", ".join(["%s"] * len(tokens))
-    sql = (
-        f"UPDATE {quote(Order._meta.db_table)} SET {quote('status')} = %s, "
-        f"{quote('claim_token')} = CASE {quote('id')} {whens} END, "
-        f"{quote('lease_expires_at')} = %s, {quote('updated_at')} = %s "
-        f"WHERE {quote('id')} IN ({placeholders})"
-    )
-    params: list = [Order.Status.RUNNING.value]
-    for pk, token in tokens.items():
-        params += [pk, field("claim_token").get_db_prep_value(token, db)]
-    params += [
-        field("lease_expires_at").get_db_prep_value(lease_until, db),
-        field("updated_at").get_db_prep_value(now, db),
-        *tokens,
-    ]
-    with db.cursor() as cursor:
-        cursor.execute(sql, params)
 
 
 def renew_leases(claims: list[Claim], *, lease_seconds: float) -> int:

@@ -10,22 +10,25 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
-from jsonschema.validators import validator_for
 
-from apicalls.models import ApiCall
 from blueprints.models import Blueprint, WorkflowSnapshot
 from blueprints.services import workflow_snapshot
-from definitions.validation import api_call_slugs_used
-from orders.callbacks import callbacks_close
 from orders.engine.rows import insert_row
+from orders.intake import forget_intake, intake_for, payload_errors
 from orders.models import Order, StepLog
+from orders.transitions import (
+    NEW_RUN_FIELDS,
+    begin_new_run,
+    callbacks_close,
+    cancel_orders,
+    save_new_runs,
+)
 
 CHUNK_SIZE = 500
 START_FROM = ("failed", "start")
@@ -83,8 +86,10 @@ def order_create(*, order_id: str, workflow: str, payload: Any) -> tuple[Order, 
     the unique order_id rather than looked up first, as a webhook's orders are mostly new.
     """
     try:
-        intake = _intake(workflow)
-        errors = _payload_errors(intake.validator, payload)
+        intake = intake_for(workflow)
+        if intake is None:
+            raise UnknownWorkflow(f'workflow: no workflow "{workflow}"')
+        errors = payload_errors(intake.validator, payload)
         if errors:
             raise PayloadInvalid(errors)
     except (UnknownWorkflow, PayloadInvalid):
@@ -106,7 +111,7 @@ def order_create(*, order_id: str, workflow: str, payload: Any) -> tuple[Order, 
     except IntegrityError:
         existing = Order.objects.filter(order_id=order_id).first()
         if existing is None:
-            _intakes.pop(workflow, None)  # not a duplicate: perhaps the snapshot is gone
+            forget_intake(workflow)  # not a duplicate: perhaps the snapshot is gone
             raise
         return _replayed(existing, workflow=workflow, payload=payload), False
     return order, True
@@ -121,90 +126,6 @@ def _insert(order: Order) -> None:
             insert_row(order)
     else:
         insert_row(order)
-
-
-@dataclass(frozen=True)
-class _Intake:
-    """What creating an order of a workflow needs, made once per version of its
-    definitions and kept in process memory: the snapshot (its canonical JSON and sha256
-    are the costly part), the first step and the input schema's compiled validator."""
-
-    stamp: frozenset
-    api_call_slugs: tuple[str, ...]
-    snapshot: WorkflowSnapshot
-    first_step: str
-    validator: Any  # a jsonschema validator, or None without input_schema
-
-
-_intakes: dict[str, _Intake] = {}
-
-
-def _intake(workflow: str) -> _Intake:
-    """The workflow's intake as of its definitions now, checked with one query.
-
-    Every save of the blueprint or of an API call it uses changes that row's `updated_at`
-    (and a saved definition its `version`), so the next order after an edit, in any
-    process, builds the intake again.
-    """
-    cached = _intakes.get(workflow)
-    stamp = _definitions_stamp(workflow, cached.api_call_slugs if cached else ())
-    if cached is not None and cached.stamp == stamp:
-        return cached
-    blueprint = Blueprint.objects.filter(slug=workflow).first() if _blueprint_row(stamp) else None
-    if blueprint is None:
-        _intakes.pop(workflow, None)
-        raise UnknownWorkflow(f'workflow: no workflow "{workflow}"')
-    slugs = tuple(sorted(api_call_slugs_used(blueprint.steps)))
-    # Stamped before the snapshot reads the API calls: an edit meanwhile makes the stamp
-    # older than what was read, so the next order builds the intake again.
-    fresh = _definitions_stamp(workflow, slugs)
-    snapshot = workflow_snapshot(blueprint=blueprint)
-    schema = blueprint.input_schema
-    intake = _Intake(
-        stamp=fresh,
-        api_call_slugs=slugs,
-        snapshot=snapshot,
-        first_step=_step_ids(snapshot)[0],
-        validator=None if schema is None else validator_for(schema)(schema),
-    )
-    if _blueprint_row(fresh) == _blueprint_row(stamp):  # not edited while it was read
-        _intakes[workflow] = intake
-    return intake
-
-
-def _definitions_stamp(workflow: str, api_call_slugs: tuple[str, ...]) -> frozenset:
-    """(kind, slug, id, version, updated_at) of the blueprint and of those API calls."""
-    quote = connection.ops.quote_name
-    columns = "slug, id, version, updated_at"
-    sql = f"SELECT 'blueprint', {columns} FROM {quote(Blueprint._meta.db_table)} WHERE slug = %s"
-    if api_call_slugs:
-        slugs = ", ".join(["%s"] * len(api_call_slugs))
-        sql += (
-            f" UNION ALL SELECT 'api_call', {columns} FROM {quote(ApiCall._meta.db_table)}"
-            f" WHERE slug IN ({slugs})"
-        )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [workflow, *api_call_slugs])
-        return frozenset(cursor.fetchall())
-
-
-def _blueprint_row(stamp: frozenset) -> tuple | None:
-    return next((row for row in stamp if row[0] == "blueprint"), None)
-
-
-def _payload_errors(validator, payload: Any) -> list[str]:
-    """Every way the payload breaks the blueprint's input schema, each with its JSON path."""
-    if validator is None:
-        return []
-    errors = sorted(
-        validator.iter_errors(payload),
-        key=lambda error: [str(part) for part in error.absolute_path],
-    )
-    return [f"{_json_path('payload', error.absolute_path)}: {error.message}" for error in errors]
-
-
-def _json_path(root: str, path) -> str:
-    return root + "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in path)
 
 
 def _replayed(order: Order, *, workflow: str, payload: Any) -> Order:
@@ -253,10 +174,10 @@ REPROCESSABLE = (Order.Status.FAILED, Order.Status.CANCELLED)
 def reprocessable_statuses(*, start_from: str, include_completed: bool) -> tuple[str, ...]:
     """The statuses a reprocess `from` start or failed applies to.
 
-    >>> reprocessable_statuses(start_from="failed", include_completed=True)
-    ('failed', 'cancelled')
-    >>> reprocessable_statuses(start_from="start", include_completed=True)
-    ('failed', 'cancelled', 'completed')
+    >>> [str(s) for s in reprocessable_statuses(start_from="failed", include_completed=True)]
+    ['failed', 'cancelled']
+    >>> [str(s) for s in reprocessable_statuses(start_from="start", include_completed=True)]
+    ['failed', 'cancelled', 'completed']
     """
     if start_from == "start" and include_completed:
         return (*REPROCESSABLE, Order.Status.COMPLETED)
@@ -278,7 +199,7 @@ def order_reprocess(
             raise ReprocessRefused(_refusal(order))
         plan = _ReprocessPlan(start_from=start_from, version=version, actor=actor)
         entry = plan.apply(order)
-        order.save(update_fields=_REPROCESS_FIELDS)
+        order.save(update_fields=NEW_RUN_FIELDS)
         entry.save()
         callbacks_close([order.pk])
     return order
@@ -318,32 +239,10 @@ def orders_reprocess(
                 except ReprocessInvalid:
                     continue
                 changed.append(order)
-            Order.objects.bulk_update(changed, _REPROCESS_FIELDS)
-            StepLog.objects.bulk_create(entries)
-            callbacks_close([order.pk for order in changed])
+            save_new_runs(changed, entries)
         count += len(changed)
         skipped += len(pks) - len(changed)
     return BulkResult(count=count, skipped=skipped)
-
-
-_REPROCESS_FIELDS = [
-    "snapshot",
-    "current_step",
-    "data",
-    "run",
-    "attempt",
-    "steps_in_run",
-    "step_state",
-    "resume_point",
-    "error",
-    "status",
-    "due_at",
-    "finished_at",
-    "cancel_requested",
-    "claim_token",
-    "lease_expires_at",
-    "updated_at",
-]
 
 
 class _ReprocessPlan:
@@ -378,31 +277,14 @@ class _ReprocessPlan:
                     f'step "{step}" is not in the latest version of "{order.workflow}"; '
                     "reprocess from the start"
                 )
-        order.snapshot_id = snapshot_id
-        order.current_step = step
-        order.data = data
-        order.run += 1
-        order.attempt = 0
-        order.steps_in_run = 0
-        order.step_state = {}
-        order.resume_point = {}
-        order.error = ""
-        order.status = Order.Status.PENDING
-        order.due_at = self.now
-        order.finished_at = None
-        order.cancel_requested = False
-        order.claim_token = None
-        order.lease_expires_at = None
-        order.updated_at = self.now
-        return StepLog(
-            order=order,
-            run=order.run,
+        return begin_new_run(
+            order,
+            snapshot_id=snapshot_id,
             step=step,
-            kind=StepLog.Kind.REPROCESS,
-            started_at=self.now,
-            outcome=StepLog.Outcome.REQUESTED,
+            data=data,
             actor=self.actor,
             request={"from": self.start_from, "version": self.version},
+            now=self.now,
         )
 
     def target(self, order: Order) -> tuple[int, list[str] | None]:
@@ -444,15 +326,7 @@ def order_cancel(*, order: Order, actor: str) -> Order:
         order = Order.objects.select_for_update(of=("self",)).get(pk=order.pk)
         if order.status in (Order.Status.COMPLETED, Order.Status.CANCELLED):
             raise OrderFinished(f'order "{order.order_id}" is {order.status}')
-        now = timezone.now()
-        if order.status == Order.Status.RUNNING:
-            order.cancel_requested = True
-            order.save(update_fields=["cancel_requested", "updated_at"])
-        else:
-            _cancelled_fields(order, now)
-            order.save(update_fields=_CANCEL_FIELDS)
-            callbacks_close([order.pk])
-        _cancel_entry(order, actor, now).save()
+        cancel_orders([order], actor=actor, now=timezone.now())
     return order
 
 
@@ -465,50 +339,10 @@ def orders_cancel(*, orders: QuerySet, actor: str) -> BulkResult:
             rows = list(
                 _locked(pks).exclude(status__in=[Order.Status.COMPLETED, Order.Status.CANCELLED])
             )
-            running = [order for order in rows if order.status == Order.Status.RUNNING]
-            stopped = [order for order in rows if order.status != Order.Status.RUNNING]
-            for order in stopped:
-                _cancelled_fields(order, now)
-            Order.objects.bulk_update(stopped, _CANCEL_FIELDS)
-            Order.objects.filter(pk__in=[order.pk for order in running]).update(
-                cancel_requested=True, updated_at=now
-            )
-            StepLog.objects.bulk_create([_cancel_entry(order, actor, now) for order in rows])
-            callbacks_close([order.pk for order in stopped])
+            cancel_orders(rows, actor=actor, now=now)
         count += len(rows)
         skipped += len(pks) - len(rows)
     return BulkResult(count=count, skipped=skipped)
-
-
-_CANCEL_FIELDS = [
-    "status",
-    "due_at",
-    "finished_at",
-    "claim_token",
-    "lease_expires_at",
-    "updated_at",
-]
-
-
-def _cancelled_fields(order: Order, now: datetime) -> None:
-    order.status = Order.Status.CANCELLED
-    order.due_at = None
-    order.finished_at = now
-    order.claim_token = None
-    order.lease_expires_at = None
-    order.updated_at = now
-
-
-def _cancel_entry(order: Order, actor: str, now: datetime) -> StepLog:
-    return StepLog(
-        order=order,
-        run=order.run,
-        step=order.current_step,
-        kind=StepLog.Kind.CANCEL,
-        started_at=now,
-        outcome=StepLog.Outcome.REQUESTED,
-        actor=actor,
-    )
 
 
 # Shared.

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from apicalls.rendering import CallRequest, render_request
 from expressions import ExpressionError, is_true, render
 from orders.engine import calls, retry
+from orders.engine.config import EngineConfig
 
 IDEMPOTENCY_NAMESPACE = uuid.UUID("8f6f7c1e-2a55-4f3e-9a53-3c1c1e4b7d10")
 
@@ -101,12 +102,11 @@ class OrderState:
 class Turn(Protocol):
     """What a step may ask of the runner that drives it."""
 
-    secrets: Mapping[str, str]
-    outbound_allow: list[str]
-    max_inline_wait_seconds: float
-    public_url: str
+    config: EngineConfig
 
     def attempt_started(self, *, step: str, attempt: int, request: CallRequest) -> int: ...
+
+    def send(self, request: CallRequest) -> calls.CallResult: ...
 
     def attempt_finished(
         self,
@@ -151,7 +151,7 @@ def base_context(state: OrderState, turn: Turn) -> dict:
             "created_at": state.created_at,
             "run": state.run,
         },
-        "secrets": dict(turn.secrets),
+        "secrets": dict(turn.config.secrets),
         "error": state.step_state.get("error"),
         "params": {},
     }
@@ -226,7 +226,7 @@ def run_call_step(
         return Failed(StepError(step_path, f"params: {exc}"))
     if waits:
         token = turn.callback_token(step=step_path)
-        context["callback"] = {"url": callback_url(turn.public_url, token), "token": token}
+        context["callback"] = {"url": callback_url(turn.config.public_url, token), "token": token}
         turn.open_callback(token=token, step=step_path, timeout_seconds=waits["timeout_seconds"])
 
     policy = retry.policy_for(api_call, step)
@@ -239,14 +239,14 @@ def run_call_step(
             turn.attempt_refused(step=step_path, attempt=attempt, error=str(exc))
             return Failed(StepError(step_path, str(exc)))
         log_id = turn.attempt_started(step=step_path, attempt=attempt, request=request)
-        result = calls.send(request, allow=turn.outbound_allow)
+        result = turn.send(request)
         outcome = settle_attempt(step, step_path, api_call, context, result, waits, turn, log_id)
         if outcome is not None:
             return outcome
         error = result.error or f"HTTP {result.status}"
         if retry.can_retry(policy, attempt, result):
             delay = retry.retry_delay(policy, attempt, retry_after=result.retry_after)
-            if delay > turn.max_inline_wait_seconds:
+            if delay > turn.config.max_inline_wait_seconds:
                 turn.attempt_finished(log_id, result=result, outcome="retrying", error=error)
                 return RetryLater(delay=delay, attempt=attempt, step_state=step_state)
             turn.attempt_finished(log_id, result=result, outcome="retrying", error=error)

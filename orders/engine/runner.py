@@ -1,31 +1,22 @@
 """Advance one claimed order as far as it can go, persisting each outcome atomically.
 
-Every write to the order is conditional on the claim token the batch gave this turn:
-a worker that lost its lease (paused, partitioned) finds its writes refused and stops,
-and can never overwrite the work of the worker that took the order over.
+Every write to the order is conditional on the claim token the batch gave this turn
+(`transitions.HeldOrder`): a worker that lost its lease (paused, partitioned) finds its
+writes refused and stops, and can never overwrite the work of the worker that took the
+order over.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import logging
-import threading
-import time
 import uuid
-from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from django.conf import settings
-from django.db import connections
 from django.utils import timezone
 
-from apicalls.rendering import CallRequest, log_request
-from blueprints.models import WorkflowSnapshot
-from expressions.secrets import load_secrets, mask
-from orders.callbacks import callbacks_close
-from orders.engine import calls
+from expressions.secrets import mask
+from orders.engine.config import EngineConfig
 from orders.engine.flow import (
     AwaitingCallback,
     Ended,
@@ -38,16 +29,10 @@ from orders.engine.flow import (
     run_step,
     step_kind,
 )
-from orders.engine.rows import (
-    insert_row,
-    read_order,
-    update_rows,
-    write_lock,
-    write_log,
-    write_order,
-    write_transaction,
-)
+from orders.engine.journal import CancelRequested, Journal
+from orders.engine.rows import read_order, write_transaction
 from orders.models import Callback, Order, StepLog
+from orders.transitions import HeldOrder, LostClaim
 
 logger = logging.getLogger(__name__)
 
@@ -69,70 +54,6 @@ ORDER_FIELDS = [
 ]
 
 
-class LostClaim(Exception):
-    """The order's claim was taken over by another worker; this turn must stop writing."""
-
-
-class CancelRequested(Exception):
-    """A cancel was found when the step's attempt was to be recorded: it is not sent."""
-
-
-@dataclass(frozen=True)
-class Workflow:
-    """A snapshot's definition, as the runner walks it."""
-
-    steps: dict[str, dict]
-    step_order: list[str]
-    api_calls: dict[str, dict]
-
-    @classmethod
-    def load(cls, snapshot_pk: int) -> Workflow:
-        definition = WorkflowSnapshot.objects.values_list("definition", flat=True).get(
-            pk=snapshot_pk
-        )
-        steps = definition["blueprint"]["steps"]
-        return cls(
-            steps={step["id"]: step for step in steps},
-            step_order=[step["id"] for step in steps],
-            api_calls=definition["api_calls"],
-        )
-
-
-@dataclass(frozen=True)
-class EngineConfig:
-    """The settings the engine needs, read once at the edge."""
-
-    max_steps_per_run: int
-    outbound_allow: list[str]
-    max_inline_wait_seconds: float
-    public_url: str
-    log_body_bytes: int
-    token_key: bytes
-    secrets: dict[str, str] = field(default_factory=dict)
-    # Snapshots never change: each is read once by a batch (whose config this is), not
-    # once per order. Its threads share the parsed definitions and never change them.
-    workflows: dict[int, Workflow] = field(default_factory=dict, compare=False, repr=False)
-
-    def workflow(self, snapshot_pk: int) -> Workflow:
-        workflow = self.workflows.get(snapshot_pk)
-        if workflow is None:
-            workflow = self.workflows[snapshot_pk] = Workflow.load(snapshot_pk)
-        return workflow
-
-    @classmethod
-    def from_settings(cls) -> EngineConfig:
-        config = settings.STATE_MANAGER
-        return cls(
-            max_steps_per_run=config["MAX_STEPS_PER_RUN"],
-            outbound_allow=list(config["OUTBOUND_ALLOW"]),
-            max_inline_wait_seconds=float(config["MAX_INLINE_WAIT_SECONDS"]),
-            public_url=config["PUBLIC_URL"],
-            log_body_bytes=config["LOG_BODY_BYTES"],
-            token_key=settings.SECRET_KEY.encode(),
-            secrets=load_secrets(),
-        )
-
-
 def advance_order(order_pk: int, claim_token: uuid.UUID, config: EngineConfig | None = None) -> str:
     """Run the claimed order's steps until it ends, waits, or must wait for a retry.
 
@@ -148,32 +69,21 @@ def advance_order(order_pk: int, claim_token: uuid.UUID, config: EngineConfig | 
 
 
 class OrderTurn:
-    """One turn of one order: the runner loop, and the `Turn` the flow functions call back."""
+    """One turn of one order: read it, then run step after step, each outcome persisted
+    through the claim-holding `HeldOrder`, until the order ends or waits."""
 
     def __init__(self, order_pk: int, claim_token: uuid.UUID, config: EngineConfig):
         self.order_pk = order_pk
-        self.claim_token = claim_token
         self.config = config
-        self.secrets = config.secrets
-        self.secret_values = [value for value in config.secrets.values() if value]
-        self.outbound_allow = config.outbound_allow
-        self.max_inline_wait_seconds = config.max_inline_wait_seconds
-        self.public_url = config.public_url
-        self._pending_logs: list[StepLog] = []
-        self._attempts: dict[int, StepLog] = {}  # in-flight attempt rows, by id
-        self._lock = threading.Lock()
-        self._cancel_requested = False
-        self._close_callbacks = False
-        # The order's update after a step that is followed by a call, written with that
-        # call's attempt row (one commit per step, not two): see `advance`.
-        self._deferred: dict[str, Any] = {}
+        self.secret_values = config.secret_values
+        self.held = HeldOrder(order_pk, claim_token, self.secret_values)
 
     # The loop.
 
     def run(self) -> str:
         order = read_order(
             pk=self.order_pk,
-            claim_token=self.claim_token,
+            claim_token=self.held.claim_token,
             names=ORDER_FIELDS,
             interrupted={
                 "outcome": StepLog.Outcome.INTERRUPTED,
@@ -182,14 +92,15 @@ class OrderTurn:
         )
         if order is None:
             raise LostClaim
-        self._cancel_requested = order["cancel_requested"]
+        self.held.cancel_requested = order["cancel_requested"]
         self.state = order_state(self.order_pk, order)
+        journal = Journal(self.held, self.state, self.config)
         workflow = self.config.workflow(order["snapshot_id"])
         self.steps, self.step_order = workflow.steps, workflow.step_order
         self.api_calls = workflow.api_calls
 
         while True:
-            if self._cancel_requested:
+            if self.held.cancel_requested:
                 return self.finish(Order.Status.CANCELLED, "cancelled while running")
             if self.state.steps_in_run >= self.config.max_steps_per_run:
                 return self.finish(
@@ -204,7 +115,7 @@ class OrderTurn:
                     Order.Status.FAILED, f'no step "{self.state.current_step}" in the blueprint'
                 )
             try:
-                outcome = run_step(step, self.state, self.api_calls, self)
+                outcome = run_step(step, self.state, self.api_calls, journal)
             except CancelRequested:
                 return self.finish(Order.Status.CANCELLED, "cancelled while running")
             status = self.apply(step, outcome)
@@ -220,7 +131,7 @@ class OrderTurn:
         if isinstance(outcome, Ended):
             return self.finish(outcome.status, outcome.error)
         if isinstance(outcome, RetryLater):
-            return self.commit(
+            return self.held.write(
                 status=Order.Status.WAITING,
                 due_at=timezone.now() + timedelta(seconds=outcome.delay),
                 attempt=outcome.attempt,
@@ -260,9 +171,9 @@ class OrderTurn:
             # whatever this turn writes first): one commit per step. A crash in between
             # loses only this step's outcome, and this step runs again: the one in
             # flight, as the contract allows.
-            self._deferred.update(fields)
+            self.held.defer(**fields)
         else:
-            self.commit(**fields)
+            self.held.write(**fields)
         return None
 
     def fail_step(self, step: dict, error: StepError) -> str | None:
@@ -270,7 +181,7 @@ class OrderTurn:
         # "Reprocess from the failed step" starts here again, with the data saved before it.
         self.state.resume_point = {"step": step["id"], "data": self.state.data}
         # A late post to the step's token must not wake the order.
-        self._close_callbacks = bool(step.get("wait_for_callback"))
+        self.held.close_callbacks = bool(step.get("wait_for_callback"))
         target = step.get("on_failed")
         if target is None:
             return self.finish(Order.Status.FAILED, f'step "{error.step}": {message}')
@@ -280,7 +191,7 @@ class OrderTurn:
         self.state.step_state = {
             "error": {"step": error.step, "message": message, "status": error.status}
         }
-        self.commit(
+        self.held.write(
             current_step=target,
             attempt=0,
             steps_in_run=self.state.steps_in_run,
@@ -300,12 +211,12 @@ class OrderTurn:
             callback = Callback.objects.select_for_update().get(token=outcome.token)
             self.state.step_state = outcome.step_state
             if callback.status != Callback.Status.WAITING:
-                self.commit(step_state=outcome.step_state)
+                self.held.write(step_state=outcome.step_state)
                 return None
             if outcome.starts_wait:
                 callback.expires_at = timezone.now() + timedelta(seconds=outcome.timeout_seconds)
                 callback.save(update_fields=["expires_at"])
-            return self.commit(
+            return self.held.write(
                 status=Order.Status.WAITING,
                 due_at=callback.expires_at,
                 step_state=outcome.step_state,
@@ -313,7 +224,7 @@ class OrderTurn:
             )
 
     def finish(self, status: str, error: str) -> str:
-        self.commit(
+        self.held.write(
             status=status,
             data=self.state.data,
             resume_point=self.state.resume_point,
@@ -328,192 +239,6 @@ class OrderTurn:
     def following_step(self, step_id: str) -> str | None:
         index = self.step_order.index(step_id)
         return self.step_order[index + 1] if index + 1 < len(self.step_order) else None
-
-    # Persistence.
-
-    def commit(
-        self, *, release: bool = False, then_insert: StepLog | None = None, **fields: Any
-    ) -> str | None:
-        """Write the order (only while this turn holds its claim) and the pending log rows,
-        and insert `then_insert` unless a cancel was asked for; returns the status written,
-        if any.
-
-        The write also tells whether a cancel was asked for, which the loop checks before
-        the next step: it is made on the condition that none was (on PostgreSQL as one
-        statement, `write_order`), and only when it finds one is it made again without it.
-        An order that would now wait (for a retry or a callback) is cancelled instead,
-        since its current step has ended.
-        """
-        fields = {**self._deferred, **fields}
-        self._deferred = {}
-        now = timezone.now()
-        fields["updated_at"] = now
-        if release:
-            fields.update(claim_token=None, lease_expires_at=None)
-        if "step_state" in fields:
-            fields["step_state"] = mask(fields["step_state"], self.secret_values)
-        held = {"pk": self.order_pk, "claim_token": self.claim_token}
-        with self._lock:
-            pending, self._pending_logs = self._pending_logs, []
-        if not self._close_callbacks and write_order(
-            where={**held, "cancel_requested": False},
-            values=fields,
-            logs=pending,
-            then_insert=then_insert,
-        ):
-            return fields.get("status")
-        with write_transaction():
-            if self._close_callbacks:
-                callbacks_close([self.order_pk])
-                self._close_callbacks = False
-            if not update_rows(Order, where={**held, "cancel_requested": False}, values=fields):
-                if fields.get("status") == Order.Status.WAITING:
-                    fields.update(
-                        status=Order.Status.CANCELLED,
-                        due_at=None,
-                        finished_at=now,
-                        error="cancelled while running",
-                    )
-                    callbacks_close([self.order_pk])
-                if not update_rows(Order, where=held, values=fields):
-                    raise LostClaim
-                self._cancel_requested = True
-            for entry in pending:
-                write_log(entry)
-            if then_insert is not None and not self._cancel_requested:
-                insert_row(then_insert)
-        return fields.get("status")
-
-    def step_note(self, *, step: str, note: str, failed: bool = False) -> None:
-        """Log a step that sends nothing (choice, end) or a callback's result."""
-        outcome = StepLog.Outcome.FAILED if failed else StepLog.Outcome.SUCCEEDED
-        self.queue_log(
-            StepLog(
-                order_id=self.order_pk,
-                run=self.state.run,
-                step=step,
-                kind=StepLog.Kind.STEP,
-                outcome=outcome,
-                duration_ms=0,
-                error=mask(note, self.secret_values) if failed else "",
-                response={"note": mask(note, self.secret_values)},
-            )
-        )
-
-    def queue_log(self, entry: StepLog) -> None:
-        with self._lock:
-            self._pending_logs.append(entry)
-
-    # The `Turn` the flow functions call.
-
-    def attempt_started(self, *, step: str, attempt: int, request: CallRequest) -> int:
-        """Record the attempt before it is sent, so a crash leaves it visible as interrupted."""
-        entry = StepLog(
-            order_id=self.order_pk,
-            run=self.state.run,
-            step=step,
-            attempt=attempt,
-            kind=StepLog.Kind.ATTEMPT,
-            outcome=StepLog.Outcome.IN_FLIGHT,
-            request=log_request(
-                request,
-                secret_values=self.secret_values,
-                max_body_bytes=self.config.log_body_bytes,
-            ),
-        )
-        if self._deferred:
-            self.commit(then_insert=entry)
-            if entry.pk is None:
-                raise CancelRequested
-        else:
-            with write_lock():
-                insert_row(entry)
-        with self._lock:
-            self._attempts[entry.pk] = entry
-        return entry.pk
-
-    def attempt_finished(
-        self,
-        log_id: int,
-        *,
-        result: calls.CallResult | None,
-        outcome: str,
-        error: str = "",
-    ) -> None:
-        with self._lock:
-            entry = self._attempts.pop(log_id, None)
-        if entry is None:
-            entry = StepLog.objects.get(pk=log_id)
-        entry.outcome = outcome
-        entry.error = mask(error, self.secret_values)
-        if result is not None:
-            entry.duration_ms = result.duration_ms
-            entry.response = calls.log_response(
-                result, secret_values=self.secret_values, max_body_bytes=self.config.log_body_bytes
-            )
-        if outcome == StepLog.Outcome.RETRYING:
-            self.record_retry(entry)
-        else:
-            self.queue_log(entry)
-
-    def record_retry(self, entry: StepLog) -> None:
-        """A failed attempt that will be retried is written at once, with the attempt count."""
-        with write_transaction():
-            if entry.step == self.state.current_step:
-                updated = update_rows(
-                    Order,
-                    where={"pk": self.order_pk, "claim_token": self.claim_token},
-                    values={"attempt": entry.attempt, "updated_at": timezone.now()},
-                )
-                if not updated:
-                    raise LostClaim
-            write_log(entry)
-
-    def attempt_refused(self, *, step: str, attempt: int, error: str) -> None:
-        self.queue_log(
-            StepLog(
-                order_id=self.order_pk,
-                run=self.state.run,
-                step=step,
-                attempt=attempt,
-                kind=StepLog.Kind.ATTEMPT,
-                outcome=StepLog.Outcome.FAILED,
-                duration_ms=0,
-                error=mask(error, self.secret_values),
-            )
-        )
-
-    def sleep(self, seconds: float) -> None:
-        time.sleep(seconds)
-
-    def thread_done(self) -> None:
-        connections.close_all()
-
-    def callback_token(self, *, step: str) -> str:
-        """Derived, not random, so a crash re-run of the step sends the same callback URL."""
-        name = f"{self.order_pk}:{self.state.run}:{self.state.steps_in_run}:{step}"
-        return hmac.new(self.config.token_key, name.encode(), hashlib.sha256).hexdigest()[:40]
-
-    def open_callback(self, *, token: str, step: str, timeout_seconds: float) -> None:
-        """Created before the call is sent, so a callback that comes back at once finds it."""
-        Callback.objects.get_or_create(
-            token=token,
-            defaults={
-                "order_id": self.order_pk,
-                "run": self.state.run,
-                "step": step,
-                "expires_at": timezone.now() + timedelta(seconds=timeout_seconds),
-            },
-        )
-
-    def callback_status(self, token: str) -> tuple[str, Any]:
-        callback = Callback.objects.get(token=token)
-        if callback.status == Callback.Status.WAITING and callback.expires_at <= timezone.now():
-            Callback.objects.filter(pk=callback.pk, status=Callback.Status.WAITING).update(
-                status=Callback.Status.EXPIRED
-            )
-            callback.refresh_from_db()
-        return callback.status, callback.data
 
 
 def order_state(order_pk: int, order: dict[str, Any]) -> OrderState:

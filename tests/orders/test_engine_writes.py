@@ -14,7 +14,8 @@ from django.utils import timezone
 
 from orders.claims import claim_due_orders
 from orders.engine import flow
-from orders.engine.runner import EngineConfig, advance_order
+from orders.engine.config import EngineConfig
+from orders.engine.runner import advance_order
 from orders.models import Order
 from tests.localserver import Reply
 from tests.orders.workflows import api_call, make_order, process

@@ -7,7 +7,7 @@ from django.db import connection, connections
 from django.test.utils import CaptureQueriesContext
 
 from blueprints import services as blueprint_services
-from orders import services
+from orders import intake, services
 from orders.models import Order, StepLog
 from orders.services import orders_cancel, orders_reprocess
 from tests.statemanager.fixtures import *  # noqa: F403
@@ -46,7 +46,7 @@ def test_two_identical_posts_at_once_make_one_order(shop, monkeypatch):
 
 @pytest.mark.django_db(transaction=True)
 def test_a_racing_post_with_another_payload_is_a_conflict(shop, monkeypatch):
-    original = services.workflow_snapshot
+    original = intake.workflow_snapshot
 
     def another_request_wins(**kwargs):
         snapshot = original(**kwargs)
@@ -55,7 +55,7 @@ def test_a_racing_post_with_another_payload_is_a_conflict(shop, monkeypatch):
         )
         return snapshot
 
-    monkeypatch.setattr(services, "workflow_snapshot", another_request_wins)
+    monkeypatch.setattr(intake, "workflow_snapshot", another_request_wins)
 
     with pytest.raises(services.OrderConflict):
         services.order_create(order_id="A-1", workflow="shop", payload=PAYLOAD)

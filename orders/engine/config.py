@@ -1,0 +1,73 @@
+"""What the engine is given: the settings it needs, read once at the edge, and the
+workflows (snapshots) it walks, parsed once per batch."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+
+from django.conf import settings
+
+from blueprints.models import WorkflowSnapshot
+from expressions.secrets import load_secrets
+
+
+@dataclass(frozen=True)
+class Workflow:
+    """A snapshot's definition, as the runner walks it."""
+
+    steps: dict[str, dict]
+    step_order: list[str]
+    api_calls: dict[str, dict]
+
+    @classmethod
+    def load(cls, snapshot_pk: int) -> Workflow:
+        definition = WorkflowSnapshot.objects.values_list("definition", flat=True).get(
+            pk=snapshot_pk
+        )
+        steps = definition["blueprint"]["steps"]
+        return cls(
+            steps={step["id"]: step for step in steps},
+            step_order=[step["id"] for step in steps],
+            api_calls=definition["api_calls"],
+        )
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """The settings the engine needs, read once at the edge."""
+
+    max_steps_per_run: int
+    outbound_allow: list[str]
+    max_inline_wait_seconds: float
+    public_url: str
+    log_body_bytes: int
+    token_key: bytes
+    secrets: dict[str, str] = field(default_factory=dict)
+    # Snapshots never change: each is read once by a batch (whose config this is), not
+    # once per order. Its threads share the parsed definitions and never change them.
+    workflows: dict[int, Workflow] = field(default_factory=dict, compare=False, repr=False)
+
+    @cached_property
+    def secret_values(self) -> list[str]:
+        """The values masked in everything stored."""
+        return [value for value in self.secrets.values() if value]
+
+    def workflow(self, snapshot_pk: int) -> Workflow:
+        workflow = self.workflows.get(snapshot_pk)
+        if workflow is None:
+            workflow = self.workflows[snapshot_pk] = Workflow.load(snapshot_pk)
+        return workflow
+
+    @classmethod
+    def from_settings(cls) -> EngineConfig:
+        config = settings.STATE_MANAGER
+        return cls(
+            max_steps_per_run=config["MAX_STEPS_PER_RUN"],
+            outbound_allow=list(config["OUTBOUND_ALLOW"]),
+            max_inline_wait_seconds=float(config["MAX_INLINE_WAIT_SECONDS"]),
+            public_url=config["PUBLIC_URL"],
+            log_body_bytes=config["LOG_BODY_BYTES"],
+            token_key=settings.SECRET_KEY.encode(),
+            secrets=load_secrets(),
+        )

@@ -1,0 +1,167 @@
+"""The journal of a turn: what the flow functions ask of the runner (the `Turn` of
+`flow.py`), recorded through the claim-holding writer of `transitions`.
+
+It is the masking boundary: every request, response, error and note is masked before it
+is queued or written. Attempts are recorded before they are sent, so a crash leaves them
+visible as interrupted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import threading
+import time
+from datetime import timedelta
+from typing import Any
+
+from django.db import connections
+from django.utils import timezone
+
+from apicalls.rendering import CallRequest, log_request
+from expressions.secrets import mask
+from orders.engine import calls
+from orders.engine.config import EngineConfig
+from orders.engine.flow import OrderState
+from orders.engine.rows import insert_row, write_lock
+from orders.models import Callback, StepLog
+from orders.transitions import HeldOrder, log_entry
+
+
+class CancelRequested(Exception):
+    """A cancel was found when the step's attempt was to be recorded: it is not sent."""
+
+
+class Journal:
+    """The `Turn` the flow functions call, for one claimed order."""
+
+    def __init__(self, held: HeldOrder, state: OrderState, config: EngineConfig):
+        self.held = held
+        self.state = state
+        self.config = config
+        self._attempts: dict[int, StepLog] = {}  # in-flight attempt rows, by id
+        self._lock = threading.Lock()
+
+    def _masked(self, value: Any) -> Any:
+        return mask(value, self.config.secret_values)
+
+    def _entry(self, *, step: str, kind: str, outcome: str, **fields: Any) -> StepLog:
+        return log_entry(
+            order_pk=self.held.order_pk,
+            run=self.state.run,
+            step=step,
+            kind=kind,
+            outcome=outcome,
+            **fields,
+        )
+
+    def step_note(self, *, step: str, note: str, failed: bool = False) -> None:
+        """Log a step that sends nothing (choice, end) or a callback's result."""
+        self.held.queue_log(
+            self._entry(
+                step=step,
+                kind=StepLog.Kind.STEP,
+                outcome=StepLog.Outcome.FAILED if failed else StepLog.Outcome.SUCCEEDED,
+                duration_ms=0,
+                error=self._masked(note) if failed else "",
+                response={"note": self._masked(note)},
+            )
+        )
+
+    def attempt_started(self, *, step: str, attempt: int, request: CallRequest) -> int:
+        """Record the attempt before it is sent, with the previous step's outcome when it
+        waits to be written (one commit per step)."""
+        entry = self._entry(
+            step=step,
+            attempt=attempt,
+            kind=StepLog.Kind.ATTEMPT,
+            outcome=StepLog.Outcome.IN_FLIGHT,
+            request=log_request(
+                request,
+                secret_values=self.config.secret_values,
+                max_body_bytes=self.config.log_body_bytes,
+            ),
+        )
+        if self.held.deferred:
+            self.held.write(then_insert=entry)
+            if entry.pk is None:
+                raise CancelRequested
+        else:
+            with write_lock():
+                insert_row(entry)
+        with self._lock:
+            self._attempts[entry.pk] = entry
+        return entry.pk
+
+    def send(self, request: CallRequest) -> calls.CallResult:
+        return calls.send(request, allow=self.config.outbound_allow)
+
+    def attempt_finished(
+        self,
+        log_id: int,
+        *,
+        result: calls.CallResult | None,
+        outcome: str,
+        error: str = "",
+    ) -> None:
+        with self._lock:
+            entry = self._attempts.pop(log_id, None)
+        if entry is None:
+            entry = StepLog.objects.get(pk=log_id)
+        entry.outcome = outcome
+        entry.error = self._masked(error)
+        if result is not None:
+            entry.duration_ms = result.duration_ms
+            entry.response = calls.log_response(
+                result,
+                secret_values=self.config.secret_values,
+                max_body_bytes=self.config.log_body_bytes,
+            )
+        if outcome == StepLog.Outcome.RETRYING:
+            self.held.write_retry(entry, counts_attempt=entry.step == self.state.current_step)
+        else:
+            self.held.queue_log(entry)
+
+    def attempt_refused(self, *, step: str, attempt: int, error: str) -> None:
+        self.held.queue_log(
+            self._entry(
+                step=step,
+                attempt=attempt,
+                kind=StepLog.Kind.ATTEMPT,
+                outcome=StepLog.Outcome.FAILED,
+                duration_ms=0,
+                error=self._masked(error),
+            )
+        )
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(seconds)
+
+    def thread_done(self) -> None:
+        connections.close_all()
+
+    def callback_token(self, *, step: str) -> str:
+        """Derived, not random, so a crash re-run of the step sends the same callback URL."""
+        name = f"{self.held.order_pk}:{self.state.run}:{self.state.steps_in_run}:{step}"
+        return hmac.new(self.config.token_key, name.encode(), hashlib.sha256).hexdigest()[:40]
+
+    def open_callback(self, *, token: str, step: str, timeout_seconds: float) -> None:
+        """Created before the call is sent, so a callback that comes back at once finds it."""
+        Callback.objects.get_or_create(
+            token=token,
+            defaults={
+                "order_id": self.held.order_pk,
+                "run": self.state.run,
+                "step": step,
+                "expires_at": timezone.now() + timedelta(seconds=timeout_seconds),
+            },
+        )
+
+    def callback_status(self, token: str) -> tuple[str, Any]:
+        callback = Callback.objects.get(token=token)
+        if callback.status == Callback.Status.WAITING and callback.expires_at <= timezone.now():
+            Callback.objects.filter(pk=callback.pk, status=Callback.Status.WAITING).update(
+                status=Callback.Status.EXPIRED
+            )
+            callback.refresh_from_db()
+        return callback.status, callback.data

@@ -13,7 +13,7 @@ from django.core.exceptions import PermissionDenied
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils.html import format_html_join
+from django.utils.html import format_html, format_html_join
 
 from apicalls.models import ApiCall, ApiCallVersion
 from apicalls.rendering import render_preview
@@ -83,11 +83,19 @@ class ApiCallVersionInline(DefinitionVersionInline):
 
 class TryItForm(forms.Form):
     input = PrettyJSONField(
-        initial={}, required=False, help_text="A sample order payload (`input.*`)."
+        initial={},
+        required=False,
+        help_text=format_html("A sample order payload (<code>{}</code>).", "input.*"),
     )
-    params = PrettyJSONField(initial={}, required=False, help_text="A step's params (`params.*`).")
+    params = PrettyJSONField(
+        initial={},
+        required=False,
+        help_text=format_html("A step's params (<code>{}</code>).", "params.*"),
+    )
     data = PrettyJSONField(
-        initial={}, required=False, help_text="Values saved by earlier steps (`data.*`)."
+        initial={},
+        required=False,
+        help_text=format_html("Values saved by earlier steps (<code>{}</code>).", "data.*"),
     )
 
 

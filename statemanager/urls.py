@@ -1,7 +1,8 @@
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, reverse_lazy
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from statemanager.favicon import favicon
 from statemanager.health import health
 
 api = [
@@ -16,5 +17,9 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/", include(api)),
     path("health/", health, name="health"),
+    path("favicon.ico", favicon, name="favicon"),
     path("", include("blueprints.urls")),
 ]
+
+# The site has no front page of its own: the admin's "View site" opens the API docs.
+admin.site.site_url = reverse_lazy("docs")

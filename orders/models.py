@@ -25,6 +25,10 @@ class Order(models.Model):
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     current_step = models.CharField(max_length=100, blank=True)
     error = models.TextField(blank=True)
+    # The step whose failure the run last took (its `on_failed` path or the end), and the
+    # HTTP status of that failure: set by the engine, cleared by a new run.
+    failed_step = models.CharField(max_length=200, blank=True)
+    failed_http_status = models.PositiveSmallIntegerField(null=True, blank=True)
     run = models.PositiveIntegerField(default=1)
     # Attempts made at `current_step` in this run, and steps executed in this run (loop guard).
     attempt = models.PositiveIntegerField(default=0)
@@ -56,6 +60,11 @@ class Order(models.Model):
             models.Index(fields=["status", "lease_expires_at"], name="order_lease"),
             models.Index(fields=["workflow", "created_at"], name="order_workflow_created"),
             models.Index(fields=["created_at"], name="order_created"),
+            models.Index(
+                fields=["failed_step", "created_at"],
+                name="order_failed_step",
+                condition=~models.Q(failed_step=""),
+            ),
         ]
         permissions = [("reprocess_order", "Can reprocess and cancel orders")]
 
@@ -169,3 +178,52 @@ class BatchLane(models.Model):
     def worker(self) -> str:
         """The worker of the turn in progress: its holder without the turn's own token."""
         return self.holder.rsplit(":", 1)[0]
+
+
+class BulkJob(models.Model):
+    """A bulk reprocess or cancel: its selection frozen when it is prepared (the orders
+    counted are the orders acted on), run as a django-q2 task with its progress here."""
+
+    class Kind(models.TextChoices):
+        REPROCESS = "reprocess"
+        CANCEL = "cancel"
+
+    class Status(models.TextChoices):
+        PREPARED = "prepared"  # selection frozen, waiting for a confirmation
+        QUEUED = "queued"
+        RUNNING = "running"
+        DONE = "done"
+        FAILED = "failed"
+        DISCARDED = "discarded"
+
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PREPARED)
+    # The filters or order ids as given, and the operation's options (from, version, ...).
+    selection = models.JSONField(default=dict, blank=True)
+    options = models.JSONField(default=dict, blank=True)
+    total = models.PositiveIntegerField(default=0)
+    done = models.PositiveIntegerField(default=0)
+    skipped = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+    actor = models.CharField(max_length=150, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} job {self.pk} ({self.status})"
+
+
+class BulkJobOrder(models.Model):
+    """One order of a job's frozen selection."""
+
+    job = models.ForeignKey(BulkJob, on_delete=models.CASCADE, related_name="entries")
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="+")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["job", "order"], name="unique_bulk_job_order")
+        ]

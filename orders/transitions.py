@@ -192,6 +192,7 @@ def release_after_error(
         if errors >= MAX_INTERNAL_ERRORS:
             fields = {
                 "status": Order.Status.FAILED,
+                "failed_step": order["current_step"],
                 "due_at": None,
                 "finished_at": now,
                 "resume_point": {"step": order["current_step"], "data": order["data"]},
@@ -244,6 +245,8 @@ NEW_RUN_FIELDS = [
     "step_state",
     "resume_point",
     "error",
+    "failed_step",
+    "failed_http_status",
     "status",
     "due_at",
     "finished_at",
@@ -275,6 +278,8 @@ def begin_new_run(
     order.step_state = {}
     order.resume_point = {}
     order.error = ""
+    order.failed_step = ""
+    order.failed_http_status = None
     order.status = Order.Status.PENDING
     order.due_at = now
     order.finished_at = None

@@ -183,8 +183,9 @@ class OrderTurn:
         # A late post to the step's token must not wake the order.
         self.held.close_callbacks = bool(step.get("wait_for_callback"))
         target = step.get("on_failed")
+        failure = {"failed_step": error.step, "failed_http_status": error.status}
         if target is None:
-            return self.finish(Order.Status.FAILED, f'step "{error.step}": {message}')
+            return self.finish(Order.Status.FAILED, f'step "{error.step}": {message}', **failure)
         self.state.steps_in_run += 1
         self.state.current_step = target
         self.state.attempt = 0
@@ -198,6 +199,7 @@ class OrderTurn:
             step_state=self.state.step_state,
             resume_point=self.state.resume_point,
             error=f'step "{error.step}": {message}',
+            **failure,
         )
         return None
 
@@ -223,8 +225,9 @@ class OrderTurn:
                 release=True,
             )
 
-    def finish(self, status: str, error: str) -> str:
+    def finish(self, status: str, error: str, **fields: Any) -> str:
         self.held.write(
+            **fields,
             status=status,
             data=self.state.data,
             resume_point=self.state.resume_point,

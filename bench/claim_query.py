@@ -24,8 +24,8 @@ DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/statemanager"
 # under a live lease, 1 running whose lease ran out; the rest finished.
 FILL_SQL = """
 INSERT INTO orders_order (
-    order_id, workflow, snapshot_id, payload, data, status, current_step, error, run,
-    attempt, steps_in_run, step_state, resume_point, due_at, claim_token,
+    order_id, workflow, snapshot_id, payload, data, status, current_step, error, failed_step,
+    run, attempt, steps_in_run, step_state, resume_point, due_at, claim_token,
     lease_expires_at, cancel_requested, created_at, updated_at, finished_at
 )
 SELECT
@@ -38,7 +38,7 @@ SELECT
         WHEN g %% 100 < 98 THEN 'failed'
         ELSE 'cancelled'
     END,
-    's1', '', 1, 0, 0, '{}', '{}',
+    's1', '', '', 1, 0, 0, '{}', '{}',
     CASE
         WHEN g %% 1000 < 7 THEN now() - interval '1 second' * (1000000 - g)
         WHEN g %% 1000 < 9 THEN now() + interval '1 hour'

@@ -30,8 +30,8 @@ DEFAULT_DATABASE = "sm_bench_pages"
 # One in ten is on the workflow `bench`, the others on the demo's `ecommerce-order`.
 FILL_SQL = """
 INSERT INTO orders_order (
-    order_id, workflow, snapshot_id, payload, data, status, current_step, error, run,
-    attempt, steps_in_run, step_state, resume_point, due_at, claim_token,
+    order_id, workflow, snapshot_id, payload, data, status, current_step, error, failed_step,
+    run, attempt, steps_in_run, step_state, resume_point, due_at, claim_token,
     lease_expires_at, cancel_requested, created_at, updated_at, finished_at
 )
 SELECT
@@ -48,6 +48,8 @@ SELECT
         ELSE 'charge'
     END,
     CASE WHEN s = 'failed' THEN 'step "charge": HTTP 502' ELSE '' END,
+    CASE WHEN s = 'failed' THEN CASE WHEN g %% 2 = 0 THEN 'validate' ELSE 'charge' END
+        ELSE '' END,
     1, CASE WHEN s IN ('failed', 'waiting') THEN 2 ELSE 0 END, 0, '{}', '{}',
     CASE
         WHEN g %% 1000 < 150 OR s = 'running' THEN created

@@ -3,7 +3,6 @@ with its flow and step log, and the bulk reprocess and cancel actions of support
 
 from __future__ import annotations
 
-from datetime import timedelta
 from itertools import groupby
 
 from django.contrib import admin, messages
@@ -12,16 +11,14 @@ from django.contrib.admin.views.main import ChangeList
 from django.db.models import Count
 from django.template.response import TemplateResponse
 from django.urls import reverse
-from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 
 from blueprints.diagram import blueprint_svg
 from blueprints.models import Blueprint
 from definitions.admin import json_block, json_text
-from orders.filters import as_utc
-from orders.models import BatchRun, Order, StepLog
+from orders.filters import DUE_CHOICES, OrderListFilterSet, SelectionInvalid, orders_matching
+from orders.models import BatchRun, Order
 from orders.selectors import EstimatedCountPaginator
 from orders.services import orders_cancel, orders_reprocess, reprocessable_statuses
 
@@ -61,76 +58,78 @@ class OrderChangeList(ChangeList):
         return queryset.select_related(None).only(*LIST_FIELDS)
 
 
-class WorkflowFilter(admin.SimpleListFilter):
+def list_matching(filters: dict, queryset):
+    """The orders of the admin list's `queryset` that `filters` select, as the API and the
+    command select; values that do not parse are a bad lookup, as Django shows one."""
+    try:
+        return orders_matching(filters, base=queryset, filterset=OrderListFilterSet)
+    except SelectionInvalid as exc:
+        raise IncorrectLookupParameters(str(exc)) from exc
+
+
+class OrderListFilter(admin.SimpleListFilter):
+    """A filter of the list's sidebar that selects with the filter `filter_name` of the
+    order filter set, under the URL parameter the dashboard's links use."""
+
+    filter_name = ""
+
+    def queryset(self, request, queryset):
+        if self.value() is None:
+            return queryset
+        return list_matching({self.filter_name: self.value()}, queryset)
+
+
+class StatusFilter(OrderListFilter):
+    title = "status"
+    parameter_name = "status__exact"
+    filter_name = "status"
+
+    def lookups(self, request, model_admin):
+        return Order.Status.choices
+
+
+class WorkflowFilter(OrderListFilter):
     """Workflows from the blueprints table, not a DISTINCT over every order."""
 
     title = "workflow"
-    parameter_name = "workflow"
+    parameter_name = filter_name = "workflow"
 
     def lookups(self, request, model_admin):
         return list(Blueprint.objects.order_by("slug").values_list("slug", "name"))
 
-    def queryset(self, request, queryset):
-        return queryset.filter(workflow=self.value()) if self.value() else queryset
 
-
-class DueFilter(admin.SimpleListFilter):
+class DueFilter(OrderListFilter):
     title = "due"
-    parameter_name = "due"
+    parameter_name = filter_name = "due"
 
     def lookups(self, request, model_admin):
-        return [("now", "Due now (backlog)")]
-
-    def queryset(self, request, queryset):
-        if self.value() != "now":
-            return queryset
-        return queryset.filter(
-            status__in=[Order.Status.PENDING, Order.Status.WAITING], due_at__lte=timezone.now()
-        )
+        return DUE_CHOICES
 
 
-class FailedStepFilter(admin.SimpleListFilter):
-    """Orders with a failed attempt at a step in the last 24 hours (the dashboard's links)."""
+class FailedStepFilter(OrderListFilter):
+    """Orders that failed at a step in the last 24 hours (the dashboard's links)."""
 
     title = "failed in the last 24 hours at step"
-    parameter_name = "failed_step"
+    parameter_name = filter_name = "failed_step"
 
     def lookups(self, request, model_admin):
         value = self.value()
         return [(value, value)] if value else []
 
-    def queryset(self, request, queryset):
-        if not self.value():
-            return queryset
-        failed = StepLog.objects.filter(
-            outcome=StepLog.Outcome.FAILED,
-            started_at__gte=timezone.now() - timedelta(hours=24),
-            step=self.value(),
-        ).values("order_id")
-        return queryset.filter(pk__in=failed)
-
 
 class CreatedAtFilter(admin.DateFieldListFilter):
-    """The date filter. A time typed into its URL with an impossible UTC offset (or before
-    year 1 once in UTC) is a bad lookup, as Django shows one, not a database error."""
+    """The date links, selecting with the filter set's `created_after` and `created_before`
+    (a time with an impossible UTC offset is a bad lookup, not a database error)."""
+
+    FILTERS = {"created_at__gte": "created_after", "created_at__lt": "created_before"}
 
     def queryset(self, request, queryset):
-        for name, values in self.used_parameters.items():
-            self.used_parameters[name] = [self.utc(value) for value in values]
-        return super().queryset(request, queryset)
-
-    @staticmethod
-    def utc(value):
-        try:
-            parsed = parse_datetime(value)
-        except (TypeError, ValueError):
-            return value  # left for Django to refuse
-        if parsed is None or parsed.utcoffset() is None:
-            return value
-        try:
-            return as_utc(parsed)
-        except ValueError as exc:
-            raise IncorrectLookupParameters(str(exc)) from exc
+        filters = {
+            self.FILTERS[name]: values
+            for name, values in self.used_parameters.items()
+            if name in self.FILTERS
+        }
+        return list_matching(filters, queryset)
 
 
 STATUS_COLOURS = {
@@ -164,7 +163,7 @@ class OrderAdmin(ReadOnlyAdmin):
         "updated_at",
     )
     list_filter = (
-        "status",
+        StatusFilter,
         WorkflowFilter,
         DueFilter,
         FailedStepFilter,
@@ -217,14 +216,7 @@ class OrderAdmin(ReadOnlyAdmin):
         return OrderChangeList
 
     def get_search_results(self, request, queryset, search_term):
-        """An exact order id uses the unique index; otherwise ids that begin with the term."""
-        term = search_term.strip()
-        if not term:
-            return queryset, False
-        exact = queryset.filter(order_id=term)
-        if exact.exists():
-            return exact, False
-        return queryset.filter(order_id__startswith=term), False
+        return list_matching({"order_id": search_term}, queryset), False
 
     @admin.display(description="status", ordering="status")
     def status_display(self, obj):

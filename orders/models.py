@@ -227,3 +227,6 @@ class BulkJobOrder(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["job", "order"], name="unique_bulk_job_order")
         ]
+
+    def __str__(self) -> str:
+        return f"job {self.job_id} order {self.order_id}"

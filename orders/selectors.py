@@ -1,4 +1,5 @@
-"""Reads about orders and batches, for the health view and the admin dashboard.
+"""Reads about orders and batches, for the health view and the admin dashboard, and what
+"due" and "failed at a step" mean wherever an order list, a count or a filter says so.
 
 Each costs the same at a million orders as at a thousand: counts stop at `COUNT_CAP`, the
 whole table is PostgreSQL's estimate once it is large, and the rest reads a few index
@@ -11,7 +12,7 @@ from datetime import datetime, timedelta
 
 from django.core.paginator import Paginator
 from django.db import connections
-from django.db.models import Count, QuerySet
+from django.db.models import Count, Q, QuerySet
 from django.db.models.functions import TruncMinute
 from django.utils import timezone
 from django.utils.functional import cached_property
@@ -23,6 +24,8 @@ from orders.models import BatchLane, BatchRun, Order, StepLog
 COUNT_CAP = 10_000
 # From this many rows, the whole orders table is counted by PostgreSQL's estimate.
 ESTIMATE_FROM_ROWS = 100_000
+# The dashboard's failures by step, and the order list they link to, look this far back.
+FAILURES_WINDOW = timedelta(hours=24)
 
 
 def capped_count(queryset: QuerySet, cap: int) -> int:
@@ -58,39 +61,40 @@ class EstimatedCountPaginator(Paginator):
         return super().count
 
 
-def orders_due_count(now: datetime | None = None) -> int:
-    """Orders the next batch could claim: due pending/waiting ones and those of dead workers
-    (`orders.claims.claimable`), counted up to `COUNT_CAP` (which means "that many or more").
-
-    Counted in two parts, each read from its index (`order_claimable_due`, `order_lease`)
-    and stopping at the cap, rather than with the OR of both, which reads every due order.
-    """
-    now, cap = now or timezone.now(), COUNT_CAP
-    due = capped_count(
-        Order.objects.filter(
-            status__in=[Order.Status.PENDING, Order.Status.WAITING], due_at__lte=now
-        ),
-        cap,
+def due_conditions(now: datetime) -> tuple[Q, Q]:
+    """What makes an order due, as the batch's claim (`orders.claims.claim_due_orders`)
+    takes orders: a pending or waiting order whose time came, or a running order whose
+    worker's lease ran out (the worker died). Two conditions, each served by its own index
+    (`order_claimable_due`, `order_lease`)."""
+    return (
+        Q(status__in=[Order.Status.PENDING, Order.Status.WAITING], due_at__lte=now),
+        Q(status=Order.Status.RUNNING, lease_expires_at__lt=now),
     )
-    if due < cap:
-        due += capped_count(
-            Order.objects.filter(status=Order.Status.RUNNING, lease_expires_at__lt=now),
-            cap - due,
-        )
+
+
+def orders_due(now: datetime | None = None, *, base: QuerySet | None = None) -> QuerySet:
+    """The orders of `base` (default: all) that the next batch could claim: "due"."""
+    time_came, lease_ran_out = due_conditions(now or timezone.now())
+    return (Order.objects.all() if base is None else base).filter(time_came | lease_ran_out)
+
+
+def orders_due_count(now: datetime | None = None) -> int:
+    """The due orders (`orders_due`), counted up to `COUNT_CAP` (which means "that many or
+    more"): one condition at a time, each read from its index and stopping at the cap,
+    rather than with the OR of both, which reads every due order."""
+    due = 0
+    for condition in due_conditions(now or timezone.now()):
+        if due < COUNT_CAP:
+            due += capped_count(Order.objects.filter(condition), COUNT_CAP - due)
     return due
 
 
 def oldest_due_at(now: datetime | None = None) -> datetime | None:
     """When the longest-waiting due pending or waiting order became due (the first entry of
     the index `order_claimable_due`), or None when none is due."""
+    time_came, _ = due_conditions(now or timezone.now())
     return (
-        Order.objects.filter(
-            status__in=[Order.Status.PENDING, Order.Status.WAITING],
-            due_at__lte=now or timezone.now(),
-        )
-        .order_by("due_at")
-        .values_list("due_at", flat=True)
-        .first()
+        Order.objects.filter(time_came).order_by("due_at").values_list("due_at", flat=True).first()
     )
 
 
@@ -152,17 +156,33 @@ def orders_total() -> tuple[int, bool]:
     return Order.objects.count(), False
 
 
+def failures_since(since: datetime) -> QuerySet:
+    """Failed attempts and failed steps since `since`: what the dashboard counts per step
+    and what the order list's "failed at step" filter looks for."""
+    return StepLog.objects.filter(
+        started_at__gte=since,
+        outcome=StepLog.Outcome.FAILED,
+        kind__in=[StepLog.Kind.ATTEMPT, StepLog.Kind.STEP],
+    )
+
+
 def failed_steps_since(since: datetime) -> list[tuple[str, int]]:
-    """Failed attempts and failed steps per step since `since`, most failures first."""
+    """Failures per step since `since`, most failures first."""
     rows = (
-        StepLog.objects.filter(
-            started_at__gte=since,
-            outcome=StepLog.Outcome.FAILED,
-            kind__in=[StepLog.Kind.ATTEMPT, StepLog.Kind.STEP],
-        )
+        failures_since(since)
         .order_by()
         .values("step")
         .annotate(count=Count("pk"))
         .order_by("-count", "step")
     )
     return [(row["step"], row["count"]) for row in rows]
+
+
+def orders_failed_at(
+    step: str, since: datetime | None = None, *, base: QuerySet | None = None
+) -> QuerySet:
+    """The orders of `base` (default: all) that failed at `step` since `since` (default: the
+    last `FAILURES_WINDOW`)."""
+    since = since or timezone.now() - FAILURES_WINDOW
+    failed = failures_since(since).filter(step=step).values("order_id")
+    return (Order.objects.all() if base is None else base).filter(pk__in=failed)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from urllib.parse import urlencode
 
 from django.contrib import admin
@@ -12,6 +11,7 @@ from django.utils import timezone
 from orders import selectors
 from orders.models import Order
 from orders.selectors import (
+    FAILURES_WINDOW,
     failed_steps_since,
     last_batch,
     oldest_due_at,
@@ -53,7 +53,7 @@ def dashboard_context() -> dict:
     duration = None
     if batch is not None and batch.ended_at is not None:
         duration = (batch.ended_at - batch.started_at).total_seconds()
-    since = timezone.now() - timedelta(hours=24)
+    since = timezone.now() - FAILURES_WINDOW
     return {
         "status_counts": [
             {

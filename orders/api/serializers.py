@@ -1,7 +1,7 @@
 from rest_framework import serializers
 
 from definitions.storable import has_control_character
-from orders.filters import OrderFilterSet
+from orders.filters import OrderFilterSet, selection_is_narrowed
 from orders.models import Order, StepLog
 
 
@@ -170,7 +170,7 @@ class BulkReprocessSerializer(ReprocessSerializer):
         filters = {name: attrs[name] for name in OrderFilterSet.SELECTING if name in attrs}
         if "order_ids" in attrs and filters:
             raise serializers.ValidationError("give either order_ids or filters, not both")
-        if "order_ids" not in attrs and not filters:
+        if not selection_is_narrowed(filters, order_ids=attrs.get("order_ids")):
             raise serializers.ValidationError(
                 "give order_ids or at least one filter (status, workflow, created_after, "
                 "created_before, search); an empty selection would reprocess every order"

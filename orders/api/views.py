@@ -1,5 +1,7 @@
 from django.db.models import Prefetch
 from django.shortcuts import get_object_or_404
+from django_filters.rest_framework import DjangoFilterBackend
+from django_filters.utils import translate_validation
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiParameter,
@@ -25,7 +27,7 @@ from definitions.api import (
 from orders import services
 from orders.api.throttling import CountingScopedRateThrottle
 from orders.callbacks import CallbackNotFound, CallbackUsed, callback_receive
-from orders.filters import OrderFilterSet, order_filterset
+from orders.filters import OrderFilterSet, SelectionInvalid, orders_matching
 from orders.models import Order, StepLog
 from orders.selectors import EstimatedCountPaginator
 
@@ -55,6 +57,17 @@ def actor(request) -> str:
     return request.user.get_username()
 
 
+class OrderFilterBackend(DjangoFilterBackend):
+    """The list's filters select as every other door does, through `orders_matching` (the
+    view's `filterset_class` still describes them in the OpenAPI schema)."""
+
+    def filter_queryset(self, request, queryset, view):
+        try:
+            return orders_matching(request.query_params, base=queryset)
+        except SelectionInvalid as exc:
+            raise translate_validation(exc.errors) from exc
+
+
 class OrderPagination(Pagination):
     """As the admin's list: filtered lists are counted exactly, the whole list of a large
     table is PostgreSQL's estimate (an exact count of a million orders grows with them)."""
@@ -80,6 +93,7 @@ class OrderPagination(Pagination):
 class OrderViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     lookup_field = "order_id"
     lookup_value_regex = "[^/]+"
+    filter_backends = [OrderFilterBackend]
     filterset_class = OrderFilterSet
     pagination_class = OrderPagination
     permission_classes = [ActionPermissions]
@@ -205,15 +219,13 @@ class OrderViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         body = BulkReprocessSerializer(data=storable_body(request.data))
         body.is_valid(raise_exception=True)
         options = body.validated_data
-        if "order_ids" in options:
-            orders = Order.objects.filter(order_id__in=options["order_ids"])
-        else:
-            filters = order_filterset(
-                {name: request.data.get(name) for name in OrderFilterSet.SELECTING}
+        try:
+            orders = orders_matching(
+                {name: request.data.get(name) for name in OrderFilterSet.SELECTING},
+                order_ids=options.get("order_ids"),
             )
-            if not filters.is_valid():
-                raise BadRequest([f"{k}: {m}" for k, ms in filters.errors.items() for m in ms])
-            orders = filters.qs
+        except SelectionInvalid as exc:
+            raise BadRequest([f"{k}: {m}" for k, ms in exc.errors.items() for m in ms]) from exc
         try:
             result = services.orders_reprocess(
                 orders=orders,

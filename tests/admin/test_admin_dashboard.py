@@ -6,7 +6,8 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from orders.models import BatchLane, BatchRun, Order
+from orders.claims import claim_due_orders
+from orders.models import BatchLane, BatchRun, Order, StepLog
 
 pytestmark = pytest.mark.django_db
 
@@ -32,6 +33,43 @@ def test_dashboard_due_backlog_links_to_the_due_orders(admin_client_for, support
     assert page.context["due_count"] == 3
     listed = client.get(page.context["due_url"])
     assert set(listed.context["cl"].result_list) == set(due)
+
+
+def test_the_due_list_the_dashboard_and_health_agree_with_what_a_batch_claims(
+    admin_client_for, support, make_orders
+):
+    now, minute, hour = timezone.now(), timedelta(minutes=1), timedelta(hours=1)
+    states = {
+        "pending, due": (Order.Status.PENDING, {"due_at": now - minute}),
+        "pending, later": (Order.Status.PENDING, {"due_at": now + hour}),
+        "pending, never": (Order.Status.PENDING, {"due_at": None}),
+        "waiting, due": (Order.Status.WAITING, {"due_at": now - minute}),
+        "waiting, later": (Order.Status.WAITING, {"due_at": now + hour}),
+        "running, lease ran out": (
+            Order.Status.RUNNING,
+            {"due_at": now - hour, "lease_expires_at": now - minute},
+        ),
+        "running, lease live": (
+            Order.Status.RUNNING,
+            {"due_at": now - hour, "lease_expires_at": now + hour},
+        ),
+        "completed": (Order.Status.COMPLETED, {}),
+        "failed": (Order.Status.FAILED, {}),
+        "cancelled": (Order.Status.CANCELLED, {}),
+    }
+    for status, fields in states.values():
+        (order,) = make_orders(1, status=status)
+        Order.objects.filter(pk=order.pk).update(**fields)
+    client = admin_client_for(support)
+
+    dashboard = client.get(reverse("admin:index")).context
+    listed = {order.pk for order in client.get(dashboard["due_url"]).context["cl"].result_list}
+    health = client.get("/health/").json()
+    claimed = claim_due_orders(limit=100, lease_seconds=60)
+
+    assert len(claimed) == 3  # pending due, waiting due, running whose lease ran out
+    assert listed == {claim.order_pk for claim in claimed}
+    assert dashboard["due_count"] == health["due"] == len(claimed)
 
 
 def test_dashboard_shows_the_last_batch(admin_client_for, support, db):
@@ -79,6 +117,31 @@ def test_dashboard_lists_the_failing_steps_with_links(admin_client_for, support,
     assert (row["step"], row["count"]) == ("charge", 2)
     listed = client.get(row["url"])
     assert len(listed.context["cl"].result_list) == 2
+
+
+def test_a_failing_step_lists_the_orders_whose_failures_it_counts(
+    admin_client_for, support, make_orders
+):
+    (counted,) = make_orders(1)  # a failed attempt at charge
+    (callback_only,) = make_orders(1, status=Order.Status.PENDING, log=False)
+    StepLog.objects.create(
+        order=callback_only, run=1, step="charge", kind="callback", outcome="failed"
+    )
+    (long_ago,) = make_orders(1, log=False)
+    StepLog.objects.create(
+        order=long_ago,
+        run=1,
+        step="charge",
+        outcome="failed",
+        started_at=timezone.now() - timedelta(days=2),
+    )
+    client = admin_client_for(support)
+
+    (row,) = client.get(reverse("admin:index")).context["failed_steps"]
+    listed = client.get(row["url"]).context["cl"].result_list
+
+    assert (row["step"], row["count"]) == ("charge", 1)
+    assert list(listed) == [counted]
 
 
 def test_dashboard_is_not_shown_to_those_who_cannot_see_orders(admin_client_for, db):

@@ -1,8 +1,11 @@
 """Orders in the admin: the list, the read-only order page, and the bulk actions."""
 
+from datetime import timedelta
+
 import pytest
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.urls import reverse
+from django.utils import timezone
 
 from orders.models import Order, StepLog
 
@@ -53,6 +56,21 @@ def test_order_list_filters_by_failed_step(admin_client_for, superuser, make_ord
     make_orders(1, log=False)
     page = admin_client_for(superuser).get(reverse(CHANGELIST), {"failed_step": "charge"})
     assert list(page.context["cl"].result_list) == failing
+
+
+def test_order_list_date_links_select_by_creation_time(admin_client_for, superuser, make_orders):
+    recent, old = make_orders(2)
+    Order.objects.filter(pk=old.pk).update(created_at=timezone.now() - timedelta(days=30))
+    client = admin_client_for(superuser)
+    changelist = client.get(reverse(CHANGELIST)).context["cl"]
+    (dates,) = [spec for spec in changelist.filter_specs if spec.title == "created at"]
+    (link,) = [
+        c["query_string"] for c in dates.choices(changelist) if c["display"] == "Past 7 days"
+    ]
+
+    page = client.get(reverse(CHANGELIST) + link)
+
+    assert list(page.context["cl"].result_list) == [recent]
 
 
 def test_order_page_shows_input_data_error_diagram_and_timeline(

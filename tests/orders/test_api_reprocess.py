@@ -190,6 +190,18 @@ def test_bulk_reprocess_refuses_an_empty_selection(support, shop):
     assert Order.objects.get(order_id="A-1").status == "failed"
 
 
+def test_bulk_reprocess_refuses_filters_that_narrow_nothing(support, shop):
+    shop_order("A-1", "failed")
+
+    response = support.post(
+        "/api/orders/reprocess/", {"status": [], "from": "start"}, format="json"
+    )
+
+    assert response.status_code == 400
+    assert "order_ids or at least one filter" in response.json()["errors"][0]
+    assert Order.objects.get(order_id="A-1").status == "failed"
+
+
 def test_bulk_reprocess_refuses_bad_filters(support, shop):
     response = support.post("/api/orders/reprocess/", {"created_after": "yesterday"}, format="json")
 

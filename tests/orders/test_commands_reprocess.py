@@ -73,6 +73,13 @@ def test_refuses_to_run_without_a_selection(orders):
     assert Order.objects.filter(status="pending").count() == 0
 
 
+def test_refuses_filters_that_narrow_nothing(orders):
+    with pytest.raises(CommandError, match="give ORDER_IDs or at least one filter"):
+        reprocess_orders("--search", "  ", "--from", "start")
+
+    assert Order.objects.filter(status="pending").count() == 0
+
+
 def test_from_is_required(orders):
     with pytest.raises(CommandError, match="--from"):
         reprocess_orders("A-1")

@@ -1,6 +1,11 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from orders.filters import order_filterset
+from orders.filters import (
+    OrderFilterSet,
+    SelectionInvalid,
+    orders_matching,
+    selection_is_narrowed,
+)
 from orders.models import Order
 from orders.services import ReprocessInvalid, orders_reprocess
 
@@ -46,27 +51,17 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, order_ids, start_from, version, include_completed, **options):
-        filters = order_filterset(
-            {
-                "status": options["status"],
-                "workflow": options["workflow"],
-                "created_after": options["created_after"],
-                "created_before": options["created_before"],
-                "search": options["search"],
-            }
-        )
-        if not order_ids and not filters.selects():
+        filters = {name: options[name] for name in OrderFilterSet.SELECTING}
+        if not selection_is_narrowed(filters, order_ids=order_ids):
             raise CommandError(
                 "Select orders: give ORDER_IDs or at least one filter (--status, --workflow, "
                 "--created-after, --created-before, --search). Refusing to reprocess every order."
             )
-        if not filters.is_valid():
-            raise CommandError(
-                "; ".join(f"{name}: {' '.join(errors)}" for name, errors in filters.errors.items())
-            )
-        orders = filters.qs
+        try:
+            orders = orders_matching(filters, order_ids=order_ids or None)
+        except SelectionInvalid as exc:
+            raise CommandError(str(exc)) from exc
         if order_ids:
-            orders = orders.filter(order_id__in=order_ids)
             found = set(orders.values_list("order_id", flat=True))
             for missing in sorted(set(order_ids) - found):
                 self.stderr.write(f'No order "{missing}" matches the selection.')

@@ -1,4 +1,5 @@
-"""The django-q2 entry points: the schedule that dispatches batch lanes, and a lane's turn.
+"""The django-q2 entry points: the schedule that dispatches batch lanes, a lane's turn,
+and the daily retention purge.
 
 django-q2's scheduler fires the schedule on one cluster about once a minute; it queues a
 turn for every lane that needs one (orders/lanes.py), and django-q2 hands each turn to
@@ -7,19 +8,35 @@ a free worker of any cluster through its broker.
 
 from __future__ import annotations
 
+import logging
+
+from django.conf import settings
 from django.utils import timezone
 from django_q.models import Schedule
 
 from orders.lanes import LaneTurn, dispatch_lanes
+from orders.retention import purge_orders
+
+logger = logging.getLogger(__name__)
 
 SCHEDULE_NAME = "State Manager batch lanes"
 SCHEDULE_FUNC = "orders.tasks.dispatch"
 # Names the schedule had in earlier releases, taken over on migrate.
 FORMER_FUNCS = ("orders.tasks.run_scheduled_batches",)
+PURGE_NAME = "State Manager retention"
+PURGE_FUNC = "orders.tasks.purge"
 
 
 def ensure_schedule() -> Schedule:
-    """Create the schedule once; repeated calls (every migrate) keep exactly one."""
+    """Create the schedules once; repeated calls (every migrate) keep exactly one of each."""
+    if not Schedule.objects.filter(func=PURGE_FUNC).exists():
+        Schedule.objects.create(
+            name=PURGE_NAME,
+            func=PURGE_FUNC,
+            schedule_type=Schedule.DAILY,
+            repeats=-1,
+            next_run=timezone.now(),
+        )
     schedules = list(
         Schedule.objects.filter(func__in=[SCHEDULE_FUNC, *FORMER_FUNCS]).order_by("pk")
     )
@@ -50,3 +67,14 @@ def dispatch() -> str:
 def run_lane(number: int) -> str:
     """One turn of batch lane `number` (queued by the dispatch or by the lane itself)."""
     return LaneTurn(number).run()
+
+
+def purge() -> str:
+    """The daily task: delete finished orders older than STATE_MANAGER_RETENTION_DAYS."""
+    days = settings.STATE_MANAGER["RETENTION_DAYS"]
+    if days < 1:
+        return "retention is off (STATE_MANAGER_RETENTION_DAYS=0)"
+    result = purge_orders(older_than_days=days)
+    message = f"purged {result.orders} orders and {result.log_entries} log entries"
+    logger.info("retention: %s older than %s days", message, days)
+    return message

@@ -173,6 +173,8 @@ STATE_MANAGER = {
     # A retry wait up to this long is slept inside the order's turn; a longer one
     # releases the order as `waiting` until it is due.
     "MAX_INLINE_WAIT_SECONDS": env_int("STATE_MANAGER_MAX_INLINE_WAIT_SECONDS", 5),
+    # Finished orders older than this many days are deleted daily; 0 keeps them for ever.
+    "RETENTION_DAYS": env_int("STATE_MANAGER_RETENTION_DAYS", 0),
     # The longest a batch may run before django-q2 gives up on it.
     "BATCH_TIMEOUT_SECONDS": env_int("STATE_MANAGER_BATCH_TIMEOUT_SECONDS", 3600),
 }

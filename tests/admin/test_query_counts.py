@@ -80,7 +80,7 @@ def test_unfiltered_order_list_never_counts_the_whole_table_twice(
 
 
 def test_filtered_order_list_counts_exactly(make_orders):
-    from orders.admin import EstimatedCountPaginator
+    from orders.selectors import EstimatedCountPaginator
     from orders.models import Order
 
     make_orders(3)
@@ -91,7 +91,6 @@ def test_filtered_order_list_counts_exactly(make_orders):
 
 @pytest.mark.postgres
 def test_unfiltered_order_list_takes_postgresqls_estimate(make_orders, monkeypatch):
-    from orders import admin as order_admin
     from orders import selectors
     from orders.models import Order
 
@@ -101,7 +100,7 @@ def test_unfiltered_order_list_takes_postgresqls_estimate(make_orders, monkeypat
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE orders_order")
     monkeypatch.setattr(selectors, "ESTIMATE_FROM_ROWS", 1)
-    paginator = order_admin.EstimatedCountPaginator(Order.objects.order_by("pk"), 50)
+    paginator = selectors.EstimatedCountPaginator(Order.objects.order_by("pk"), 50)
     with CaptureQueriesContext(connection) as captured:
         assert paginator.count == 4
     assert not any("COUNT(" in query["sql"].upper() for query in captured)

@@ -1,0 +1,8 @@
+"""Orders in the admin: a list that stays fast on millions of rows, a read-only order page
+with its flow and step log, the bulk reprocess and cancel actions of support staff, and
+the batches. Importing the package registers them."""
+
+from orders.admin.batches import BatchRunAdmin
+from orders.admin.orders import OrderAdmin
+
+__all__ = ["BatchRunAdmin", "OrderAdmin"]

@@ -94,8 +94,9 @@ def test_the_schedule_exists_once_after_repeated_migrations():
     call_command("migrate", verbosity=0)
     ensure_schedule()
 
-    schedule = Schedule.objects.get()
-    assert (schedule.func, schedule.schedule_type) == (SCHEDULE_FUNC, Schedule.MINUTES)
+    schedules = {schedule.func: schedule.schedule_type for schedule in Schedule.objects.all()}
+    assert schedules == {SCHEDULE_FUNC: Schedule.MINUTES, "orders.tasks.purge": Schedule.DAILY}
+    assert Schedule.objects.count() == 2
 
 
 # Batch lanes.

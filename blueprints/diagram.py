@@ -3,7 +3,9 @@
 Steps stand in a column in list order (the order the flow falls through). An edge to
 the step right below is drawn straight down; every other edge runs in its own lane at
 the side: `next`, `choice` branches and `default` on the right, `on_failed` (dashed)
-on the left. Parallel steps draw their branches side by side inside their box.
+on the left. Parallel steps draw their branches side by side inside their box. The
+flow ends in terminals below the steps, "end: completed" and "end: failed", where the
+last step and the steps with `end` lead.
 
 >>> svg = blueprint_svg({"steps": [{"id": "a", "call": "x"}, {"id": "b", "end": "completed"}]})
 >>> svg.startswith("<svg") and ">a<" in svg and ">b<" in svg
@@ -12,6 +14,7 @@ True
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from html import escape
@@ -25,6 +28,11 @@ LANE_GAP = 22
 MARGIN = 24
 LABEL_MAX = 28
 DONE = "(completed)"
+FAILED_END = "(failed)"
+TERMINALS = {"completed": DONE, "failed": FAILED_END}
+TERMINAL_WIDTH = 150
+TERMINAL_HEIGHT = 34
+DRAFT_MAX_STEPS = 500
 
 STYLE = """
 .sm-box { fill: #fff; stroke: #5b6b7a; stroke-width: 1.2; }
@@ -43,6 +51,13 @@ STYLE = """
 .sm-label.failed { fill: #b3261e; }
 .sm-label.choice { fill: #92400e; }
 .sm-here { font: bold 11px sans-serif; fill: #d97706; }
+.sm-box.terminal.reached { stroke-width: 3.5; }
+.sm-box.end-completed.reached { fill: #bbf7d0; }
+.sm-box.end-failed.reached { fill: #fecaca; }
+.sm-edge.ends { stroke: #b3261e; }
+.sm-terminal { font: bold 12px sans-serif; fill: #1f2937; }
+.sm-box.failed { fill: #fee2e2; stroke: #b91c1c; stroke-width: 3.5; }
+.sm-here.failed { fill: #b91c1c; }
 """
 
 
@@ -84,11 +99,15 @@ def blueprint_svg(
     *,
     taken: Iterable[str] = (),
     current: str | None = None,
+    failed: str | None = None,
+    ended: str | None = None,
 ) -> str:
     """SVG markup of the blueprint's flow.
 
     `taken` holds step ids (or `parallel.branch` paths) an order ran; `current` is the
-    step it stands at. Both are highlighted. Malformed blueprints draw what they can.
+    step it stands at; `failed` the step (or branch path) whose failure the order took,
+    drawn red, with an edge to "end: failed" when it has no `on_failed`; `ended` the
+    terminal it reached ("completed" or "failed"). Malformed blueprints draw what they can.
     """
     steps = [
         step
@@ -100,28 +119,57 @@ def blueprint_svg(
     taken = set(taken)
     taken |= {path.split(".", 1)[0] for path in taken}
     edges = _edges(steps)
-    needs_done = any(edge.target == DONE for edge in edges)
+    failed_step = failed.split(".", 1)[0] if failed else None
+    by_id = {step["id"]: step for step in steps}
+    if failed_step in by_id and _target(by_id[failed_step], "on_failed") not in by_id:
+        edges.append(Edge(failed_step, FAILED_END, "failed", "failed"))
+    reached = {edge.target for edge in edges} | {TERMINALS.get(ended)}
+    terminals = [terminal for terminal in _terminal_order(steps) if terminal in reached]
     left_lanes = sum(1 for edge in edges if edge.style == "failed" and not _straight(edge, steps))
     right_lanes = sum(1 for edge in edges if edge.style != "failed" and not _straight(edge, steps))
     widest = max([BOX_WIDTH] + [_box_width(step) for step in steps])
     column_x = MARGIN + left_lanes * LANE_GAP + 40
-    nodes = _layout(steps, column_x, widest, needs_done)
+    nodes = _layout(steps, column_x, widest, terminals)
     width = column_x + widest + 40 + right_lanes * LANE_GAP + MARGIN + 120
     height = max(node.bottom for node in nodes.values()) + MARGIN
 
     parts = [_marker_defs()]
     parts += _draw_edges(edges, nodes, steps, column_x, widest)
     for node in nodes.values():
-        parts.append(_draw_node(node, taken, current))
+        parts.append(_draw_node(node, taken, current, failed, ended))
     return _svg(width, height, parts)
+
+
+def draft_svg(steps_text: str) -> str:
+    """The diagram of steps still being typed (their JSON text), for the editor to redraw.
+
+    Raises ValueError saying in a few words why they cannot be drawn yet.
+    """
+    try:
+        steps = json.loads(steps_text)
+    except RecursionError:
+        raise ValueError("the steps are nested too deeply") from None
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"not valid JSON yet ({exc.msg} on line {exc.lineno})") from None
+    if not isinstance(steps, list):
+        raise ValueError("the steps must be a JSON list")
+    if len(steps) > DRAFT_MAX_STEPS:
+        raise ValueError(f"too many steps to redraw while typing (over {DRAFT_MAX_STEPS})")
+    return blueprint_svg({"steps": steps})
 
 
 def _straight(edge: Edge, steps: list[dict]) -> bool:
     """Whether the edge goes to the step right below its source (drawn down the middle)."""
-    ids = [step["id"] for step in steps] + [DONE]
+    ids = [step["id"] for step in steps] + _terminal_order(steps)
     if edge.source not in ids or edge.target not in ids:
         return False
-    return ids.index(edge.target) == ids.index(edge.source) + 1 and edge.style == "next"
+    return ids.index(edge.target) == ids.index(edge.source) + 1 and edge.style in ("next", "ends")
+
+
+def _terminal_order(steps: list[dict]) -> list[str]:
+    """The terminals top down: first the one the last step leads to, right below it."""
+    end = _target(steps[-1], "end") if "choice" not in steps[-1] else None
+    return [FAILED_END, DONE] if end == "failed" else [DONE, FAILED_END]
 
 
 def _edges(steps: list[dict]) -> list[Edge]:
@@ -131,21 +179,35 @@ def _edges(steps: list[dict]) -> list[Edge]:
         following = steps[index + 1]["id"] if index + 1 < len(steps) else DONE
         source = step["id"]
         if "choice" in step:
-            for branch in step.get("choice") or []:
-                if isinstance(branch, dict) and branch.get("next") in ids:
+            for branch in _items(step.get("choice")):
+                if _target(branch, "next") in ids:
                     label = _short(str(branch.get("when", "")))
                     edges.append(Edge(source, branch["next"], label, "choice"))
-            if step.get("default") in ids:
+            if _target(step, "default") in ids:
                 edges.append(Edge(source, step["default"], "default", "choice"))
         elif "end" not in step or "call" in step or "parallel" in step:
             if not step.get("end"):
-                if step.get("next") in ids:
+                if _target(step, "next") in ids:
                     edges.append(Edge(source, step["next"], "next", "next"))
                 else:
                     edges.append(Edge(source, following, "", "next"))
-        if step.get("on_failed") in ids:
+        end = _target(step, "end") if "choice" not in step else None
+        if end in TERMINALS:
+            edges.append(Edge(source, TERMINALS[end], "", "ends" if end == "failed" else "next"))
+        if _target(step, "on_failed") in ids:
             edges.append(Edge(source, step["on_failed"], "on_failed", "failed"))
     return edges
+
+
+def _items(value) -> list[dict]:
+    """The objects of a list: a draft being typed may hold anything where a list belongs."""
+    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
+
+
+def _target(step: dict, key: str) -> str | None:
+    """The step id under `key`, or None when a draft holds something else there."""
+    value = step.get(key)
+    return value if isinstance(value, str) else None
 
 
 def _short(text: str) -> str:
@@ -156,17 +218,17 @@ def _short(text: str) -> str:
 
 
 def _box_width(step: dict) -> float:
-    branches = [b for b in step.get("parallel") or [] if isinstance(b, dict)]
+    branches = _items(step.get("parallel"))
     if not branches:
         return BOX_WIDTH
     return len(branches) * (BRANCH_WIDTH + BRANCH_GAP) + BRANCH_GAP
 
 
-def _layout(steps: list[dict], x: float, widest: float, needs_done: bool) -> dict[str, Node]:
+def _layout(steps: list[dict], x: float, widest: float, terminals: list[str]) -> dict[str, Node]:
     nodes: dict[str, Node] = {}
     y = MARGIN
     for step in steps:
-        branches = [b for b in step.get("parallel") or [] if isinstance(b, dict)]
+        branches = _items(step.get("parallel"))
         width = _box_width(step)
         height = BOX_HEIGHT + (BOX_HEIGHT + 10 if branches else 0)
         kind, detail = _describe(step)
@@ -183,16 +245,19 @@ def _layout(steps: list[dict], x: float, widest: float, needs_done: bool) -> dic
         )
         nodes.setdefault(step["id"], node)
         y += height + ROW_GAP
-    if needs_done:
-        nodes[DONE] = Node(
-            DONE, "end", "completed", x + (widest - 140) / 2, y, 140, 34, [], "completed"
+    for terminal in terminals:
+        end = "completed" if terminal == DONE else "failed"
+        left = x + (widest - TERMINAL_WIDTH) / 2
+        nodes[terminal] = Node(
+            terminal, "terminal", f"end: {end}", left, y, TERMINAL_WIDTH, TERMINAL_HEIGHT, [], end
         )
+        y += TERMINAL_HEIGHT + ROW_GAP / 2
     return nodes
 
 
 def _describe(step: dict) -> tuple[str, str]:
     if "choice" in step:
-        return "choice", f"{len(step.get('choice') or [])} branch(es) + default"
+        return "choice", f"{len(_items(step.get('choice')))} branch(es) + default"
     if "parallel" in step:
         return "parallel", "all branches, then join"
     if "call" in step:
@@ -206,7 +271,12 @@ def _describe(step: dict) -> tuple[str, str]:
     return "end", detail
 
 
-def _draw_node(node: Node, taken: set[str], current: str | None) -> str:
+def _draw_node(
+    node: Node, taken: set[str], current: str | None, failed: str | None, ended: str | None
+) -> str:
+    if node.kind == "terminal":
+        return _draw_terminal(node, reached=node.end == ended)
+    failed_here = failed is not None and node.id == failed.split(".", 1)[0]
     classes = ["sm-box", node.kind]
     if node.end and node.kind == "end":
         classes.append(f"end-{node.end}")
@@ -214,25 +284,32 @@ def _draw_node(node: Node, taken: set[str], current: str | None) -> str:
         classes.append("taken")
     if node.id == current:
         classes.append("current")
-    title = node.id if node.id != DONE else "the order completes"
+    if failed_here:
+        classes.append("failed")
+    title = node.id
     parts = [
         f'<g class="sm-step" data-step="{escape(node.id)}"><title>{escape(title)}</title>',
-        f'<rect class="{" ".join(classes)}" x="{node.x:.0f}" y="{node.y:.0f}" '
+        f'<rect class="{escape(" ".join(classes))}" x="{node.x:.0f}" y="{node.y:.0f}" '
         f'width="{node.width:.0f}" height="{node.height:.0f}" rx="8"/>',
         f'<text class="sm-id" x="{node.x + 10:.0f}" y="{node.y + 19:.0f}">{escape(node.id)}</text>',
         f'<text class="sm-kind" x="{node.x + 10:.0f}" y="{node.y + 36:.0f}">'
         f"{escape(node.detail)}</text>",
     ]
-    if node.id == current:
+    here = (["✕ failed"] if failed_here else []) + (
+        ["● current step"] if node.id == current else []
+    )
+    if here:
         parts.append(
-            f'<text class="sm-here" x="{node.right - 8:.0f}" y="{node.y + 16:.0f}" '
-            'text-anchor="end">● current step</text>'
+            f'<text class="sm-here{" failed" if failed_here else ""}" x="{node.right - 8:.0f}" '
+            f'y="{node.y + 16:.0f}" text-anchor="end">{" · ".join(here)}</text>'
         )
     for index, branch in enumerate(node.branches):
         bx = node.x + BRANCH_GAP + index * (BRANCH_WIDTH + BRANCH_GAP)
         by = node.y + BOX_HEIGHT
         path = f"{node.id}.{branch.get('id')}"
-        branch_classes = "sm-box taken" if path in taken else "sm-box"
+        branch_classes = (
+            "sm-box" + (" taken" if path in taken else "") + (" failed" if path == failed else "")
+        )
         parts += [
             f'<g class="sm-branch" data-step="{escape(path)}"><title>{escape(path)}</title>',
             f'<rect class="{branch_classes}" x="{bx:.0f}" y="{by:.0f}" width="{BRANCH_WIDTH}" '
@@ -244,6 +321,19 @@ def _draw_node(node: Node, taken: set[str], current: str | None) -> str:
         ]
     parts.append("</g>")
     return "".join(parts)
+
+
+def _draw_terminal(node: Node, *, reached: bool) -> str:
+    """A terminal: the order completes or fails here."""
+    classes = f"sm-box terminal end-{node.end}" + (" reached" if reached else "")
+    title = "the order completes" if node.end == "completed" else "the order fails"
+    return (
+        f'<g class="sm-step" data-step="{escape(node.id)}"><title>{title}</title>'
+        f'<rect class="{classes}" x="{node.x:.0f}" y="{node.y:.0f}" width="{node.width:.0f}" '
+        f'height="{node.height:.0f}" rx="{node.height / 2:.0f}"/>'
+        f'<text class="sm-terminal" x="{node.x + node.width / 2:.0f}" y="{node.middle + 4:.0f}" '
+        f'text-anchor="middle">{escape(node.detail)}</text></g>'
+    )
 
 
 def _draw_edges(
@@ -258,7 +348,7 @@ def _draw_edges(
             continue
         css = "sm-edge" + ("" if edge.style == "next" else f" {edge.style}")
         label_css = "sm-label" + ("" if edge.style == "next" else f" {edge.style}")
-        marker = "sm-arrow-failed" if edge.style == "failed" else "sm-arrow"
+        marker = "sm-arrow-failed" if edge.style in ("failed", "ends") else "sm-arrow"
         title = (
             f"<title>{escape(edge.source)} → {escape(edge.target)}: {escape(edge.label)}</title>"
         )

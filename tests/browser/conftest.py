@@ -111,10 +111,12 @@ class BrowserPage:
     def screenshot(self, name: str) -> Path:
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         path = SCREENSHOTS / f"{name}.png"
-        height = self.driver.execute_script(
-            "window.scrollTo(0, 0); return document.body.scrollHeight"
+        # The window is taller than the page it shows by the browser's own bars.
+        height, bars = self.driver.execute_script(
+            "window.scrollTo(0, 0);"
+            "return [document.body.scrollHeight, window.outerHeight - window.innerHeight]"
         )
-        self.driver.set_window_size(1400, min(max(height + 40, 800), 4000))
+        self.driver.set_window_size(1400, min(max(height + bars, 800), 4000))
         self.driver.save_screenshot(str(path))
         self.driver.set_window_size(1400, 1000)
         return path

@@ -20,11 +20,11 @@ from apicalls.rendering import render_preview
 from apicalls.services import api_call_delete, api_call_save, api_call_users
 from definitions.admin import (
     DefinitionAdmin,
-    DefinitionVersionInline,
     PrettyJSONField,
     add_definition_errors,
 )
-from definitions.validation import DefinitionError, validate_api_call
+from definitions.admin_versions import VersionPages, VersionsInline
+from definitions.validation import DefinitionError, definition_warnings, validate_api_call
 from expressions import ExpressionError
 
 DEFINITION_EXAMPLE = {
@@ -66,6 +66,7 @@ class ApiCallForm(forms.ModelForm):
         if not isinstance(cleaned.get("definition"), dict):
             self.add_error("definition", "must be an object")
             return cleaned
+        self.warnings = definition_warnings(self.contract_json())
         try:
             validate_api_call(self.contract_json())
         except DefinitionError as exc:
@@ -77,8 +78,16 @@ class ApiCallForm(forms.ModelForm):
         return head if head in ("slug", "name") else "definition"
 
 
-class ApiCallVersionInline(DefinitionVersionInline):
+VERSIONS_NOTE = (
+    "Each order runs on its blueprint and the API calls it uses as they were when the order "
+    "was created: a new version of this API call is used by orders created from now on, and "
+    "by orders reprocessed on the latest version; orders already created keep theirs."
+)
+
+
+class ApiCallVersionInline(VersionsInline):
     model = ApiCallVersion
+    versions_note = VERSIONS_NOTE
 
 
 class TryItForm(forms.Form):
@@ -100,17 +109,20 @@ class TryItForm(forms.Form):
 
 
 @admin.register(ApiCall)
-class ApiCallAdmin(DefinitionAdmin):
+class ApiCallAdmin(VersionPages, DefinitionAdmin):
     form = ApiCallForm
     list_display = ("slug", "name", "method", "url", "version", "updated_at")
     list_filter = ("updated_at",)
     search_fields = ("slug", "name")
     readonly_fields = ("version", "created_at", "updated_at", "used_by")
+    json_fields = ("definition",)
     inlines = [ApiCallVersionInline]
     fieldsets = (
         (None, {"fields": ("slug", "name", ("version", "updated_at"), "used_by")}),
         ("Definition", {"fields": ("definition",)}),
     )
+
+    versions_note = VERSIONS_NOTE
 
     def save_definition(self, *, definition, user):
         return api_call_save(definition=definition, user=user)

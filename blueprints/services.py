@@ -18,14 +18,7 @@ from definitions.validation import (
     blueprint_errors,
     validate_blueprint,
 )
-
-# The contract's keys in the order a reader expects them, for stable, readable exports.
-CONTRACT_KEY_ORDER = [
-    "slug", "name", "description", "method", "url", "headers", "query", "body",
-    "timeout_seconds", "success_when", "input_schema", "steps",
-    "id", "call", "choice", "when", "parallel", "params", "wait_for_callback",
-    "retry", "save", "default", "on_failed", "next", "end", "error",
-]  # fmt: skip
+from definitions.versions import contract_order
 
 
 def blueprint_save(*, definition: dict, user=None) -> Blueprint:
@@ -64,11 +57,7 @@ def workflow_snapshot(*, blueprint: Blueprint) -> WorkflowSnapshot:
 
     Content-addressed, so every order created between two edits shares one row.
     """
-    api_calls = ApiCall.objects.filter(slug__in=api_call_slugs_used(blueprint.steps))
-    definition = {
-        "blueprint": blueprint.as_definition(),
-        "api_calls": {api_call.slug: api_call.as_definition() for api_call in api_calls},
-    }
+    definition = workflow_definition(blueprint=blueprint)
     digest = hashlib.sha256(canonical_json(definition).encode()).hexdigest()
     snapshot, _ = WorkflowSnapshot.objects.get_or_create(
         digest=digest,
@@ -81,35 +70,24 @@ def workflow_snapshot(*, blueprint: Blueprint) -> WorkflowSnapshot:
     return snapshot
 
 
-def definitions_export() -> dict:
-    """Every API call and blueprint as contract JSON, ordered by slug."""
+def workflow_definition(*, blueprint: Blueprint) -> dict:
+    """A snapshot's `definition` for the blueprint as it is now, without saving a snapshot
+    (a dry run walks it)."""
+    api_calls = ApiCall.objects.filter(slug__in=api_call_slugs_used(blueprint.steps))
     return {
-        "api_calls": [_contract_order(a.as_definition()) for a in ApiCall.objects.order_by("slug")],
-        "blueprints": [
-            _contract_order(b.as_definition()) for b in Blueprint.objects.order_by("slug")
-        ],
+        "blueprint": blueprint.as_definition(),
+        "api_calls": {api_call.slug: api_call.as_definition() for api_call in api_calls},
     }
 
 
-def _contract_order(definition: dict) -> dict:
-    """The definition with its own keys (and its steps' keys) in CONTRACT_KEY_ORDER."""
-
-    def ordered(mapping: dict) -> dict:
-        rank = {key: index for index, key in enumerate(CONTRACT_KEY_ORDER)}
-        return dict(sorted(mapping.items(), key=lambda item: rank.get(item[0], len(rank))))
-
-    def step(value: dict) -> dict:
-        value = ordered(value)
-        if isinstance(value.get("parallel"), list):
-            value["parallel"] = [ordered(branch) for branch in value["parallel"]]
-        if isinstance(value.get("choice"), list):
-            value["choice"] = [ordered(branch) for branch in value["choice"]]
-        return value
-
-    definition = ordered(definition)
-    if isinstance(definition.get("steps"), list):
-        definition["steps"] = [step(value) for value in definition["steps"]]
-    return definition
+def definitions_export() -> dict:
+    """Every API call and blueprint as contract JSON, ordered by slug."""
+    return {
+        "api_calls": [contract_order(a.as_definition()) for a in ApiCall.objects.order_by("slug")],
+        "blueprints": [
+            contract_order(b.as_definition()) for b in Blueprint.objects.order_by("slug")
+        ],
+    }
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from rest_framework.response import Response
 from rest_framework.routers import SimpleRouter
 
 from definitions.storable import text_problem, unstorable, unstorable_fields
-from definitions.validation import DefinitionError, join_place
+from definitions.validation import DefinitionError, definition_warnings, join_place
 
 # How long a token's answer from ActionPermissions is kept (see there).
 PERMISSION_CACHE_SECONDS = 10.0
@@ -168,7 +168,7 @@ class DefinitionViewSet(viewsets.GenericViewSet):
         if storable and self.get_queryset().filter(slug=slug).exists():
             raise BadRequest([f'slug: {self.noun} "{definition["slug"]}" exists already'])
         instance = self.saved(definition, request)
-        return Response(self.get_serializer(instance).data, status=status.HTTP_201_CREATED)
+        return Response(self.saved_data(instance), status=status.HTTP_201_CREATED)
 
     def update(self, request, slug=None):
         instance = self.get_object()
@@ -191,7 +191,14 @@ class DefinitionViewSet(viewsets.GenericViewSet):
     def replaced(self, instance, definition: dict, request) -> Response:
         if definition.get("slug") != instance.slug:
             raise BadRequest(["slug: must match the URL; a slug cannot be changed"])
-        return Response(self.get_serializer(self.saved(definition, request)).data)
+        return Response(self.saved_data(self.saved(definition, request)))
+
+    def saved_data(self, instance) -> dict:
+        """The saved definition, and its `warnings` when it has any (a secret not set on
+        this machine): the definition is saved all the same."""
+        data = self.get_serializer(instance).data
+        warnings = definition_warnings(instance.as_definition())
+        return {**data, "warnings": warnings} if warnings else data
 
     def saved(self, definition: dict, request):
         try:
@@ -210,6 +217,11 @@ def definition_schema(noun: str, serializer) -> Any:
     """The OpenAPI description of a DefinitionViewSet, with its error responses."""
     denied = {401: Detail, 403: Detail}
     invalid = {400: OpenApiResponse(Errors, description="Every problem, each with its place.")}
+    saved = OpenApiResponse(
+        serializer,
+        description=f"The saved {noun}, plus `warnings` (a list of `<place>: <reason>`) when "
+        "a template reads a secret whose environment variable is not set on this machine.",
+    )
     return extend_schema_view(
         list=extend_schema(summary=f"List {noun}s", responses={200: serializer, **denied}),
         retrieve=extend_schema(
@@ -218,17 +230,17 @@ def definition_schema(noun: str, serializer) -> Any:
         create=extend_schema(
             summary=f"Create {noun}",
             request=serializer,
-            responses={201: serializer, **invalid, **denied},
+            responses={201: saved, **invalid, **denied},
         ),
         update=extend_schema(
             summary=f"Replace {noun}",
             request=serializer,
-            responses={200: serializer, **invalid, 404: Detail, **denied},
+            responses={200: saved, **invalid, 404: Detail, **denied},
         ),
         partial_update=extend_schema(
             summary=f"Change some keys of {noun}",
             request=serializer(partial=True),
-            responses={200: serializer, **invalid, 404: Detail, **denied},
+            responses={200: saved, **invalid, 404: Detail, **denied},
         ),
         destroy=extend_schema(
             summary=f"Delete {noun}",

@@ -1,8 +1,10 @@
 """Validation of API call and blueprint definitions (contract sections 2 and 3).
 
-Every problem becomes one `"<place>: <reason>"` string, e.g. `steps[3].on_failed: no step
-"refnd"`, and all of them are raised together in one `DefinitionError`, so the admin, the
-API and the import command can show the whole list at once.
+Every problem becomes one `"<place>: <reason>"` string, e.g. `steps[3] (id "refund").on_failed:
+no step "refnd"` (each step on the way named by its index and its id), and all of them are
+raised together in one `DefinitionError`, so the admin, the API and the import command can
+show the whole list at once. What is doubtful but may be right on another machine (a secret
+not set here) is a warning instead: `definition_warnings`.
 """
 
 from __future__ import annotations
@@ -14,17 +16,43 @@ from pathlib import Path
 
 from jsonschema import Draft202012Validator, SchemaError, ValidationError, validators
 
+from definitions.flow import flow_targets, step_kind, unreachable_steps
 from definitions.storable import shown, text_problem, unstorable, unstorable_fields
 from expressions import compile_errors
+from expressions.language import template_strings
+from expressions.names import ROOT_NAMES, name_errors, secret_names
+from expressions.secrets import PREFIX as SECRET_PREFIX
+from expressions.secrets import load_secrets
 
 SCHEMA_DIR = Path(__file__).resolve().parent / "schemas"
 API_CALL_SCHEMA = "api-call.schema.json"
 BLUEPRINT_SCHEMA = "blueprint.schema.json"
 
 STEP_KINDS = ("call", "choice", "parallel", "end")
-API_CALL_EXPRESSION_KEYS = ("url", "headers", "query", "body", "success_when", "save")
-STEP_EXPRESSION_KEYS = ("params", "save")
 BRANCH_FLOW_KEYS = ("next", "on_failed", "end")
+UNREACHABLE = "unreachable from the first step"
+
+
+def _names(*names: str) -> tuple[str, ...]:
+    return tuple(name for name in ROOT_NAMES if name in names)
+
+
+# The names the templates of each place see (contract section 4), as the engine gives them:
+# `params` in the API call's templates, `response` once there is one, `callback` on a step
+# that waits for one; a step's `params` are rendered before the call, a `when` alone.
+_ALWAYS = ("input", "data", "order", "error", "secrets")
+_REQUEST = _names(*_ALWAYS, "params", "callback")
+_RESPONSE = _names(*_REQUEST, "response")
+API_CALL_EXPRESSION_NAMES = {
+    "url": _REQUEST,
+    "headers": _REQUEST,
+    "query": _REQUEST,
+    "body": _REQUEST,
+    "success_when": _RESPONSE,
+    "save": _RESPONSE,
+}
+STEP_EXPRESSION_NAMES = {"params": _names(*_ALWAYS), "save": _RESPONSE}
+WHEN_NAMES = _names(*_ALWAYS)
 
 _TYPE_NAMES = {
     "object": "an object",
@@ -80,16 +108,6 @@ def _error(place: str, reason: str) -> str:
     return f"{place}: {reason}" if place else reason
 
 
-def step_kind(step: dict) -> str | None:
-    """The kind of a step from its keys (`end` is also allowed on call and parallel steps)."""
-    kinds = [kind for kind in ("call", "choice", "parallel") if kind in step]
-    if len(kinds) == 1:
-        return kinds[0]
-    if not kinds and "end" in step:
-        return "end"
-    return None
-
-
 def iter_call_steps(steps: object) -> Iterator[tuple[list, dict]]:
     """(path, step) of every call step, parallel branches included, of a list of steps."""
     for path, step in _all_steps(steps):
@@ -105,14 +123,17 @@ def api_call_slugs_used(steps: object) -> set[str]:
 # -- JSON Schema errors in the contract's style ------------------------------------------
 
 
-def _schema_errors(validator: Draft202012Validator, instance, prefix: str, base=()) -> list[str]:
+def _schema_errors(
+    validator: Draft202012Validator, instance, prefix: str, root, base=()
+) -> list[str]:
+    """The schema's errors of `instance`, found at `base` in the definition `root`."""
     errors = []
     for error in sorted(validator.iter_errors(instance), key=_error_order):
         path = [*base, *error.absolute_path]
         if error.validator == "oneOf" and _is_step_path(path):
-            errors.extend(_step_errors(error.instance, prefix, path))
+            errors.extend(_step_errors(error.instance, prefix, root, path))
         else:
-            errors.extend(_describe(error, prefix, path))
+            errors.extend(_describe(error, step_place(prefix, root, path), path))
     return list(dict.fromkeys(errors))  # one "required" error per missing key names them all
 
 
@@ -126,9 +147,9 @@ def _is_step_path(path: list) -> bool:
     return len(path) == 2 and path[0] == "steps" and isinstance(path[1], int)
 
 
-def _step_errors(step, prefix: str, path: list) -> list[str]:
+def _step_errors(step, prefix: str, root, path: list) -> list[str]:
     """Validate a step against the schema of the kind its keys name, for precise reasons."""
-    place = join_place(prefix, path)
+    place = step_place(prefix, root, path)
     if not isinstance(step, dict):
         return [_error(place, "must be an object")]
     kind = step_kind(step)
@@ -140,11 +161,10 @@ def _step_errors(step, prefix: str, path: list) -> list[str]:
         kinds = ", ".join(f'"{kind}"' for kind in STEP_KINDS)
         return [_error(place, f"unknown step kind: use one of {kinds}")]
     validator = _validator(BLUEPRINT_SCHEMA, f"{kind}_step")
-    return _schema_errors(validator, step, prefix, base=path)
+    return _schema_errors(validator, step, prefix, root, base=path)
 
 
-def _describe(error: ValidationError, prefix: str, path: list) -> list[str]:
-    place = join_place(prefix, path)
+def _describe(error: ValidationError, place: str, path: list) -> list[str]:
     keyword, value = error.validator, error.validator_value
     if keyword == "required":
         missing = [key for key in value if key not in error.instance]
@@ -196,11 +216,9 @@ def api_call_errors(definition, *, prefix: str = "") -> list[str]:
     errors = unstorable_errors(definition, prefix)
     if errors:
         return errors
-    errors = _schema_errors(_validator(API_CALL_SCHEMA), definition, prefix)
+    errors = _schema_errors(_validator(API_CALL_SCHEMA), definition, prefix, definition)
     if isinstance(definition, dict):
-        for key in API_CALL_EXPRESSION_KEYS:
-            if key in definition:
-                errors.extend(_expression_errors(definition[key], join_place(prefix, [key])))
+        errors.extend(_expression_errors(definition, prefix))
     return errors
 
 
@@ -209,14 +227,13 @@ def blueprint_errors(definition, *, api_call_slugs: set[str], prefix: str = "") 
     errors = unstorable_errors(definition, prefix)
     if errors:
         return errors
-    errors = _schema_errors(_validator(BLUEPRINT_SCHEMA), definition, prefix)
+    errors = _schema_errors(_validator(BLUEPRINT_SCHEMA), definition, prefix, definition)
     if not isinstance(definition, dict):
         return errors
     if "input_schema" in definition:
         errors.extend(_input_schema_errors(definition["input_schema"], prefix))
-    steps = definition.get("steps")
-    if isinstance(steps, list):
-        errors.extend(_step_cross_errors(steps, api_call_slugs, prefix))
+    if isinstance(definition.get("steps"), list):
+        errors.extend(_step_cross_errors(definition, api_call_slugs, prefix))
     return errors
 
 
@@ -286,34 +303,45 @@ def _input_schema_errors(input_schema, prefix: str) -> list[str]:
     return []
 
 
-def _step_cross_errors(steps: list, api_call_slugs: set[str], prefix: str) -> list[str]:
-    """Duplicate ids, flow targets, API calls and expressions of the steps."""
-    errors = []
-    step_ids = {step["id"] for step in steps if isinstance(step, dict) and _is_id(step.get("id"))}
-    seen: set[str] = set()
-    for path, step in _all_steps(steps):
-        step_id = step.get("id")
-        if _is_id(step_id):
-            if step_id in seen:
-                place = join_place(prefix, [*path, "id"])
-                errors.append(_error(place, f'duplicate step id "{step_id}"'))
-            seen.add(step_id)
-    for index, step in enumerate(steps):
-        if isinstance(step, dict):
-            errors.extend(_target_errors(step, step_ids, join_place(prefix, ["steps", index])))
+def _step_cross_errors(definition: dict, api_call_slugs: set[str], prefix: str) -> list[str]:
+    """Duplicate ids, flow targets, steps never reached, API calls and expressions."""
+    steps = definition["steps"]
+    errors = _duplicate_id_errors(definition, prefix) + _target_errors(definition, prefix)
+    if not errors:  # a step left out by a misspelt target is that target's error
+        errors += [
+            _error(step_place(prefix, definition, ["steps", index]), UNREACHABLE)
+            for index in unreachable_steps(steps)
+        ]
     for path, step in iter_call_steps(steps):
         if step["call"] and step["call"] not in api_call_slugs:
-            place = join_place(prefix, [*path, "call"])
+            place = step_place(prefix, definition, [*path, "call"])
             errors.append(_error(place, f'no API call "{step["call"]}"'))
-        for key in STEP_EXPRESSION_KEYS:
-            if key in step:
-                errors.extend(_expression_errors(step[key], join_place(prefix, [*path, key])))
-    for index, step in enumerate(steps):
-        if isinstance(step, dict) and isinstance(step.get("choice"), list):
-            for branch_index, branch in enumerate(step["choice"]):
-                if isinstance(branch, dict) and isinstance(branch.get("when"), str):
-                    place = join_place(prefix, ["steps", index, "choice", branch_index, "when"])
-                    errors.extend(_expression_errors(branch["when"], place))
+    return errors + _expression_errors(definition, prefix)
+
+
+def _target_errors(definition: dict, prefix: str) -> list[str]:
+    steps = definition["steps"]
+    step_ids = {step["id"] for step in steps if isinstance(step, dict) and _is_id(step.get("id"))}
+    return [
+        _error(step_place(prefix, definition, path), f'no step "{target}"')
+        for index, step in enumerate(steps)
+        if isinstance(step, dict)
+        for path, target in flow_targets(step, ["steps", index])
+        if _is_id(target) and target not in step_ids
+    ]
+
+
+def _duplicate_id_errors(definition: dict, prefix: str) -> list[str]:
+    errors, first_place = [], {}
+    for path, step in _all_steps(definition["steps"]):
+        step_id = step.get("id")
+        if not _is_id(step_id):
+            continue
+        if step_id in first_place:
+            reason = f'duplicate step id "{step_id}", first used by {first_place[step_id]}'
+            errors.append(_error(step_place(prefix, definition, [*path, "id"]), reason))
+        else:
+            first_place[step_id] = join_place("", path)
     return errors
 
 
@@ -336,21 +364,55 @@ def _all_steps(steps: object) -> Iterator[tuple[list, dict]]:
                     yield ["steps", index, "parallel", branch_index], branch
 
 
-def _target_errors(step: dict, step_ids: set[str], place: str) -> list[str]:
-    targets = [(key, step.get(key)) for key in ("next", "on_failed", "default")]
-    if isinstance(step.get("choice"), list):
-        targets += [
-            (f"choice[{index}].next", branch.get("next"))
-            for index, branch in enumerate(step["choice"])
-            if isinstance(branch, dict)
-        ]
-    return [
-        _error(f"{place}.{key}", f'no step "{target}"')
-        for key, target in targets
-        if _is_id(target) and target not in step_ids
-    ]
+def _expression_places(definition: dict) -> Iterator[tuple[list, object, tuple[str, ...]]]:
+    """(path, value, names it may use) of every place of a definition that holds templates."""
+    steps = definition.get("steps")
+    if "steps" not in definition:  # an API call
+        for key, names in API_CALL_EXPRESSION_NAMES.items():
+            if key in definition:
+                yield [key], definition[key], names
+        return
+    if not isinstance(steps, list):
+        return
+    for path, step in iter_call_steps(steps):
+        for key, names in STEP_EXPRESSION_NAMES.items():
+            if key in step:
+                yield [*path, key], step[key], names
+    for index, step in enumerate(steps):
+        if isinstance(step, dict) and isinstance(step.get("choice"), list):
+            for branch_index, branch in enumerate(step["choice"]):
+                if isinstance(branch, dict) and isinstance(branch.get("when"), str):
+                    yield (
+                        ["steps", index, "choice", branch_index, "when"],
+                        branch["when"],
+                        WHEN_NAMES,
+                    )
 
 
-def _expression_errors(value, place: str) -> list[str]:
-    """Templates that do not compile or use unknown functions, as the engine judges them."""
-    return compile_errors(value, place)
+def _expression_errors(definition: dict, prefix: str) -> list[str]:
+    """Templates that do not compile, use unknown functions or start from a name their
+    place does not see, as the engine would judge them."""
+    errors = []
+    for path, value, names in _expression_places(definition):
+        place = step_place(prefix, definition, path)
+        errors += compile_errors(value, place) + name_errors(value, place, known=names)
+    return errors
+
+
+def definition_warnings(definition) -> list[str]:
+    """What may be right elsewhere but is wrong here, as `"<place>: <reason>"`: each secret
+    a template reads whose environment variable is not set on this machine (the web and
+    the worker machines may differ, so saving goes on)."""
+    if not isinstance(definition, dict):
+        return []
+    known = load_secrets()
+    warnings = []
+    for path, value, _ in _expression_places(definition):
+        for place, source in template_strings(value, step_place("", definition, path)):
+            warnings += [
+                f'{place}: secret "{name}" is not set on this machine '
+                f"(environment variable {SECRET_PREFIX}{name})"
+                for name in secret_names(source)
+                if name not in known
+            ]
+    return warnings

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -371,22 +371,30 @@ def compile_errors(value: Any, place: str) -> list[str]:
     >>> compile_errors({"when": "{{ data.total | nosuch }}", "ok": "{{ input.a }}"}, "steps[1]")
     ['steps[1].when: "{{ data.total | nosuch }}": unknown function "nosuch"']
     """
-    if isinstance(value, str):
-        if "{{" not in value and "{%" not in value:
-            return []
+    errors = []
+    for string_place, source in template_strings(value, place):
         try:
-            _compile(value)
+            _compile(source)
         except ExpressionError as exc:
-            return [f'{place}: "{value}": {exc}']
-        return []
-    errors: list[str] = []
-    if isinstance(value, Mapping):
+            errors.append(f'{string_place}: "{source}": {exc}')
+    return errors
+
+
+def template_strings(value: Any, place: str) -> Iterator[tuple[str, str]]:
+    """(place, string) of every string in a JSON value that holds `{{` or `{%`.
+
+    >>> list(template_strings({"a": ["x", "{{ input.b }}"]}, "body"))
+    [('body.a[1]', '{{ input.b }}')]
+    """
+    if isinstance(value, str):
+        if "{{" in value or "{%" in value:
+            yield place, value
+    elif isinstance(value, Mapping):
         for key, item in value.items():
-            errors += compile_errors(item, _place(place, key))
+            yield from template_strings(item, _place(place, key))
     elif isinstance(value, list):
         for index, item in enumerate(value):
-            errors += compile_errors(item, f"{place}[{index}]")
-    return errors
+            yield from template_strings(item, f"{place}[{index}]")
 
 
 def _place(place: str, key: Any) -> str:

@@ -80,7 +80,7 @@ def test_blueprint_unknown_on_failed_target_is_shown_at_the_steps_field(
         blueprint_post(definition),
     )
     assert response.status_code == 200
-    assert field_errors(response, "steps") == ['steps[2].on_failed: no step "refnd"']
+    assert field_errors(response, "steps") == ['steps[2] (id "charge").on_failed: no step "refnd"']
     assert Blueprint.objects.get(pk=blueprint.pk).version == 1
 
 
@@ -110,7 +110,7 @@ def test_blueprint_unknown_expression_function_is_shown_at_the_steps_field(
         blueprint_post(definition),
     )
     errors = field_errors(response, "steps")
-    assert len(errors) == 1 and errors[0].startswith("steps[1].choice[0].when:")
+    assert len(errors) == 1 and errors[0].startswith('steps[1] (id "route").choice[0].when:')
 
 
 def test_blueprint_save_writes_a_version_by_the_editor(admin_client_for, superuser, blueprint):

@@ -1,5 +1,7 @@
 """/api/api-calls/: CRUD by slug in the contract's JSON, validated as in the admin."""
 
+import pytest
+
 from apicalls.models import ApiCall
 from tests.statemanager.fixtures import *  # noqa: F403
 
@@ -11,6 +13,12 @@ CHARGE = {
     "body": {"amount": "{{ data.total }}"},
     "retry": {"max_attempts": 3},
 }
+
+
+@pytest.fixture(autouse=True)
+def _payments_url(monkeypatch):
+    """The secret CHARGE reads is set here, as on a configured machine."""
+    monkeypatch.setenv("STATE_MANAGER_SECRET_PAYMENTS_URL", "https://pay.example.test")
 
 
 def test_create_returns_the_contract_json(editor):
@@ -102,3 +110,19 @@ def test_delete_of_an_api_call_a_blueprint_uses_is_refused(editor, shop):
 
 def test_unknown_slug_is_404(editor):
     assert editor.get("/api/api-calls/nope/").status_code == 404
+
+
+def test_a_secret_not_set_here_is_a_warning_and_the_call_is_saved(editor, monkeypatch):
+    monkeypatch.delenv("STATE_MANAGER_SECRET_PAYMENTS_URL")
+
+    response = editor.post("/api/api-calls/", CHARGE, format="json")
+
+    assert response.status_code == 201
+    assert response.json() == {
+        **CHARGE,
+        "warnings": [
+            'url: secret "PAYMENTS_URL" is not set on this machine '
+            "(environment variable STATE_MANAGER_SECRET_PAYMENTS_URL)"
+        ],
+    }
+    assert ApiCall.objects.get().version == 1

@@ -2,6 +2,7 @@
 
 from blueprints.models import Blueprint
 from tests.statemanager.fixtures import *  # noqa: F403
+from tests.statemanager.fixtures import shop_order
 
 FLOW = {
     "slug": "refunds",
@@ -38,9 +39,9 @@ def test_invalid_blueprint_names_each_place(editor, shop):
 
     assert response.status_code == 400
     errors = response.json()["errors"]
-    assert 'steps[0].on_failed: no step "refnd"' in errors
-    assert any(error.startswith("steps[0].call: ") for error in errors)
-    assert any(error.startswith("steps[1].id: ") for error in errors)
+    assert 'steps[0] (id "refund").on_failed: no step "refnd"' in errors
+    assert any(error.startswith('steps[0] (id "refund").call: ') for error in errors)
+    assert any(error.startswith('steps[1] (id "refund").id: ') for error in errors)
     assert not Blueprint.objects.filter(slug="refunds").exists()
 
 
@@ -79,3 +80,40 @@ def test_delete(editor, shop):
 
     assert editor.delete("/api/blueprints/refunds/").status_code == 204
     assert not Blueprint.objects.filter(slug="refunds").exists()
+
+
+def test_a_secret_not_set_here_is_a_warning_after_a_replace(editor, shop, monkeypatch):
+    monkeypatch.delenv("STATE_MANAGER_SECRET_SHOP_KEY", raising=False)
+    editor.post("/api/blueprints/", FLOW, format="json")
+    steps = [{**FLOW["steps"][0], "params": {"key": "{{ secrets.SHOP_KEY }}"}}, FLOW["steps"][1]]
+
+    response = editor.patch("/api/blueprints/refunds/", {"steps": steps}, format="json")
+
+    assert response.status_code == 200
+    assert response.json()["warnings"] == [
+        'steps[0] (id "refund").params.key: secret "SHOP_KEY" is not set on this machine '
+        "(environment variable STATE_MANAGER_SECRET_SHOP_KEY)"
+    ]
+    assert Blueprint.objects.get(slug="refunds").steps == steps
+
+
+def test_an_unknown_expression_root_is_refused_with_a_suggestion(editor, shop):
+    steps = [{**FLOW["steps"][0], "params": {"kind": "{{ inptu.kind }}"}}, FLOW["steps"][1]]
+
+    response = editor.post("/api/blueprints/", {**FLOW, "steps": steps}, format="json")
+
+    assert response.status_code == 400
+    assert response.json()["errors"] == [
+        'steps[0] (id "refund").params.kind: "{{ inptu.kind }}": '
+        'unknown name "inptu": did you mean "input"?'
+    ]
+
+
+def test_renaming_a_step_failed_orders_are_parked_at_is_not_refused(editor, shop):
+    shop_order("A-1", status="failed", failed_step="charge", resume_point={"step": "charge"})
+    steps = [{"id": "pay", "call": "shop.charge"}, shop.steps[1]]
+
+    response = editor.patch("/api/blueprints/shop/", {"steps": steps}, format="json")
+
+    assert response.status_code == 200
+    assert Blueprint.objects.get(slug="shop").version == 2

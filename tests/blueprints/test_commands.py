@@ -59,8 +59,8 @@ def test_import_command_prints_every_error_and_fails(tmp_path):
         call_command("import_definitions", str(path), stdout=io.StringIO(), stderr=err)
     assert err.getvalue().splitlines() == [
         "api_calls[0].slug: use only letters, digits, '.', '-' and '_'",
-        'blueprints[0].steps[3].next: no step "mail"',
-        'blueprints[0].steps[0].call: no API call "shop.quote"',
+        'blueprints[0].steps[3] (id "fulfil").next: no step "mail"',
+        'blueprints[0].steps[0] (id "validate").call: no API call "shop.quote"',
     ]
     assert not ApiCall.objects.exists()
 

@@ -78,7 +78,7 @@ def test_import_reports_every_invalid_definition_and_stores_nothing():
     assert caught.value.errors == [
         'api_calls[1].method: must be one of "GET", "POST", "PUT", "PATCH", "DELETE"',
         'api_calls[3].url: "{{ secrets.MAIL_URL | nosuch }}": unknown function "nosuch"',
-        'blueprints[0].steps[2].on_failed: no step "refnd"',
+        'blueprints[0].steps[2] (id "charge").on_failed: no step "refnd"',
     ]
     assert not ApiCall.objects.exists() and not Blueprint.objects.exists()
 
@@ -95,7 +95,9 @@ def test_imported_blueprint_calling_an_unknown_api_call_is_refused():
     del document["api_calls"][4]
     with pytest.raises(DefinitionError) as caught:
         definitions_import(document=document)
-    assert caught.value.errors == ['blueprints[0].steps[4].call: no API call "ops.ticket"']
+    assert caught.value.errors == [
+        'blueprints[0].steps[4] (id "review").call: no API call "ops.ticket"'
+    ]
 
 
 def test_import_refuses_the_same_slug_twice():

@@ -28,7 +28,7 @@ def test_blueprint_is_validated_against_the_api_calls_in_the_database(example_ap
     definition["steps"][4]["call"] = "ops.page"
     with pytest.raises(DefinitionError) as caught:
         blueprint_save(definition=definition)
-    assert caught.value.errors == ['steps[4].call: no API call "ops.page"']
+    assert caught.value.errors == ['steps[4] (id "review").call: no API call "ops.page"']
     assert not Blueprint.objects.exists()
 
 

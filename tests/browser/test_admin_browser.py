@@ -27,7 +27,7 @@ def test_editor_sees_a_blueprint_error_at_the_steps_field_and_the_diagram(page, 
     page.find("input[name=_continue]").click()
 
     error = page.find(".field-steps .errorlist")
-    assert 'steps[2].on_failed: no step "refnd"' in error.text
+    assert 'steps[2] (id "charge").on_failed: no step "refnd"' in error.text
     page.screenshot("blueprint-error-at-field")
 
 

@@ -2,6 +2,7 @@
 with its flow and step log, the bulk reprocess and cancel actions of support staff, and
 the batches. Importing the package registers them."""
 
+from orders.admin import dry_run  # noqa: F401 (adds a blueprint's Dry run page)
 from orders.admin.batches import BatchRunAdmin
 from orders.admin.orders import OrderAdmin
 

@@ -2,6 +2,7 @@ from django.urls import path
 
 from definitions.api import api_router
 
+from .dry_run import BlueprintDryRunView
 from .views import CallbackView, OrderViewSet
 
 router = api_router()
@@ -10,4 +11,5 @@ router.register("orders", OrderViewSet, basename="order")
 urlpatterns = [
     *router.urls,
     path("callbacks/<str:token>/", CallbackView.as_view(), name="callback"),
+    path("blueprints/<str:slug>/dry-run/", BlueprintDryRunView.as_view(), name="blueprint-dry-run"),
 ]

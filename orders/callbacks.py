@@ -1,4 +1,5 @@
-"""Resume an order waiting at a `wait_for_callback` step when the outside system posts back."""
+"""Resume an order waiting at a `wait_for_callback` step when the outside system posts back,
+or when support resolves the wait by hand."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from definitions.storable import unstorable
 from expressions.secrets import load_secrets, mask
 from orders.models import Callback, Order
 from orders.transitions import wake_for_callback
@@ -25,8 +27,14 @@ class CallbackUsed(CallbackError):
     """The token was used already, or its wait timed out."""
 
 
-def callback_receive(*, token: str, outcome: str, data: dict | None) -> Order:
-    """Record a callback's outcome once and make its order due at once.
+REASON_MAX_LENGTH = 1000
+
+
+def callback_receive(
+    *, token: str, outcome: str, data: dict | None, actor: str = "", reason: str = ""
+) -> Order:
+    """Record a callback's outcome once and make its order due at once; `actor` and
+    `reason` name who resolved it by hand, and why.
 
     The order row is only touched when it is `waiting`: an order still in the turn that
     sent the call sees the resolved callback itself before it would start to wait.
@@ -72,9 +80,47 @@ def callback_receive(*, token: str, outcome: str, data: dict | None) -> Order:
             outcome=outcome,
             response={"outcome": outcome, "data": _truncated(callback.data)},
             now=now,
+            actor=actor,
+            reason=reason,
         )
     callback.order.refresh_from_db()
     return callback.order
+
+
+def callback_resolve_by_hand(
+    *, order: Order, outcome: str, reason: str, actor: str, data: dict | None = None
+) -> Order:
+    """Resolve the callback the order waits for as if the outside system had posted it
+    (`data` as its posted data), logged with who did it and why: for a partner that never
+    answers, or answered another way."""
+    reason = reason.strip()
+    if not reason:
+        raise ValueError("say why the callback is resolved by hand")
+    if len(reason) > REASON_MAX_LENGTH:
+        raise ValueError(f"the reason is longer than {REASON_MAX_LENGTH} characters")
+    if not isinstance(data if data is not None else {}, dict):
+        raise ValueError("the data must be a JSON object")
+    problems = unstorable({"reason": reason, "data": data})
+    if problems:
+        path, problem = problems[0]
+        raise ValueError(f"{'.'.join(str(part) for part in path) or 'the input'}: {problem}")
+    callback = waiting_callback(order)
+    if callback is None:
+        raise CallbackUsed(f"order {order.order_id} is not waiting for a callback")
+    return callback_receive(
+        token=callback.token, outcome=outcome, data=data, actor=actor, reason=reason
+    )
+
+
+def waiting_callback(order: Order) -> Callback | None:
+    """The callback the order's current step waits for, if it waits for one."""
+    return (
+        Callback.objects.filter(
+            order=order, run=order.run, step=order.current_step, status=Callback.Status.WAITING
+        )
+        .order_by("-id")
+        .first()
+    )
 
 
 def _step_is_over(callback: Callback) -> str:

@@ -1,20 +1,33 @@
-"""The order page: input and saved data, the flow diagram with the path taken, and the
-step log as a timeline grouped by run."""
+"""The order page: input and saved data, the flow diagram with the path taken and the
+step that failed, the step log as a timeline of steps grouped by run with the data
+before and after each, and a waiting callback that support may resolve by hand."""
 
 from __future__ import annotations
 
-from itertools import groupby
+import json
 
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpResponseNotAllowed
+from django.shortcuts import redirect
+from django.urls import path, reverse
 from django.utils.safestring import mark_safe
 
 from blueprints.diagram import blueprint_svg
 from definitions.admin import json_block, json_text
 from orders.admin.base import status_badge
+from orders.admin.timeline import timeline_runs, visits_of
+from orders.callbacks import CallbackError, callback_resolve_by_hand, waiting_callback
 from orders.models import Order
 
 # The most log entries the order page shows; the API has them all.
 TIMELINE_LIMIT = 500
+# A step's data before or after it is shown up to this many characters of JSON.
+DATA_SHOWN_MAX = 20_000
+# The page of an order the engine may move any moment reloads itself this often.
+REFRESH_SECONDS = 5
+LIVE_STATUSES = (Order.Status.PENDING, Order.Status.RUNNING, Order.Status.WAITING)
+ENDS = {Order.Status.COMPLETED: "completed", Order.Status.FAILED: "failed"}
 
 
 class OrderPageMixin:
@@ -27,6 +40,10 @@ class OrderPageMixin:
     @admin.display(description="saved data")
     def data_json(self, obj):
         return json_block(obj.data)
+
+    @admin.display(description="cancel requested")
+    def cancel_request(self, obj):
+        return "Yes: the order stops when its current step ends" if obj.cancel_requested else "No"
 
     @admin.display(description="blueprint version")
     def pinned_version(self, obj):
@@ -49,17 +66,88 @@ class OrderPageMixin:
         for entry in entries:
             entry.request_json = json_text(entry.request) if entry.request else ""
             entry.response_json = json_text(entry.response) if entry.response else ""
-        runs = [
-            {"run": run, "entries": list(group), "current": run == order.run}
-            for run, group in groupby(entries, key=lambda entry: entry.run)
-        ]
+        truncated = len(entries) == TIMELINE_LIMIT
+        runs = timeline_runs(entries, order, cut_off=truncated)
+        for run in runs:
+            for visit in visits_of(run):
+                visit.before_json = _data_text(visit.data_before)
+                visit.after_json = _data_text(visit.data_after)
         taken = {entry.step for entry in entries if entry.run == order.run and entry.step}
         current = None if order.status == Order.Status.COMPLETED else order.current_step
         blueprint = order.snapshot.definition.get("blueprint", {})
+        diagram = blueprint_svg(
+            blueprint,
+            taken=taken,
+            current=current,
+            failed=order.failed_step or None,
+            ended=ENDS.get(order.status),
+        )
         return {
             "timeline_runs": runs,
-            "timeline_truncated": len(entries) == TIMELINE_LIMIT,
-            "diagram": mark_safe(blueprint_svg(blueprint, taken=taken, current=current)),
+            "timeline_truncated": truncated,
+            "diagram": mark_safe(diagram),
             "may_reprocess": self.has_reprocess_permission(request),
             "status_badge": status_badge(order.status),
+            "waiting": self.waiting_context(order),
+            "refresh_seconds": REFRESH_SECONDS if order.status in LIVE_STATUSES else None,
         }
+
+    def waiting_context(self, order: Order) -> dict | None:
+        """What a waiting order waits for: its callback (URL as stored, masked; due time;
+        whether it can still be resolved) or its next retry."""
+        if order.status != Order.Status.WAITING:
+            return None
+        callback = order.step_state.get("callback") if isinstance(order.step_state, dict) else None
+        if not isinstance(callback, dict):
+            return {"retry": True}
+        return {"callback_url": callback.get("url", ""), "open": waiting_callback(order)}
+
+    # Resolving a callback by hand.
+
+    def get_urls(self):
+        resolve = self.admin_site.admin_view(self.resolve_callback_view)
+        name = "orders_order_resolve_callback"
+        return [path("<path:object_id>/resolve-callback/", resolve, name=name), *super().get_urls()]
+
+    def resolve_callback_view(self, request, object_id):
+        """Resolve the callback the order's step waits for as a success or a failure, with
+        the reason the form asks for; logged with who did it."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        order = self.get_object(request, object_id)
+        if order is None or not self.has_view_permission(request, order):
+            raise Http404
+        if not self.has_reprocess_permission(request):
+            raise PermissionDenied
+        outcome = request.POST.get("outcome", "")
+        try:
+            data = json.loads(request.POST.get("data", "").strip() or "{}")
+            callback_resolve_by_hand(
+                order=order,
+                outcome=outcome,
+                reason=request.POST.get("reason", ""),
+                actor=request.user.get_username(),
+                data=data,
+            )
+        except json.JSONDecodeError as exc:
+            messages.error(request, f"The callback was not resolved: the data is not JSON ({exc}).")
+        except RecursionError:
+            messages.error(request, "The callback was not resolved: the data is nested too deeply.")
+        except (CallbackError, ValueError) as exc:
+            messages.error(request, f"The callback was not resolved: {exc}.")
+        else:
+            messages.success(
+                request,
+                f'The callback of step "{order.current_step}" was resolved as a {outcome}; '
+                "the order goes on in the next batch.",
+            )
+        return redirect(reverse("admin:orders_order_change", args=[order.pk]))
+
+
+def _data_text(data: dict | None) -> str:
+    if data is None:
+        return ""
+    text = json_text(data)
+    if len(text) <= DATA_SHOWN_MAX:
+        return text
+    return text[:DATA_SHOWN_MAX] + f"\n… (cut: {len(text):,} characters in all)"

@@ -18,7 +18,7 @@ from typing import Any
 from django.db import connections
 from django.utils import timezone
 
-from apicalls.rendering import CallRequest, log_request
+from apicalls.rendering import CallRequest, log_request, truncated
 from expressions.secrets import mask
 from orders.engine import calls
 from orders.engine.config import EngineConfig
@@ -65,6 +65,27 @@ class Journal:
                 duration_ms=0,
                 error=self._masked(note) if failed else "",
                 response={"note": self._masked(note)},
+            )
+        )
+
+    def step_saved(self, *, step: str, saved: dict) -> None:
+        """Log what a step that succeeded saved (masked already), so the order page can show
+        the data before and after each step; written with the step's outcome. A value longer
+        than a logged body is cut like one, and its key listed under "truncated"."""
+        if not saved:
+            return
+        logged = {key: truncated(value, self.config.log_body_bytes) for key, value in saved.items()}
+        response: dict[str, Any] = {"saved": logged}
+        cut = [key for key, value in saved.items() if logged[key] is not value]
+        if cut:
+            response["truncated"] = cut
+        self.held.queue_log(
+            self._entry(
+                step=step,
+                kind=StepLog.Kind.STEP,
+                outcome=StepLog.Outcome.SUCCEEDED,
+                duration_ms=0,
+                response=response,
             )
         )
 

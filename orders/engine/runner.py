@@ -30,6 +30,7 @@ from orders.engine.flow import (
     step_kind,
 )
 from orders.engine.journal import CancelRequested, Journal
+from orders.engine.paths import Finish, move_to, refusal_before_step, what_follows
 from orders.engine.rows import read_order, write_transaction
 from orders.models import Callback, Order, StepLog
 from orders.transitions import HeldOrder, LostClaim
@@ -94,7 +95,7 @@ class OrderTurn:
             raise LostClaim
         self.held.cancel_requested = order["cancel_requested"]
         self.state = order_state(self.order_pk, order)
-        journal = Journal(self.held, self.state, self.config)
+        self.journal = journal = Journal(self.held, self.state, self.config)
         workflow = self.config.workflow(order["snapshot_id"])
         self.steps, self.step_order = workflow.steps, workflow.step_order
         self.api_calls = workflow.api_calls
@@ -102,18 +103,10 @@ class OrderTurn:
         while True:
             if self.held.cancel_requested:
                 return self.finish(Order.Status.CANCELLED, "cancelled while running")
-            if self.state.steps_in_run >= self.config.max_steps_per_run:
-                return self.finish(
-                    Order.Status.FAILED,
-                    f"the run executed more than {self.config.max_steps_per_run} steps "
-                    f"(STATE_MANAGER_MAX_STEPS_PER_RUN); stopped before step "
-                    f'"{self.state.current_step}"',
-                )
-            step = self.steps.get(self.state.current_step)
-            if step is None:
-                return self.finish(
-                    Order.Status.FAILED, f'no step "{self.state.current_step}" in the blueprint'
-                )
+            refusal = refusal_before_step(self.state, self.steps, self.config.max_steps_per_run)
+            if refusal is not None:
+                return self.finish(refusal.status, refusal.error)
+            step = self.steps[self.state.current_step]
             try:
                 outcome = run_step(step, self.state, self.api_calls, journal)
             except CancelRequested:
@@ -145,26 +138,20 @@ class OrderTurn:
     def advance(self, step: dict, outcome: Succeeded) -> str | None:
         # A secret saved by mistake is stored masked, like everywhere else.
         saved = mask(outcome.saved, self.secret_values)
+        self.journal.step_saved(step=step["id"], saved=saved)
         self.state.data = {**self.state.data, **saved}
         self.state.steps_in_run += 1
-        if step.get("end"):
-            error = "" if step["end"] == "completed" else f'step "{step["id"]}" ended the order'
-            return self.finish(step["end"], error)
-        next_step = outcome.next_step or self.following_step(step["id"])
-        if next_step is None:
-            return self.finish(Order.Status.COMPLETED, "")
-        self.state.current_step = next_step
-        self.state.attempt = 0
-        carried = (
-            {"error": self.state.step_state["error"]} if "error" in self.state.step_state else {}
-        )
-        self.state.step_state = carried
+        follows = what_follows(step, outcome, self.step_order)
+        if isinstance(follows, Finish):
+            return self.finish(follows.status, follows.error)
+        next_step = follows.step
+        move_to(self.state, next_step)
         fields = {
             "data": self.state.data,
             "current_step": next_step,
             "attempt": 0,
             "steps_in_run": self.state.steps_in_run,
-            "step_state": carried,
+            "step_state": self.state.step_state,
         }
         if step_kind(self.steps.get(next_step, {})) == "call":
             # Written with the next call's attempt row, before that call is sent (or with
@@ -182,16 +169,14 @@ class OrderTurn:
         self.state.resume_point = {"step": step["id"], "data": self.state.data}
         # A late post to the step's token must not wake the order.
         self.held.close_callbacks = bool(step.get("wait_for_callback"))
-        target = step.get("on_failed")
+        masked = StepError(error.step, message, error.status)
         failure = {"failed_step": error.step, "failed_http_status": error.status}
-        if target is None:
-            return self.finish(Order.Status.FAILED, f'step "{error.step}": {message}', **failure)
+        follows = what_follows(step, Failed(masked), self.step_order)
+        if isinstance(follows, Finish):
+            return self.finish(follows.status, follows.error, **failure)
+        target = follows.step
         self.state.steps_in_run += 1
-        self.state.current_step = target
-        self.state.attempt = 0
-        self.state.step_state = {
-            "error": {"step": error.step, "message": message, "status": error.status}
-        }
+        move_to(self.state, target, error=masked)
         self.held.write(
             current_step=target,
             attempt=0,
@@ -238,10 +223,6 @@ class OrderTurn:
             release=True,
         )
         return status
-
-    def following_step(self, step_id: str) -> str | None:
-        index = self.step_order.index(step_id)
-        return self.step_order[index + 1] if index + 1 < len(self.step_order) else None
 
 
 def order_state(order_pk: int, order: dict[str, Any]) -> OrderState:

@@ -3,7 +3,8 @@
 
 Each costs the same at a million orders as at a thousand: counts stop at `COUNT_CAP`, the
 whole table is PostgreSQL's estimate once it is large, and the rest reads a few index
-entries.
+entries, or the entries of what it is about: the failed orders support has yet to handle,
+the log of a time window.
 """
 
 from __future__ import annotations
@@ -12,11 +13,13 @@ from datetime import datetime, timedelta
 
 from django.core.paginator import Paginator
 from django.db import connections
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, Max, Q, QuerySet
 from django.db.models.functions import TruncMinute
 from django.utils import timezone
 from django.utils.functional import cached_property
 
+from blueprints.models import Blueprint
+from orders.engine.flow import step_kind
 from orders.models import BatchLane, BatchRun, Order, StepLog
 
 # The dashboard's counts and /health/'s `due` count this many orders at most, so that they
@@ -24,8 +27,6 @@ from orders.models import BatchLane, BatchRun, Order, StepLog
 COUNT_CAP = 10_000
 # From this many rows, the whole orders table is counted by PostgreSQL's estimate.
 ESTIMATE_FROM_ROWS = 100_000
-# The dashboard's failures by step, and the order list they link to, look this far back.
-FAILURES_WINDOW = timedelta(hours=24)
 
 
 def capped_count(queryset: QuerySet, cap: int) -> int:
@@ -112,26 +113,14 @@ FINISHED_OUTCOMES = [
     StepLog.Outcome.RETRYING,
     StepLog.Outcome.WAITING,
 ]
+# Those of them that are failures, as the dashboard's chart counts them.
+FAILED_OUTCOMES = [StepLog.Outcome.FAILED, StepLog.Outcome.RETRYING]
 
 
 def steps_per_minute(minutes: int = 15, now: datetime | None = None) -> list[int]:
     """Attempts and steps finished in each of the last `minutes` whole minutes and the
-    current one so far, oldest first; read from the index on (outcome, started_at)."""
-    current = (now or timezone.now()).replace(second=0, microsecond=0)
-    first = current - timedelta(minutes=minutes - 1)
-    rows = (
-        StepLog.objects.filter(
-            outcome__in=FINISHED_OUTCOMES,
-            kind__in=[StepLog.Kind.ATTEMPT, StepLog.Kind.STEP],
-            started_at__gte=first,
-        )
-        .annotate(minute=TruncMinute("started_at"))
-        .order_by()
-        .values("minute")
-        .annotate(count=Count("pk"))
-    )
-    counts = {row["minute"]: row["count"] for row in rows}
-    return [counts.get(first + timedelta(minutes=i), 0) for i in range(minutes)]
+    current one so far, oldest first."""
+    return activity_per_minute(minutes, now)[0]
 
 
 def last_batch() -> BatchRun | None:
@@ -156,33 +145,108 @@ def orders_total() -> tuple[int, bool]:
     return Order.objects.count(), False
 
 
-def failures_since(since: datetime) -> QuerySet:
-    """Failed attempts and failed steps since `since`: what the dashboard counts per step
-    and what the order list's "failed at step" filter looks for."""
-    return StepLog.objects.filter(
-        started_at__gte=since,
-        outcome=StepLog.Outcome.FAILED,
-        kind__in=[StepLog.Kind.ATTEMPT, StepLog.Kind.STEP],
-    )
+def orders_failed_at(step: str, *, base: QuerySet | None = None) -> QuerySet:
+    """The orders of `base` (default: all) whose run took the failure of `step`: the call or
+    parallel step that failed, not the `end` step its `on_failed` path led to. The order
+    list's "failed step" filter and the dashboard's failures select with this; the partial
+    index `order_failed_step` serves it."""
+    return (Order.objects.all() if base is None else base).filter(failed_step=step)
 
 
-def failed_steps_since(since: datetime) -> list[tuple[str, int]]:
-    """Failures per step since `since`, most failures first."""
+def failed_orders_by_step(limit: int = 20) -> list[dict]:
+    """Failed orders counted by blueprint and the step that failed (`orders_failed_at`),
+    most first: `{"workflow", "step", "count"}`. Orders, not attempts: an order retried five
+    times at a step counts once. One grouped query over the failed orders (those support
+    has yet to reprocess or cancel), read through the partial index of failed steps."""
     rows = (
-        failures_since(since)
+        Order.objects.filter(status=Order.Status.FAILED)
+        .exclude(failed_step="")
         .order_by()
-        .values("step")
+        .values("workflow", "failed_step")
         .annotate(count=Count("pk"))
-        .order_by("-count", "step")
+        .order_by("-count", "workflow", "failed_step")[:limit]
     )
-    return [(row["step"], row["count"]) for row in rows]
+    return [
+        {"workflow": row["workflow"], "step": row["failed_step"], "count": row["count"]}
+        for row in rows
+    ]
 
 
-def orders_failed_at(
-    step: str, since: datetime | None = None, *, base: QuerySet | None = None
-) -> QuerySet:
-    """The orders of `base` (default: all) that failed at `step` since `since` (default: the
-    last `FAILURES_WINDOW`)."""
-    since = since or timezone.now() - FAILURES_WINDOW
-    failed = failures_since(since).filter(step=step).values("order_id")
-    return (Order.objects.all() if base is None else base).filter(pk__in=failed)
+def failing_steps(workflow: str = "") -> list[str]:
+    """The ids of the steps that can fail (call and parallel steps) in the blueprints, or in
+    the blueprint `workflow` when given, sorted: the choices of the order list's failed-step
+    filter, read from the blueprints rather than from a DISTINCT over every order."""
+    blueprints = Blueprint.objects.order_by()
+    if workflow:
+        blueprints = blueprints.filter(slug=workflow)
+    return sorted(
+        {
+            step["id"]
+            for steps in blueprints.values_list("steps", flat=True)
+            for step in (steps if isinstance(steps, list) else [])
+            if isinstance(step, dict) and "id" in step and step_kind(step) in ("call", "parallel")
+        }
+    )
+
+
+def activity_per_minute(minutes: int, now: datetime | None = None) -> tuple[list[int], list[int]]:
+    """Attempts and steps finished in each of the last `minutes` whole minutes (the current
+    one so far last), and those of them that failed (retried or not), oldest first. One
+    grouped query over the log entries of the window, read from the index on (outcome,
+    started_at)."""
+    current = (now or timezone.now()).replace(second=0, microsecond=0)
+    first = current - timedelta(minutes=minutes - 1)
+    rows = (
+        StepLog.objects.filter(
+            outcome__in=FINISHED_OUTCOMES,
+            kind__in=[StepLog.Kind.ATTEMPT, StepLog.Kind.STEP],
+            started_at__gte=first,
+        )
+        .annotate(minute=TruncMinute("started_at"))
+        .order_by()
+        .values("minute", "outcome")
+        .annotate(count=Count("pk"))
+    )
+    index = {first + timedelta(minutes=i): i for i in range(minutes)}
+    steps, failures = [0] * minutes, [0] * minutes
+    for row in rows:
+        i = index.get(row["minute"])
+        if i is None:
+            continue
+        steps[i] += row["count"]
+        if row["outcome"] in FAILED_OUTCOMES:
+            failures[i] += row["count"]
+    return steps, failures
+
+
+def attempts_made(orders: list[Order]) -> dict[int, int]:
+    """For each of `orders` (a page of the list), the attempts its current run made at the
+    step that failed, or else at its current step (a parallel step's: its branches' most):
+    from the log, as the order's own `attempt` is reset when an `on_failed` path begins.
+    One query for the page."""
+    wanted = {order.pk: (order.run, order.failed_step or order.current_step) for order in orders}
+    rows = (
+        StepLog.objects.filter(order_id__in=list(wanted), kind=StepLog.Kind.ATTEMPT)
+        .order_by()
+        .values("order_id", "run", "step")
+        .annotate(last=Max("attempt"))
+    )
+    made: dict[int, int] = {}
+    for row in rows:
+        run, step = wanted[row["order_id"]]
+        if row["run"] == run and (row["step"] == step or row["step"].startswith(f"{step}.")):
+            made[row["order_id"]] = max(made.get(row["order_id"], 0), row["last"])
+    return made
+
+
+def orders_logged_during(batch: BatchRun, *, base: QuerySet | None = None) -> QuerySet:
+    """The orders of `base` (default: all) with a log entry written while `batch` ran (until
+    now if it still runs): the orders it advanced, and those of batches that ran at the
+    same time on other workers (no entry records its batch). The IN list of every outcome
+    lets the index on (outcome, started_at) serve the time range."""
+    window = StepLog.objects.filter(
+        outcome__in=StepLog.Outcome.values,
+        started_at__gte=batch.started_at,
+        started_at__lte=batch.ended_at or timezone.now(),
+    )
+    return (Order.objects.all() if base is None else base).filter(pk__in=window.values("order_id"))

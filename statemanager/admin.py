@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from urllib.parse import urlencode
 
 from django.contrib import admin
@@ -11,15 +12,14 @@ from django.utils import timezone
 from orders import selectors
 from orders.models import Order
 from orders.selectors import (
-    FAILURES_WINDOW,
-    failed_steps_since,
+    activity_per_minute,
+    failed_orders_by_step,
     last_batch,
     oldest_due_at,
     order_counts_by_status,
     orders_due_count,
     orders_total,
     running_lanes,
-    steps_per_minute,
 )
 
 admin.site.site_header = "State Manager"
@@ -29,6 +29,10 @@ admin.site.index_title = "Dashboard"
 
 # The dashboard.
 
+# The activity chart: this many hours back, in bars of this many minutes.
+CHART_HOURS = 6
+CHART_BAR_MINUTES = 10
+
 
 def order_list_url(**filters) -> str:
     url = reverse("admin:orders_order_changelist")
@@ -36,24 +40,27 @@ def order_list_url(**filters) -> str:
 
 
 def dashboard_context() -> dict:
-    """Orders by status, the due backlog, the last batch and the failing steps of the day.
+    """Orders by status, the due backlog and its oldest order's age, the last batch, steps
+    and failures per minute of the last hours, and the failed orders by blueprint and step.
 
     Costs the same whatever the table holds: counts stop at `COUNT_CAP` ("10,000+"), and
-    all orders together are PostgreSQL's estimate once the table is large.
+    all orders together are PostgreSQL's estimate once the table is large; the failures
+    read the failed orders, the chart the log of its hours.
     """
 
     def shown(count: int) -> str:
         cap = selectors.COUNT_CAP
         return f"{cap:,}+" if count >= cap else f"{count:,}"
 
+    now = timezone.now()
     counts = order_counts_by_status()
     total, estimated = orders_total()
-    due = orders_due_count()
+    due = orders_due_count(now)
+    oldest = oldest_due_at(now) if due else None
     batch = last_batch()
     duration = None
     if batch is not None and batch.ended_at is not None:
         duration = (batch.ended_at - batch.started_at).total_seconds()
-    since = timezone.now() - FAILURES_WINDOW
     return {
         "status_counts": [
             {
@@ -69,41 +76,87 @@ def dashboard_context() -> dict:
         "orders_total_shown": f"about {total:,}" if estimated else f"{total:,}",
         "due_count": due,
         "due_shown": shown(due),
-        "oldest_due_at": oldest_due_at() if due else None,
+        "oldest_due_at": oldest,
+        "oldest_due_age": age(now - oldest) if oldest else None,
         "due_url": order_list_url(due="now"),
-        "lanes": running_lanes(),
-        "steps_chart": steps_chart(steps_per_minute(15)),
+        "lanes": running_lanes(now),
+        "activity_chart": activity_chart(*activity_per_minute(CHART_HOURS * 60, now)),
         "last_batch": batch,
         "last_batch_seconds": duration,
         "batch_list_url": reverse("admin:orders_batchrun_changelist"),
-        "failed_steps": [
+        "failures": [
             {
-                "step": step,
-                "count": count,
-                "url": order_list_url(failed_step=step),
+                **row,
+                "url": order_list_url(
+                    status__exact=Order.Status.FAILED,
+                    workflow=row["workflow"],
+                    failed_step=row["step"],
+                ),
             }
-            for step, count in failed_steps_since(since)[:10]
+            for row in failed_orders_by_step()
         ],
+        "failures_url": order_list_url(status__exact=Order.Status.FAILED),
         "functions_url": reverse("admin:blueprints_blueprint_functions"),
     }
 
 
-def steps_chart(counts: list[int], *, width: int = 260, height: int = 60) -> dict:
-    """Bars of an inline SVG for steps per minute, oldest first, scaled to the busiest."""
-    peak = max(counts) or 1
-    step = width / len(counts)
+def age(delta: timedelta) -> str:
+    """How long, in the two largest units: "45 s", "12 min", "3 h 12 min", "2 d 4 h".
+
+    >>> age(timedelta(hours=3, minutes=12, seconds=40)), age(timedelta(days=2, hours=4))
+    ('3 h 12 min', '2 d 4 h')
+    """
+    seconds = max(0, int(delta.total_seconds()))
+    days, seconds = divmod(seconds, 86400)
+    hours, seconds = divmod(seconds, 3600)
+    minutes, seconds = divmod(seconds, 60)
+    if days:
+        return f"{days} d {hours} h" if hours else f"{days} d"
+    if hours:
+        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+    return f"{minutes} min" if minutes else f"{seconds} s"
+
+
+def activity_chart(
+    steps: list[int], failures: list[int], *, width: int = 360, height: int = 80
+) -> dict:
+    """Bars of an inline SVG, one per `CHART_BAR_MINUTES`, oldest first: steps per minute,
+    and in front of them failures per minute, on one scale up to the busiest bar."""
+    size = CHART_BAR_MINUTES
+
+    def per_minute(counts: list[int]) -> list[float]:
+        return [sum(counts[i : i + size]) / size for i in range(0, len(counts), size)]
+
+    step_rates, failure_rates = per_minute(steps), per_minute(failures)
+    peak = max(step_rates) or 1
+    pitch = width / len(step_rates)
+
+    def bar(index: int, rate: float, least: float) -> dict:
+        tall = round(max(least, height * rate / peak), 1)
+        return {"x": round(index * pitch + 1, 1), "y": round(height - tall, 1), "height": tall}
+
     bars = [
         {
-            "x": round(index * step + 1, 1),
-            "width": round(step - 2, 1),
-            "height": max(1.0, round(height * count / peak, 1)),  # an empty minute: a tick
-            "y": round(height - max(1.0, height * count / peak), 1),
-            "count": count,
-            "minutes_ago": len(counts) - 1 - index,
+            "width": round(pitch - 2, 1),
+            "steps": bar(index, rate, 1.0),  # a quiet bar: a tick
+            "failures": bar(index, failure_rates[index], 0.0),
+            "step_rate": f"{rate:.1f}",
+            "failure_rate": f"{failure_rates[index]:.1f}",
+            "minutes_ago": (len(step_rates) - 1 - index) * size,
         }
-        for index, count in enumerate(counts)
+        for index, rate in enumerate(step_rates)
     ]
-    return {"bars": bars, "width": width, "height": height, "peak": max(counts), "now": counts[-1]}
+    return {
+        "bars": bars,
+        "width": width,
+        "height": height,
+        "hours": len(steps) // 60,
+        "middle": f"{len(steps) / 120:g}",
+        "bar_minutes": size,
+        "peak": f"{max(step_rates):.1f}",
+        "now_steps": f"{step_rates[-1]:.1f}",
+        "now_failures": f"{failure_rates[-1]:.1f}",
+    }
 
 
 _site_index = admin.site.index

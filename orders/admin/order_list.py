@@ -1,16 +1,28 @@
-"""The order list: only the listed columns loaded, every sidebar filter and the search
-selecting through the one order filter set, pages counted by estimate on large tables."""
+"""The order list: only the listed columns loaded, every sidebar filter, the business keys
+in its URL and the search selecting through the one order filter set, pages counted by
+estimate on large tables."""
 
 from __future__ import annotations
 
-from django.contrib import admin
+import re
+
+from django.contrib import admin, messages
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.views.main import ChangeList
 
 from blueprints.models import Blueprint
 from orders.admin.base import status_badge
-from orders.filters import DUE_CHOICES, OrderListFilterSet, SelectionInvalid, orders_matching
+from orders.filters import (
+    DUE_CHOICES,
+    KEY_COLUMNS,
+    OrderListFilterSet,
+    SelectionInvalid,
+    is_business_key,
+    orders_matching,
+    split_business_key,
+)
 from orders.models import Order
+from orders.selectors import attempts_made
 
 LIST_FIELDS = (
     "id",
@@ -18,18 +30,30 @@ LIST_FIELDS = (
     "workflow",
     "status",
     "current_step",
-    "attempt",
+    "run",
+    "error",
+    "failed_step",
+    "failed_http_status",
     "created_at",
     "updated_at",
+    "snapshot__blueprint_version",
 )
 
 
 class OrderChangeList(ChangeList):
-    """Loads only the listed columns: payloads and saved data can be large."""
+    """Loads only the listed columns (payloads and saved data can be large), the blueprint
+    version in the same query, and the attempts of the page's orders in one more."""
 
     def get_queryset(self, request, exclude_parameters=None):
         queryset = super().get_queryset(request, exclude_parameters)
-        return queryset.select_related(None).only(*LIST_FIELDS)
+        return queryset.select_related(None).select_related("snapshot").only(*LIST_FIELDS)
+
+    def get_results(self, request):
+        super().get_results(request)
+        self.result_list = list(self.result_list)
+        made = attempts_made(self.result_list)
+        for order in self.result_list:
+            order.attempts_made = made.get(order.pk)
 
 
 def list_matching(filters: dict, queryset):
@@ -80,17 +104,6 @@ class DueFilter(OrderListFilter):
         return DUE_CHOICES
 
 
-class FailedStepFilter(OrderListFilter):
-    """Orders that failed at a step in the last 24 hours (the dashboard's links)."""
-
-    title = "failed in the last 24 hours at step"
-    parameter_name = filter_name = "failed_step"
-
-    def lookups(self, request, model_admin):
-        value = self.value()
-        return [(value, value)] if value else []
-
-
 class CreatedAtFilter(admin.DateFieldListFilter):
     """The date links, selecting with the filter set's `created_after` and `created_before`
     (a time with an impossible UTC offset is a bad lookup, not a database error)."""
@@ -106,20 +119,101 @@ class CreatedAtFilter(admin.DateFieldListFilter):
         return list_matching(filters, queryset)
 
 
+class BusinessKeyFilter(admin.ListFilter):
+    """The business keys of the list's URL (`?payload.customer.id=C-42`, any number of
+    them), shown in the sidebar while given. Their names are not fixed, so this filter
+    takes every parameter named `payload.…` or `data.…`."""
+
+    title = "business key"
+
+    def __init__(self, request, params, model, model_admin):
+        super().__init__(request, params, model, model_admin)
+        for name in [name for name in params if is_business_key(name)]:
+            self.used_parameters[name] = params.pop(name)
+
+    def has_output(self):
+        return bool(self.used_parameters)
+
+    def expected_parameters(self):
+        return list(self.used_parameters)
+
+    def queryset(self, request, queryset):
+        if not self.used_parameters:
+            return queryset
+        return keys_matching(request, self.used_parameters, queryset, place="Business key")
+
+    def choices(self, changelist):
+        yield {
+            "selected": False,
+            "query_string": changelist.get_query_string(remove=[f"{c}." for c in KEY_COLUMNS]),
+            "display": "All",
+        }
+        for name, values in self.used_parameters.items():
+            for value in values:
+                yield {
+                    "selected": True,
+                    "query_string": changelist.get_query_string(),
+                    "display": f"{name} = {value}",
+                }
+
+
+# Where a business key begins in a search: `payload.` or `data.`, a path, then `=`.
+SEARCH_KEY = re.compile(rf"\s+(?=(?:{'|'.join(KEY_COLUMNS)})\.[^\s=]+=)")
+
+
+def search_filters(term: str) -> dict[str, list[str]]:
+    """The filters a search of the order list means: `payload.<path>=<value>` and
+    `data.<path>=<value>` terms (a path without spaces; a value runs to the next term), and
+    any text before them as part of an order id, in any case.
+
+    >>> search_filters(" shop-1 payload.customer.id=C-42 data.note=two words ")
+    {'search': ['shop-1'], 'payload.customer.id': ['C-42'], 'data.note': ['two words']}
+    """
+    filters: dict[str, list[str]] = {}
+    for part in SEARCH_KEY.split(term.strip()):
+        try:
+            name, value = split_business_key(part)
+        except ValueError:
+            filters["search"] = [part]
+        else:
+            filters.setdefault(name, []).append(value)
+    return filters
+
+
+def keys_matching(request, filters: dict, queryset, *, place: str):
+    """The orders of `queryset` that `filters` select; when they do not parse, none, with a
+    message saying why (a redirect to the whole list would hide the mistake)."""
+    try:
+        return orders_matching(filters, base=queryset, filterset=OrderListFilterSet)
+    except SelectionInvalid as exc:
+        messages.error(request, f"{place}: {exc}")
+        return queryset.none()
+
+
 class OrderListMixin:
     """The list side of OrderAdmin."""
 
     def get_changelist(self, request, **kwargs):
         return OrderChangeList
 
+    def get_list_filter(self, request):
+        """Business keys first: set in the URL, they are shown nowhere else."""
+        return (BusinessKeyFilter, *super().get_list_filter(request))
+
     def get_search_results(self, request, queryset, search_term):
-        return list_matching({"order_id": search_term}, queryset), False
+        """Part of an order id (the trigram index serves it on PostgreSQL) and business
+        keys, as the API's `search` and `payload.<path>` filters select."""
+        filters = search_filters(search_term)
+        return keys_matching(request, filters, queryset, place="Search"), False
 
     @admin.display(description="status", ordering="status")
     def status_display(self, obj):
         return status_badge(obj.status)
 
     def lookup_allowed(self, lookup, value, request=None):
-        return lookup in ("current_step", "current_step__exact") or super().lookup_allowed(
-            lookup, value, request
+        """Business keys pass to BusinessKeyFilter, which takes them."""
+        return (
+            lookup in ("current_step", "current_step__exact")
+            or is_business_key(lookup)
+            or super().lookup_allowed(lookup, value, request)
         )

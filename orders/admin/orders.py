@@ -6,10 +6,17 @@ from django.contrib import admin
 
 from orders.admin.base import ReadOnlyAdmin
 from orders.admin.order_actions import OrderActionsMixin
+from orders.admin.order_failures import (
+    BatchFilter,
+    BlueprintVersionFilter,
+    ErrorFilter,
+    FailedStepFilter,
+    FailureColumnsMixin,
+    HttpStatusFilter,
+)
 from orders.admin.order_list import (
     CreatedAtFilter,
     DueFilter,
-    FailedStepFilter,
     OrderListMixin,
     StatusFilter,
     WorkflowFilter,
@@ -20,25 +27,38 @@ from orders.selectors import EstimatedCountPaginator
 
 
 @admin.register(Order)
-class OrderAdmin(OrderListMixin, OrderPageMixin, OrderActionsMixin, ReadOnlyAdmin):
+class OrderAdmin(
+    OrderListMixin, FailureColumnsMixin, OrderPageMixin, OrderActionsMixin, ReadOnlyAdmin
+):
     list_display = (
-        "order_id",
-        "workflow",
+        "order_link",
+        "workflow_name",
         "status_display",
-        "current_step",
-        "attempt",
-        "created_at",
-        "updated_at",
+        "current_step_name",
+        "failed_step_display",
+        "http_status",
+        "error_line",
+        "attempts",
+        "blueprint_version",
+        "created",
+        "updated",
     )
     list_filter = (
         StatusFilter,
         WorkflowFilter,
-        DueFilter,
         FailedStepFilter,
+        ErrorFilter,
+        HttpStatusFilter,
+        BlueprintVersionFilter,
+        DueFilter,
         ("created_at", CreatedAtFilter),
+        BatchFilter,
     )
     search_fields = ("order_id",)
-    search_help_text = "The order id, or its beginning."
+    search_help_text = (
+        "Part of an order id, and/or business keys: payload.<path>=<value>, "
+        "data.<path>=<value> (e.g. payload.customer.id=C-42)."
+    )
     show_full_result_count = False
     paginator = EstimatedCountPaginator
     list_per_page = 50
@@ -56,7 +76,7 @@ class OrderAdmin(OrderListMixin, OrderPageMixin, OrderActionsMixin, ReadOnlyAdmi
         "updated_at",
         "due_at",
         "finished_at",
-        "cancel_requested",
+        "cancel_request",
         "input_json",
         "data_json",
         "error",
@@ -69,10 +89,26 @@ class OrderAdmin(OrderListMixin, OrderPageMixin, OrderActionsMixin, ReadOnlyAdmi
                     ("order_id", "workflow", "pinned_version"),
                     ("status_display", "current_step", "run", "attempt"),
                     ("created_at", "updated_at", "due_at", "finished_at"),
-                    "cancel_requested",
+                    "cancel_request",
                     "error",
                 )
             },
         ),
         ("Input and saved data", {"fields": (("input_json", "data_json"),)}),
     )
+
+    def changelist_view(self, request, extra_context=None):
+        """Without the navigation sidebar: the list's columns need the width."""
+        context = {"is_nav_sidebar_enabled": False, **(extra_context or {})}
+        return super().changelist_view(request, extra_context=context)
+
+    def get_fieldsets(self, request, obj=None):
+        """The cancel request only while it is pending: on a finished order it says
+        nothing the status does not."""
+        fieldsets = super().get_fieldsets(request, obj)
+        if obj is not None and obj.cancel_requested and obj.status not in Order.FINISHED:
+            return fieldsets
+        return [
+            (name, {**options, "fields": [f for f in options["fields"] if f != "cancel_request"]})
+            for name, options in fieldsets
+        ]

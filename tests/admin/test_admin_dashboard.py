@@ -1,4 +1,5 @@
-"""The dashboard on the admin index: status counts, backlog, last batch, failing steps."""
+"""The dashboard on the admin index: status counts, the backlog and its oldest order, the
+last batch, steps and failures per minute, and the failed orders by blueprint and step."""
 
 from datetime import timedelta
 
@@ -10,6 +11,8 @@ from orders.claims import claim_due_orders
 from orders.models import BatchLane, BatchRun, Order, StepLog
 
 pytestmark = pytest.mark.django_db
+
+CHANGELIST = "admin:orders_order_changelist"
 
 
 def test_dashboard_counts_orders_by_status_with_links(admin_client_for, support, make_orders):
@@ -81,9 +84,7 @@ def test_dashboard_shows_the_last_batch(admin_client_for, support, db):
     assert "Took 3.0 s" in page.text
 
 
-def test_dashboard_shows_the_lanes_running_now_and_steps_per_minute(
-    admin_client_for, support, make_orders
-):
+def test_dashboard_shows_the_lanes_running_now(admin_client_for, support, db):
     now = timezone.now()
     BatchLane.objects.create(
         number=1,
@@ -93,15 +94,39 @@ def test_dashboard_shows_the_lanes_running_now_and_steps_per_minute(
         turn_orders=42,
     )
     BatchLane.objects.create(number=2)  # idle: not shown
-    make_orders(3)  # each with a log of finished attempts just now
 
     page = admin_client_for(support).get(reverse("admin:index"))
 
     assert [lane.number for lane in page.context["lanes"]] == [1]
     assert "<td>worker-7:311</td>" in page.text and ">42</td>" in page.text
-    chart = page.context["steps_chart"]
-    assert len(chart["bars"]) == 15 and chart["peak"] == sum(b["count"] for b in chart["bars"])
-    assert chart["peak"] > 0 and 'id="dashboard-steps"' in page.text
+
+
+def test_dashboard_charts_steps_and_failures_per_minute_over_six_hours(
+    admin_client_for, support, make_orders
+):
+    orders = make_orders(3)  # each: 4 finished entries just now, 2 of them failures
+    (earlier,) = make_orders(1, log=False)
+    for minutes_ago, outcome in [(125, "succeeded"), (125, "retrying"), (7 * 60, "failed")]:
+        StepLog.objects.create(
+            order=earlier,
+            run=1,
+            step="charge",
+            outcome=outcome,
+            started_at=timezone.now() - timedelta(minutes=minutes_ago),
+        )
+    StepLog.objects.create(order=orders[0], run=2, kind="reprocess", outcome="requested")
+
+    page = admin_client_for(support).get(reverse("admin:index"))
+
+    chart = page.context["activity_chart"]
+    bars = chart["bars"]
+    assert (len(bars), chart["hours"], chart["bar_minutes"]) == (36, 6, 10)
+    assert (bars[-1]["step_rate"], bars[-1]["failure_rate"]) == ("1.2", "0.6")
+    two_hours_ago = [bar for bar in bars if bar["step_rate"] != "0.0"][0]
+    assert (two_hours_ago["step_rate"], two_hours_ago["failure_rate"]) == ("0.2", "0.1")
+    assert 120 <= two_hours_ago["minutes_ago"] <= 130
+    assert sum(float(bar["failure_rate"]) for bar in bars) == pytest.approx(0.7)
+    assert 'id="dashboard-activity"' in page.text and 'class="sm-chart-failures"' in page.text
 
 
 def test_dashboard_says_when_no_lane_runs(admin_client_for, support, db):
@@ -109,39 +134,79 @@ def test_dashboard_says_when_no_lane_runs(admin_client_for, support, db):
     assert "No lane is running" in page.text
 
 
-def test_dashboard_lists_the_failing_steps_with_links(admin_client_for, support, make_orders):
-    make_orders(2)
-    client = admin_client_for(support)
-    page = client.get(reverse("admin:index"))
-    (row,) = page.context["failed_steps"]
-    assert (row["step"], row["count"]) == ("charge", 2)
-    listed = client.get(row["url"])
-    assert len(listed.context["cl"].result_list) == 2
+def failed_at(orders, step: str, **fields) -> None:
+    """What the engine writes when a run takes the failure of `step`."""
+    Order.objects.filter(pk__in=[order.pk for order in orders]).update(
+        failed_step=step, failed_http_status=502, **fields
+    )
 
 
-def test_a_failing_step_lists_the_orders_whose_failures_it_counts(
+def test_failures_count_orders_by_blueprint_and_step_not_attempts(
     admin_client_for, support, make_orders
 ):
-    (counted,) = make_orders(1)  # a failed attempt at charge
+    charge = make_orders(2)  # two failed attempts at charge each, then the end step
+    for order in charge:
+        StepLog.objects.create(order=order, run=1, step="reject", kind="step", outcome="failed")
+    failed_at(charge, "charge", current_step="reject")
+    validate = make_orders(1, log=False)
+    failed_at(validate, "validate", current_step="reject")
+
+    page = admin_client_for(support).get(reverse("admin:index"))
+
+    rows = [(row["workflow"], row["step"], row["count"]) for row in page.context["failures"]]
+    assert rows == [("ecommerce-order", "charge", 2), ("ecommerce-order", "validate", 1)]
+    assert "reject" not in page.context["failures"][0]["url"]
+    assert page.context["failures"][0]["url"].replace("&", "&amp;") in page.text
+
+
+def test_each_failure_row_links_to_exactly_the_orders_it_counts(
+    admin_client_for, support, make_orders
+):
+    failed_at(make_orders(3), "charge")
+    failed_at(make_orders(2), "validate")
+    other = make_orders(2)
+    failed_at(other, "charge", workflow="returns")
+    failed_at(make_orders(1, status=Order.Status.COMPLETED), "charge")  # took on_failed, recovered
+    failed_at(make_orders(1, status=Order.Status.CANCELLED), "charge")  # support gave up
+    failed_at(make_orders(1, status=Order.Status.PENDING), "charge")  # being reprocessed
+    make_orders(2)  # failed with no step to blame (an end step reached by a choice)
+    client = admin_client_for(support)
+
+    failures = client.get(reverse("admin:index")).context["failures"]
+    listed = {}
+    for row in failures:
+        changelist = client.get(row["url"]).context["cl"]
+        listed[(row["workflow"], row["step"])] = set(changelist.result_list)
+        assert changelist.result_count == len(changelist.result_list) == row["count"]
+
+    assert {key: len(orders) for key, orders in listed.items()} == {
+        ("ecommerce-order", "charge"): 3,
+        ("ecommerce-order", "validate"): 2,
+        ("returns", "charge"): 2,
+    }
+    everything = set().union(*listed.values())
+    assert everything == set(Order.objects.filter(status="failed").exclude(failed_step=""))
+
+
+def test_the_failed_step_filter_and_the_dashboard_agree_on_what_failed_at_a_step(
+    admin_client_for, support, make_orders
+):
+    (counted,) = make_orders(1)
+    failed_at([counted], "charge")
     (callback_only,) = make_orders(1, status=Order.Status.PENDING, log=False)
     StepLog.objects.create(
         order=callback_only, run=1, step="charge", kind="callback", outcome="failed"
     )
-    (long_ago,) = make_orders(1, log=False)
-    StepLog.objects.create(
-        order=long_ago,
-        run=1,
-        step="charge",
-        outcome="failed",
-        started_at=timezone.now() - timedelta(days=2),
-    )
+    (end_step_only,) = make_orders(1, log=False)
+    StepLog.objects.create(order=end_step_only, run=1, step="charge", kind="step", outcome="failed")
     client = admin_client_for(support)
 
-    (row,) = client.get(reverse("admin:index")).context["failed_steps"]
-    listed = client.get(row["url"]).context["cl"].result_list
+    (row,) = client.get(reverse("admin:index")).context["failures"]
+    by_step = client.get(reverse(CHANGELIST), {"failed_step": "charge"}).context["cl"]
+    by_row = client.get(row["url"]).context["cl"]
 
     assert (row["step"], row["count"]) == ("charge", 1)
-    assert list(listed) == [counted]
+    assert list(by_step.result_list) == list(by_row.result_list) == [counted]
 
 
 def test_dashboard_is_not_shown_to_those_who_cannot_see_orders(admin_client_for, db):
@@ -173,8 +238,21 @@ def test_dashboard_shows_how_long_the_oldest_due_order_has_waited(
     admin_client_for, support, make_orders
 ):
     (order,) = make_orders(1, status=Order.Status.PENDING)
-    Order.objects.filter(pk=order.pk).update(due_at=timezone.now() - timedelta(hours=3))
+    Order.objects.filter(pk=order.pk).update(
+        due_at=timezone.now() - timedelta(hours=3, minutes=12, seconds=5)
+    )
 
     page = admin_client_for(support).get(reverse("admin:index"))
 
-    assert "the oldest due for 3\xa0hours" in page.text
+    assert page.context["oldest_due_age"] == "3 h 12 min"
+    assert "Oldest due for <strong>3 h 12 min</strong>" in page.text
+
+
+def test_dashboard_shows_no_oldest_due_order_when_none_is_due(
+    admin_client_for, support, make_orders
+):
+    make_orders(2)
+
+    page = admin_client_for(support).get(reverse("admin:index"))
+
+    assert page.context["oldest_due_age"] is None and "Oldest due for" not in page.text

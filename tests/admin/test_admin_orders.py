@@ -7,7 +7,8 @@ from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.urls import reverse
 from django.utils import timezone
 
-from orders.models import Order, StepLog
+from blueprints.models import WorkflowSnapshot
+from orders.models import BatchRun, Order, StepLog
 
 pytestmark = pytest.mark.django_db
 
@@ -51,11 +52,115 @@ def test_order_list_searches_by_order_id_prefix(admin_client_for, superuser, mak
     assert set(page.context["cl"].result_list) == set(orders)
 
 
-def test_order_list_filters_by_failed_step(admin_client_for, superuser, make_orders):
-    failing = make_orders(1)
-    make_orders(1, log=False)
-    page = admin_client_for(superuser).get(reverse(CHANGELIST), {"failed_step": "charge"})
-    assert list(page.context["cl"].result_list) == failing
+def failed_at(orders, step: str, http_status: int | None = 502, **fields) -> None:
+    """What the engine writes when a run takes the failure of `step`."""
+    Order.objects.filter(pk__in=[order.pk for order in orders]).update(
+        failed_step=step, failed_http_status=http_status, **fields
+    )
+
+
+def listed(client, **filters) -> list:
+    return list(client.get(reverse(CHANGELIST), filters).context["cl"].result_list)
+
+
+def test_order_list_shows_why_each_order_failed(admin_client_for, support, make_orders):
+    (order,) = make_orders(1)  # attempts 1 and 2 at charge failed with HTTP 502
+    error = 'step "charge": HTTP 402 card declined\n{"reason": "insufficient funds"}'
+    failed_at([order], "charge", http_status=402, current_step="reject", attempt=0, error=error)
+    Order.objects.filter(pk=order.pk).update(
+        created_at=timezone.make_aware(timezone.datetime(2026, 3, 4, 5, 6, 7))
+    )
+
+    page = admin_client_for(support).get(reverse(CHANGELIST))
+
+    (row,) = page.context["cl"].result_list
+    text = page.text
+    assert 'field-failed_step_display"><span class="sm-clip" title="charge">charge<' in text
+    assert 'field-current_step_name"><span class="sm-clip" title="reject">reject<' in text
+    assert '<td class="field-http_status">402</td>' in text
+    assert '<td class="field-attempts">2</td>' in text  # from the log, not `attempt` (0)
+    assert '<td class="field-blueprint_version">v1</td>' in text
+    assert '<td class="field-created"><span class="sm-date">2026-03-04</span><br>05:06:07' in text
+    assert (
+        '<span class="sm-clip-lines" title="step &quot;charge&quot;: HTTP 402 card declined\n'
+        "{&quot;reason&quot;: &quot;insufficient funds&quot;}"
+        '">step &quot;charge&quot;: HTTP 402 card declined</span>'
+    ) in text
+
+
+def test_order_list_offers_the_steps_that_can_fail_as_the_failed_step_filter(
+    admin_client_for, support, make_orders
+):
+    make_orders(1)
+    client = admin_client_for(support)
+
+    def offered(**filters) -> list[str]:
+        changelist = client.get(reverse(CHANGELIST), filters).context["cl"]
+        specs = [spec for spec in changelist.filter_specs if spec.title == "failed step"]
+        return [value for spec in specs for value, _ in spec.lookup_choices]
+
+    assert offered() == ["charge", "fulfil", "review", "validate"]  # calls and parallels
+    assert offered(workflow="no-such-blueprint") == []
+    assert offered(workflow="no-such-blueprint", failed_step="gone") == ["gone"]
+
+
+def test_order_list_filters_by_the_step_that_failed_not_by_the_log(
+    admin_client_for, support, make_orders
+):
+    at_charge = make_orders(1, log=False)
+    failed_at(at_charge, "charge")
+    at_validate = make_orders(1)  # its log has failed attempts at charge
+    failed_at(at_validate, "validate")
+    make_orders(1)  # failed attempts at charge in its log, but no step to blame
+    client = admin_client_for(support)
+
+    assert listed(client, failed_step="charge") == at_charge
+    assert listed(client, failed_step="validate") == at_validate
+
+
+def test_order_list_filters_by_error_http_status_and_blueprint_version(
+    admin_client_for, support, make_orders
+):
+    declined, gateway, timeout = make_orders(3)
+    failed_at([declined], "charge", http_status=402, error='step "charge": HTTP 402 Declined')
+    failed_at([gateway], "charge", http_status=502)
+    failed_at([timeout], "validate", http_status=None, error='step "validate": timed out')
+    newer = WorkflowSnapshot.objects.create(
+        workflow="ecommerce-order", blueprint_version=2, digest="f" * 64, definition={}
+    )
+    Order.objects.filter(pk=timeout.pk).update(snapshot=newer)
+    client = admin_client_for(support)
+
+    assert listed(client, error="declined") == [declined]
+    assert set(listed(client, error="HTTP")) == {declined, gateway}
+    assert listed(client, http_status="502") == [gateway]
+    assert listed(client, http_status="4xx") == [declined]
+    assert set(listed(client, http_status="5xx", error="step")) == {gateway}
+    assert listed(client, blueprint_version="2") == [timeout]
+    assert set(listed(client, blueprint_version="1")) == {declined, gateway}
+
+
+@pytest.mark.parametrize(
+    "filters",
+    [{"http_status": "5x"}, {"http_status": "600"}, {"blueprint_version": "v2"}, {"batch": "x"}],
+)
+def test_order_list_with_a_filter_value_that_does_not_parse_is_a_bad_lookup(
+    admin_client_for, support, make_orders, filters
+):
+    make_orders(1)
+    response = admin_client_for(support).get(reverse(CHANGELIST), filters)
+    assert response.status_code == 302 and response["Location"].endswith("?e=1")
+
+
+def test_the_text_filters_keep_the_lists_other_filters(admin_client_for, support, make_orders):
+    make_orders(1)
+    page = admin_client_for(support).get(
+        reverse(CHANGELIST), {"status__exact": "failed", "error": "HTTP"}
+    )
+    form = page.text.split('id="filter-http_status"')[1].split("</form>")[0]
+    assert '<input type="hidden" name="status__exact" value="failed">' in form
+    assert '<input type="hidden" name="error" value="HTTP">' in form
+    assert 'name="http_status" value=""' in form
 
 
 def test_order_list_date_links_select_by_creation_time(admin_client_for, superuser, make_orders):
@@ -265,3 +370,44 @@ def test_order_page_offers_reprocess_and_cancel_to_support(admin_client_for, sup
     page = admin_client_for(support).get(reverse("admin:orders_order_change", args=[order.pk]))
     assert 'value="reprocess_from_failed"' in page.text
     assert 'value="cancel_orders"' in page.text
+
+
+def test_order_page_says_a_cancel_was_requested_only_while_it_is_pending(
+    admin_client_for, support, make_orders
+):
+    (running,) = make_orders(1, status=Order.Status.RUNNING)
+    (finished,) = make_orders(1, status=Order.Status.CANCELLED)
+    Order.objects.update(cancel_requested=True)
+    client = admin_client_for(support)
+
+    def page(order):
+        return client.get(reverse("admin:orders_order_change", args=[order.pk])).text
+
+    assert "Yes: the order stops when its current step ends" in page(running)
+    assert "Cancel requested" not in page(finished)
+    assert "field-cancel_request" not in page(finished)
+
+
+def test_a_batch_links_to_the_orders_logged_while_it_ran(admin_client_for, support, make_orders):
+    now = timezone.now()
+    batch = BatchRun.objects.create(
+        started_at=now - timedelta(minutes=10), ended_at=now - timedelta(minutes=9), orders=1
+    )
+    advanced, before, after = make_orders(3, log=False)
+    for order, minutes_ago in [(advanced, 9.5), (before, 11), (after, 8)]:
+        StepLog.objects.create(
+            order=order,
+            run=1,
+            step="validate",
+            outcome="succeeded",
+            started_at=now - timedelta(minutes=minutes_ago),
+        )
+    client = admin_client_for(support)
+
+    batch_page = client.get(reverse("admin:orders_batchrun_change", args=[batch.pk]))
+    link = f"/admin/orders/order/?batch={batch.pk}"
+    assert f'href="{link}"' in batch_page.text
+    page = client.get(link)
+    assert list(page.context["cl"].result_list) == [advanced]
+    assert f"#{batch.pk}, " in page.text  # the sidebar names the batch
+    assert listed(client, batch=str(batch.pk + 1)) == []

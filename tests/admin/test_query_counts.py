@@ -5,6 +5,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
+from blueprints.models import WorkflowSnapshot
+from orders.models import Order
 from tests.admin.conftest import add_log
 
 pytestmark = pytest.mark.django_db
@@ -80,8 +82,8 @@ def test_unfiltered_order_list_never_counts_the_whole_table_twice(
 
 
 def test_filtered_order_list_counts_exactly(make_orders):
-    from orders.selectors import EstimatedCountPaginator
     from orders.models import Order
+    from orders.selectors import EstimatedCountPaginator
 
     make_orders(3)
     make_orders(2, status="completed")
@@ -106,6 +108,29 @@ def test_unfiltered_order_list_takes_postgresqls_estimate(make_orders, monkeypat
     assert not any("COUNT(" in query["sql"].upper() for query in captured)
 
 
+def failing(orders: list, steps: list[str], workflows: list[str]) -> None:
+    """Spread `orders` over failed steps, HTTP statuses, workflows and blueprint versions."""
+    versions = [
+        WorkflowSnapshot.objects.get_or_create(
+            digest=f"{version}" * 64,
+            defaults={
+                "workflow": "ecommerce-order",
+                "blueprint_version": version,
+                "definition": {},
+            },
+        )[0]
+        for version in (7, 8)
+    ]
+    for index, order in enumerate(orders):
+        Order.objects.filter(pk=order.pk).update(
+            failed_step=steps[index % len(steps)],
+            failed_http_status=500 + index,
+            workflow=workflows[index % len(workflows)],
+            snapshot=versions[index % 2],
+            error=f"HTTP {500 + index}\nresponse body {index}",
+        )
+
+
 def test_dashboard_queries_do_not_grow_with_orders(admin_client_for, support, make_orders):
     client = admin_client_for(support)
     url = reverse("admin:index")
@@ -113,10 +138,28 @@ def test_dashboard_queries_do_not_grow_with_orders(admin_client_for, support, ma
     make_orders(2, status="pending")
     client.get(url)
     with_four = queries_for(client, url)
-    make_orders(20)
+    failing(make_orders(20), ["validate", "charge", "fulfil"], ["ecommerce-order", "returns"])
     make_orders(20, status="pending")
     make_orders(20, status="completed")
     assert queries_for(client, url) == with_four
+    assert len(client.get(url).context["failures"]) == 6
+
+
+def test_order_list_with_why_orders_failed_queries_do_not_grow_with_rows(
+    admin_client_for, support, make_orders
+):
+    client = admin_client_for(support)
+    filtered = reverse("admin:orders_order_changelist") + "?status__exact=failed&error=HTTP"
+    urls = [reverse("admin:orders_order_changelist"), filtered]
+    failing(make_orders(5), ["validate", "charge"], ["ecommerce-order", "returns"])
+    for url in urls:
+        client.get(url)
+    few = [queries_for(client, url) for url in urls]
+    failing(make_orders(45), ["validate", "charge", "fulfil"], ["ecommerce-order", "returns"])
+    many = [queries_for(client, url) for url in urls]
+    assert len(client.get(filtered).context["cl"].result_list) == 50
+    assert few == many
+    assert max(many) <= 12
 
 
 def test_filtered_order_list_counts_without_distinct(admin_client_for, support, make_orders):

@@ -1,0 +1,172 @@
+"""Why orders failed, in the order list: the columns support reads (the step that failed,
+the error's first line, the HTTP status, the attempts, the blueprint version, times to the
+second) and the sidebar filters that select by them through the order filter set."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from django.utils.formats import date_format
+from django.utils.html import format_html
+from django.utils.timezone import localtime
+
+from orders.admin.order_list import OrderListFilter
+from orders.models import BatchRun
+from orders.selectors import failing_steps
+
+# The most of an error a cell's hover text shows; the order page has it all.
+ERROR_HOVER_CHARACTERS = 1000
+
+
+def clipped(text: str, hover: str | None = None) -> str:
+    """Text cut with an ellipsis where its column ends (CSS), whole on hover."""
+    return format_html('<span class="sm-clip" title="{}">{}</span>', hover or text, text)
+
+
+def to_the_second(value) -> str:
+    return date_format(localtime(value), "Y-m-d H:i:s") if value else ""
+
+
+def date_over_time(value) -> str:
+    """A time to the second, the date above the time: narrow enough for the list."""
+    if not value:
+        return ""
+    local = localtime(value)
+    return format_html(
+        '<span class="sm-date">{}</span><br>{}',
+        date_format(local, "Y-m-d"),
+        date_format(local, "H:i:s"),
+    )
+
+
+class FailedStepFilter(OrderListFilter):
+    """The step whose failure the run took, not the `end` step its `on_failed` path led to
+    (the dashboard's failures link here). The choices are the steps that can fail in the
+    blueprints (of the chosen workflow), not a DISTINCT over every order."""
+
+    title = "failed step"
+    parameter_name = filter_name = "failed_step"
+
+    def lookups(self, request, model_admin):
+        steps = failing_steps(request.GET.get("workflow", ""))
+        value = self.value()
+        if value and value not in steps:
+            steps.append(value)  # a step a newer version of its blueprint lost
+        return [(step, step) for step in steps]
+
+
+class TextFilter(OrderListFilter):
+    """A filter of the sidebar with a text box instead of links; the list's other filters
+    go along with what is typed."""
+
+    template = "admin/orders/order/text_filter.html"
+    placeholder = ""
+
+    def lookups(self, request, model_admin):
+        return ()
+
+    def has_output(self):
+        return True
+
+    def choices(self, changelist):
+        yield {
+            "parameter": self.parameter_name,
+            "value": self.value() or "",
+            "placeholder": self.placeholder,
+            "others": [
+                (name, value)
+                for name, values in changelist.filter_params.items()
+                if name != self.parameter_name
+                for value in values
+            ],
+            "clear": changelist.get_query_string(remove=[self.parameter_name]),
+        }
+
+
+class ErrorFilter(TextFilter):
+    title = "error"
+    parameter_name = filter_name = "error"
+    placeholder = "e.g. declined"
+
+
+class HttpStatusFilter(TextFilter):
+    title = "HTTP status"
+    parameter_name = filter_name = "http_status"
+    placeholder = "502 or 5xx"
+
+
+class BlueprintVersionFilter(TextFilter):
+    title = "blueprint version"
+    parameter_name = filter_name = "blueprint_version"
+    placeholder = "e.g. 3"
+
+
+class BatchFilter(OrderListFilter):
+    """Shown while a batch page's link is followed: the orders with a log entry written
+    while that batch ran."""
+
+    title = "logged during batch"
+    parameter_name = filter_name = "batch"
+
+    def lookups(self, request, model_admin):
+        value = self.value()
+        if not value:
+            return []
+        batch = BatchRun.objects.filter(pk=value).first() if value.isdigit() else None
+        return [(value, f"#{value}" if batch is None else batch_window(batch))]
+
+
+def batch_window(batch: BatchRun) -> str:
+    ended = to_the_second(batch.ended_at)[11:] if batch.ended_at else "now"
+    return f"#{batch.pk}, {to_the_second(batch.started_at)} to {ended}"
+
+
+class FailureColumnsMixin:
+    """The order list's columns, with why an order failed."""
+
+    @admin.display(description="order id", ordering="order_id")
+    def order_link(self, obj):
+        return clipped(obj.order_id)
+
+    @admin.display(description="workflow", ordering="workflow")
+    def workflow_name(self, obj):
+        return clipped(obj.workflow)
+
+    @admin.display(description="current step")
+    def current_step_name(self, obj):
+        return clipped(obj.current_step) if obj.current_step else None
+
+    @admin.display(description="failed step")
+    def failed_step_display(self, obj):
+        return clipped(obj.failed_step) if obj.failed_step else None
+
+    @admin.display(description="HTTP")
+    def http_status(self, obj):
+        return obj.failed_http_status
+
+    @admin.display(description="error")
+    def error_line(self, obj):
+        """The first line, cut after two lines of the column, the whole error on hover."""
+        if not obj.error.strip():
+            return None
+        return format_html(
+            '<span class="sm-clip-lines" title="{}">{}</span>',
+            obj.error[:ERROR_HOVER_CHARACTERS],
+            obj.error.strip().splitlines()[0],
+        )
+
+    @admin.display(description="attempts")
+    def attempts(self, obj):
+        """Set on each order of the page by the list (one query for the page)."""
+        return getattr(obj, "attempts_made", None)
+
+    @admin.display(description="version")
+    def blueprint_version(self, obj):
+        return f"v{obj.snapshot.blueprint_version}"
+
+    @admin.display(description="created", ordering="created_at")
+    def created(self, obj):
+        return date_over_time(obj.created_at)
+
+    @admin.display(description="updated", ordering="updated_at")
+    def updated(self, obj):
+        return date_over_time(obj.updated_at)

@@ -27,7 +27,9 @@ DEFAULT_DATABASE = "sm_bench_pages"
 # Orders created over the last 30 days, order ids `ORD-0000001` up. Per 1,000: 120 pending
 # and 30 waiting now due (a backlog of 150,000), 10 waiting due later, 5 running under a
 # live lease, 5 running whose lease ran out, 130 failed, 20 cancelled, 680 completed.
-# One in ten is on the workflow `bench`, the others on the demo's `ecommerce-order`.
+# One in ten is on the workflow `bench`, the others on the demo's `ecommerce-order`. Each
+# payload names one of 50,000 customers (20 orders each); completed orders saved a tracking
+# code of their own.
 FILL_SQL = """
 INSERT INTO orders_order (
     order_id, workflow, snapshot_id, payload, data, status, current_step, error, failed_step,
@@ -38,8 +40,10 @@ SELECT
     'ORD-' || lpad(g::text, 7, '0'),
     CASE WHEN g %% 10 = 0 THEN 'bench' ELSE 'ecommerce-order' END,
     CASE WHEN g %% 10 = 0 THEN %(bench)s ELSE %(demo)s END,
-    jsonb_build_object('sku', 'TEE', 'qty', 1 + g %% 5, 'email', 'c' || g || '@example.com'),
-    CASE WHEN s = 'completed' THEN '{"total": 50, "tracking": "TRK-1"}' ELSE '{}' END::jsonb,
+    jsonb_build_object('sku', 'TEE', 'qty', 1 + g %% 5, 'email', 'c' || g || '@example.com',
+                       'customer', jsonb_build_object('id', 'C-' || (g %% 50000))),
+    CASE WHEN s = 'completed' THEN jsonb_build_object('total', 50, 'tracking', 'TRK-' || g)
+         ELSE '{}' END,
     s,
     CASE
         WHEN s = 'pending' THEN 'validate'
@@ -143,6 +147,28 @@ def create_database(url: str, name: str) -> None:
             conn.execute(f'CREATE DATABASE "{name}"')
 
 
+def open_database(name: str, benchmark: str) -> None:
+    """Set Django up on the PostgreSQL database `name` (created, migrated) of the server
+    DATABASE_URL names, and print the machine and the server's version."""
+    url = os.environ.get("DATABASE_URL", DEFAULT_URL)
+    if not url.startswith("postgres"):
+        raise SystemExit(f"the {benchmark} benchmark needs PostgreSQL (DATABASE_URL=postgres://…)")
+    create_database(url, name)
+    os.environ["DATABASE_URL"] = database_url(url, name)
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "statemanager.settings")
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+    from django.db import connection
+
+    call_command("migrate", verbosity=0)
+    print(f"machine: {machine()}")
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW server_version")
+        print(f"database: {name} on PostgreSQL {cursor.fetchone()[0]}")
+
+
 def filled(count: int) -> bool:
     from orders.models import Order
 
@@ -225,6 +251,19 @@ def pages() -> list[tuple[str, str, str]]:
         ("admin", "order list, created this week", f"{orders}?created_at__gte={week_ago}"),
         ("admin", "order list, search an exact id", f"{orders}?q=ORD-0123457"),
         ("admin", "order list, search an id's beginning", f"{orders}?q=ORD-01234"),
+        ("admin", "order list, search an id's middle", f"{orders}?q=12345"),
+        ("admin", "order list, business key", f"{orders}?payload.customer.id=C-4242"),
+        (
+            "admin",
+            "order list, search a business key",
+            f"{orders}?q=payload.customer.id%3DC-4242",
+        ),
+        (
+            "admin",
+            "order list, failed with a business key",
+            f"{orders}?status__exact=failed&payload.customer.id=C-4242",
+        ),
+        ("admin", "order list, saved data key", f"{orders}?data.tracking=TRK-123456"),
         ("admin", "order page", f"{orders}{short_pk}/change/"),
         ("admin", "order page, 600 log entries", f"{orders}{pk}/change/"),
         ("admin", "batch list", "/admin/orders/batchrun/"),
@@ -239,6 +278,10 @@ def pages() -> list[tuple[str, str, str]]:
         ("api", "order list, created this week", f"/api/orders/?created_after={week_ago}"),
         ("api", "order list, search 12345", "/api/orders/?search=12345"),
         ("api", "order list, search with no match", "/api/orders/?search=nomatch"),
+        ("api", "order list, business key", "/api/orders/?payload.customer.id=C-4242"),
+        ("api", "order list, saved data key", "/api/orders/?data.tracking=TRK-123456"),
+        ("api", "order list, key spelling a number", "/api/orders/?payload.customer.id=4242"),
+        ("api", "order list, key of 200,000 orders", "/api/orders/?payload.qty=3"),
         ("api", "order", f"/api/orders/{short_id}/"),
         ("api", "health", "/health/"),
     ]
@@ -275,24 +318,9 @@ def main() -> None:
     parser.add_argument("--database", default=DEFAULT_DATABASE)
     parser.add_argument("--refill", action="store_true", help="empty and fill the database again")
     args = parser.parse_args()
-    url = os.environ.get("DATABASE_URL", DEFAULT_URL)
-    if not url.startswith("postgres"):
-        raise SystemExit("the pages benchmark needs PostgreSQL (DATABASE_URL=postgres://…)")
-
-    create_database(url, args.database)
-    os.environ["DATABASE_URL"] = database_url(url, args.database)
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "statemanager.settings")
-    import django
-
-    django.setup()
-    from django.core.management import call_command
+    open_database(args.database, "pages")
     from django.db import connection
 
-    call_command("migrate", verbosity=0)
-    print(f"machine: {machine()}")
-    with connection.cursor() as cursor:
-        cursor.execute("SHOW server_version")
-        print(f"database: {args.database} on PostgreSQL {cursor.fetchone()[0]}")
     if args.refill or not filled(args.orders):
         print(f"filling {args.orders} orders ...", flush=True)
         print(f"filled in {fill(args.orders):.1f} s")

@@ -2,17 +2,26 @@
 reprocess, the `reprocess_orders` command, and the admin's order list and its bulk actions
 all select through `orders_matching`."""
 
+import json
+import math
+import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import django_filters
+from django import forms
 from django.core.exceptions import ValidationError
-from django.db.models import QuerySet
+from django.core.validators import RegexValidator
+from django.db import connections
+from django.db.models import CharField, F, Func, Q, QuerySet, TextField, Value
+from django.db.models.lookups import Exact, In
 from django.http import QueryDict
 from django_filters.fields import IsoDateTimeField
 
-from orders.models import Order
-from orders.selectors import orders_due, orders_failed_at
+from definitions.storable import shown, text_problem
+from orders.models import BatchRun, Order
+from orders.selectors import orders_due, orders_failed_at, orders_logged_during
 
 # The UTC offsets in use run from -12:00 to +14:00. Python reads any offset under 24 hours
 # and PostgreSQL refuses those from 16 hours up, so a time outside the range is bad input.
@@ -96,17 +105,29 @@ class OrderFilterSet(django_filters.FilterSet):
         return queryset.filter(order_id__icontains=value)
 
 
+class IntegerFilter(django_filters.NumberFilter):
+    field_class = forms.IntegerField
+
+
 class OrderListFilterSet(OrderFilterSet):
-    """The admin order list's filters: the API's, and the ones the dashboard links to and
-    the list's search, which the contract's API does not have."""
+    """The admin order list's filters: the API's, and why orders failed (support's sidebar,
+    the dashboard's links) and the batch pages' links, which the contract's API does not
+    have."""
 
     due = django_filters.ChoiceFilter(choices=DUE_CHOICES, method="filter_due")
-    failed_step = django_filters.CharFilter(
-        method="filter_failed_step", label="Failed in the last 24 hours at step"
+    failed_step = django_filters.CharFilter(method="filter_failed_step", label="Failed step")
+    error = django_filters.CharFilter(lookup_expr="icontains", label="Error contains")
+    http_status = django_filters.CharFilter(
+        method="filter_http_status",
+        label="HTTP status of the failure",
+        validators=[
+            RegexValidator(r"^[1-5]([0-9]{2}|xx)$", "a status such as 502, or a class: 5xx")
+        ],
     )
-    order_id = django_filters.CharFilter(
-        method="filter_order_id", label="The order id, or its beginning"
+    blueprint_version = IntegerFilter(
+        field_name="snapshot__blueprint_version", min_value=1, max_value=2**31 - 1
     )
+    batch = IntegerFilter(method="filter_batch", min_value=1, max_value=2**63 - 1)
 
     def filter_due(self, queryset, name, value):
         return orders_due(base=queryset)
@@ -114,13 +135,18 @@ class OrderListFilterSet(OrderFilterSet):
     def filter_failed_step(self, queryset, name, value):
         return orders_failed_at(value, base=queryset)
 
-    def filter_order_id(self, queryset, name, value):
-        """The order with this id, or else the orders whose id begins with it: the unique
-        index on order_id serves both."""
-        exact = queryset.filter(order_id=value)
-        if exact.exists():
-            return exact
-        return queryset.filter(order_id__startswith=value)
+    def filter_http_status(self, queryset, name, value):
+        """The engine records a status only with the step that failed, so the orders with
+        one are among those the partial index `order_failed_step` holds: read them there."""
+        queryset = queryset.exclude(failed_step="")
+        if value.endswith("xx"):
+            lowest = int(value[0]) * 100
+            return queryset.filter(failed_http_status__range=(lowest, lowest + 99))
+        return queryset.filter(failed_http_status=int(value))
+
+    def filter_batch(self, queryset, name, value):
+        batch = BatchRun.objects.filter(pk=value).first()
+        return queryset.none() if batch is None else orders_logged_during(batch, base=queryset)
 
 
 class SelectionInvalid(ValueError):
@@ -142,21 +168,34 @@ def orders_matching(
 ) -> QuerySet:
     """The orders of `base` (default: all) that `filters` select, among `order_ids` when
     given. `filters` is a query string or plain values (JSON bodies, command options), where
-    a list repeats a filter. Raises SelectionInvalid for values that do not parse."""
+    a list repeats a filter; business keys (`payload.<path>`, `data.<path>`) among them
+    select too. Raises SelectionInvalid for values that do not parse."""
     queryset = Order.objects.all() if base is None else base
     if order_ids is not None:
         queryset = queryset.filter(order_id__in=order_ids)
-    selection = filterset(data=query_data(filters), queryset=queryset)
-    if not selection.is_valid():
-        raise SelectionInvalid(selection.errors)
-    return selection.qs
+    query = query_data(filters)
+    selection = filterset(data=query, queryset=queryset)
+    errors = {} if selection.is_valid() else dict(selection.errors)
+    try:
+        keys = business_keys(query)
+    except SelectionInvalid as exc:
+        keys, errors = [], {**errors, **exc.errors}
+    if errors:
+        raise SelectionInvalid(errors)
+    return orders_with_keys(selection.qs, keys)
 
 
 def selection_is_narrowed(filters: Mapping, *, order_ids: list[str] | None = None) -> bool:
     """Whether a selection names orders or has a filter that narrows it: the bulk reprocess
     refuses one that would take every order (`ordering` alone, an empty status list or a
-    blank search narrow nothing)."""
-    return bool(order_ids) or any(narrows(filters.get(name)) for name in OrderFilterSet.SELECTING)
+    blank search narrow nothing; a business key narrows, even to the empty text)."""
+    return (
+        bool(order_ids)
+        or any(narrows(filters.get(name)) for name in OrderFilterSet.SELECTING)
+        or any(
+            is_business_key(name) and value not in (None, [], ()) for name, value in filters.items()
+        )
+    )
 
 
 def narrows(value) -> bool:
@@ -178,3 +217,139 @@ def query_data(filters: Mapping) -> QueryDict:
         values = value if isinstance(value, list | tuple) else [value]
         query.setlist(name, [str(item) for item in values])
     return query
+
+
+# Business keys (contract section 6): `payload.<path>=<value>` and `data.<path>=<value>`
+# select the orders whose payload or saved data holds the value at that path.
+KEY_COLUMNS = ("payload", "data")
+MAX_KEYS = 20
+MAX_KEY_PATH = 200  # characters
+MAX_KEY_VALUE = 1000  # characters
+JSON_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
+JSON_WORDS = {"true": True, "false": False, "null": None}
+INT64 = 2**63
+
+
+def is_business_key(name: str) -> bool:
+    """Whether a filter's name is a business key: `payload.…` or `data.…`."""
+    return name.startswith(tuple(f"{column}." for column in KEY_COLUMNS))
+
+
+def split_business_key(text: str) -> tuple[str, str]:
+    """`payload.customer.id=C-42` as its name and value, for the doors that take both in one
+    text (the command's `--key`, the admin's search); ValueError if it is not one.
+
+    >>> split_business_key("payload.customer.id=C-42=b")
+    ('payload.customer.id', 'C-42=b')
+    """
+    name, equals, value = text.partition("=")
+    if not equals or not is_business_key(name):
+        raise ValueError(f"{shown(text)} is not payload.<path>=<value> or data.<path>=<value>")
+    return name, value
+
+
+def json_values(text: str) -> list:
+    """The JSON values a business key's value matches "as text": the string itself, and the
+    number, `true`, `false` or `null` it spells (numbers compare as numbers).
+
+    >>> json_values("C-42"), json_values("2"), json_values("2.50")
+    (['C-42'], ['2', 2], ['2.50', 2.5])
+    >>> json_values("true"), json_values("null"), json_values("True")
+    (['true', True], ['null', None], ['True'])
+    >>> json_values("02"), json_values(" 2"), json_values("1e999")
+    (['02'], [' 2'], ['1e999'])
+    """
+    if text in JSON_WORDS:
+        return [text, JSON_WORDS[text]]
+    if JSON_NUMBER.fullmatch(text):
+        number = json.loads(text)
+        # Beyond these a number could not be compared alike on both databases.
+        if math.isfinite(number) if isinstance(number, float) else -INT64 <= number < INT64:
+            return [text, number]
+    return [text]
+
+
+@dataclass(frozen=True)
+class BusinessKey:
+    """Orders whose `column` (payload or data) holds one of `values` at `path`, a path of
+    object keys (a list is not indexed into)."""
+
+    column: str
+    path: tuple[str, ...]
+    values: tuple[str, ...]
+
+    def condition(self, vendor: str) -> Q:
+        """On PostgreSQL an OR of containments (`payload @> '{"customer": {"id": "C-42"}}'`),
+        each served by the GIN index of migration 0007; elsewhere the same test on the
+        value's JSON type and value at the path."""
+        candidates = [value for text in self.values for value in json_values(text)]
+        matches = Q()
+        for value in candidates:
+            if vendor == "postgresql":
+                nested = value
+                for key in reversed(self.path):
+                    nested = {key: nested}
+                matches |= Q(**{f"{self.column}__contains": nested})
+            else:
+                matches |= self.json_path_test(value)
+        return matches
+
+    def json_path_test(self, value) -> Q:
+        """SQLite's JSON_TYPE and JSON_EXTRACT at the path: a JSON 1 and `true` both
+        extract as 1, so the type tells them apart. Keys are written as Django stores
+        them (json.dumps, non-ASCII escaped), which SQLite compares as written."""
+        path = "$" + "".join(f".{json.dumps(key)}" for key in self.path)
+        kind = Func(F(self.column), Value(path), function="JSON_TYPE", output_field=CharField())
+        if value is None or isinstance(value, bool):
+            return Q(Exact(kind, json.dumps(value)))
+        extracted = Func(
+            F(self.column), Value(path), function="JSON_EXTRACT", output_field=TextField()
+        )
+        types = ["text"] if isinstance(value, str) else ["integer", "real"]
+        return Q(In(kind, types)) & Q(Exact(extracted, Value(value)))
+
+
+def business_keys(query: QueryDict) -> list[BusinessKey]:
+    """The business keys among a query's filters; the values of a repeated one are
+    alternatives, different ones must all match. SelectionInvalid names each bad one."""
+    keys, errors = [], {}
+    for name, values in query.lists():
+        if not is_business_key(name) or not values:
+            continue
+        try:
+            keys.append(business_key(name, values))
+        except ValueError as exc:
+            errors[name] = [str(exc)]
+    if len(keys) > MAX_KEYS:
+        errors["business keys"] = [f"at most {MAX_KEYS} (payload.<path> and data.<path>)"]
+    if errors:
+        raise SelectionInvalid(errors)
+    return keys
+
+
+def business_key(name: str, values: list[str]) -> BusinessKey:
+    column, _, path = name.partition(".")
+    if len(path) > MAX_KEY_PATH:
+        raise ValueError(f"the path is longer than {MAX_KEY_PATH} characters")
+    for key in path.split("."):
+        if not key:
+            raise ValueError(f"an empty key in the path: write {column}.<key>.<key>=<value>")
+        if key.isascii() and key.isdigit():
+            raise ValueError(
+                f'"{key}" is a list position; a path names object keys only, lists are not indexed'
+            )
+        if '"' in key or text_problem(key):
+            raise ValueError(f"the key {shown(key)} {text_problem(key) or 'contains a quote'}")
+    for value in values:
+        if len(value) > MAX_KEY_VALUE:
+            raise ValueError(f"the value is longer than {MAX_KEY_VALUE} characters")
+        if text_problem(value):
+            raise ValueError(f"the value {text_problem(value)}")
+    return BusinessKey(column=column, path=tuple(path.split(".")), values=tuple(values))
+
+
+def orders_with_keys(queryset: QuerySet, keys: list[BusinessKey]) -> QuerySet:
+    vendor = connections[queryset.db].vendor
+    for key in keys:
+        queryset = queryset.filter(key.condition(vendor))
+    return queryset

@@ -1,13 +1,15 @@
 from django.core.management.base import BaseCommand, CommandError
 
+from orders import services
 from orders.filters import (
     OrderFilterSet,
     SelectionInvalid,
     orders_matching,
     selection_is_narrowed,
+    split_business_key,
 )
 from orders.models import Order
-from orders.services import ReprocessInvalid, orders_reprocess
+from orders.services import BulkResult, ReprocessInvalid, orders_reprocess
 
 
 class Command(BaseCommand):
@@ -31,6 +33,16 @@ class Command(BaseCommand):
         parser.add_argument("--created-before", help="ISO 8601 date-time")
         parser.add_argument("--search", help="order id contains")
         parser.add_argument(
+            "--key",
+            action="append",
+            default=[],
+            dest="business_keys",
+            metavar="payload.PATH=VALUE",
+            help="a business key, payload.<path>=<value> or data.<path>=<value>, matched "
+            "exactly as text (repeatable: different keys must all match, one key repeated "
+            "matches any of its values)",
+        )
+        parser.add_argument(
             "--from",
             dest="start_from",
             required=True,
@@ -50,12 +62,21 @@ class Command(BaseCommand):
             help="the blueprint the order was created with (default), or the latest",
         )
 
-    def handle(self, *args, order_ids, start_from, version, include_completed, **options):
+    def handle(
+        self, *args, order_ids, start_from, version, include_completed, business_keys, **options
+    ):
         filters = {name: options[name] for name in OrderFilterSet.SELECTING}
+        for text in business_keys:
+            try:
+                name, value = split_business_key(text)
+            except ValueError as exc:
+                raise CommandError(f"--key: {exc}") from exc
+            filters.setdefault(name, []).append(value)
         if not selection_is_narrowed(filters, order_ids=order_ids):
             raise CommandError(
                 "Select orders: give ORDER_IDs or at least one filter (--status, --workflow, "
-                "--created-after, --created-before, --search). Refusing to reprocess every order."
+                "--created-after, --created-before, --search, --key). Refusing to reprocess "
+                "every order."
             )
         try:
             orders = orders_matching(filters, order_ids=order_ids or None)
@@ -72,6 +93,7 @@ class Command(BaseCommand):
                 version=version,
                 include_completed=include_completed,
                 actor="command",
+                progress=self.progress,
             )
         except ReprocessInvalid as exc:
             raise CommandError(str(exc)) from exc
@@ -81,3 +103,12 @@ class Command(BaseCommand):
         if version == "latest":
             why += ", or without their step now"
         self.stdout.write(f"Reprocessed {result.count} orders; skipped {result.skipped} ({why}).")
+
+    def progress(self, result: BulkResult) -> None:
+        """A line after each chunk from the first full one (a small selection prints only
+        its counts)."""
+        done = result.count + result.skipped
+        if done >= services.CHUNK_SIZE:
+            self.stdout.write(
+                f"... {done} orders: {result.count} reprocessed, {result.skipped} skipped"
+            )

@@ -1,36 +1,32 @@
 """The operations on orders: create (the webhook), reprocess, cancel.
 
 One function per operation, shared by the API, the admin actions and the commands, so
-they can never disagree. Bulk versions walk a selection in chunks of primary keys, with a
-fixed number of queries per chunk, and skip any order a worker claims meanwhile.
+they can never disagree. Bulk versions act on a chunk of orders at a time with a fixed
+number of set-based statements (orders/transitions.py), and skip any order a worker
+claims meanwhile; orders/jobs.py runs them over a frozen selection.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
+from django.db.models.fields.json import KT
 from django.utils import timezone
 
 from blueprints.models import Blueprint, WorkflowSnapshot
 from blueprints.services import workflow_snapshot
 from orders.engine.rows import insert_row
 from orders.intake import forget_intake, intake_for, payload_errors
-from orders.models import Order, StepLog
-from orders.transitions import (
-    NEW_RUN_FIELDS,
-    begin_new_run,
-    callbacks_close,
-    cancel_orders,
-    save_new_runs,
-)
+from orders.models import Order
+from orders.transitions import begin_new_runs, cancel_locked, lock_orders
 
-CHUNK_SIZE = 500
+CHUNK_SIZE = 1000
 START_FROM = ("failed", "start")
 VERSIONS = ("pinned", "latest")
 
@@ -72,8 +68,13 @@ class ReprocessInvalid(OrderError):
 
 @dataclass(frozen=True)
 class BulkResult:
+    """Orders acted on and orders left as they were."""
+
     count: int
     skipped: int
+
+    def __add__(self, other: BulkResult) -> BulkResult:
+        return BulkResult(count=self.count + other.count, skipped=self.skipped + other.skipped)
 
 
 # Create.
@@ -189,20 +190,18 @@ def order_reprocess(
 ) -> Order:
     """Begin a new run of a failed or cancelled order (or, from the start, of a completed
     one: naming it is the explicit word); it is pending and due at once."""
-    _check_options(start_from, version)
+    plan = ReprocessPlan(
+        start_from=start_from, version=version, include_completed=True, actor=actor
+    )
     with transaction.atomic():
-        order = Order.objects.select_for_update(of=("self",)).get(pk=order.pk)
+        locked = Order.objects.select_for_update(of=("self",)).filter(pk=order.pk)
+        order = locked.get()
         if order.status == Order.Status.RUNNING:
             raise OrderRunning(f'order "{order.order_id}" is running; reprocess it when it stops')
-        allowed = reprocessable_statuses(start_from=start_from, include_completed=True)
-        if order.status not in allowed:
+        if order.status not in plan.statuses:
             raise ReprocessRefused(_refusal(order))
-        plan = _ReprocessPlan(start_from=start_from, version=version, actor=actor)
-        entry = plan.apply(order)
-        order.save(update_fields=NEW_RUN_FIELDS)
-        entry.save()
-        callbacks_close([order.pk])
-    return order
+        plan.begin(plan.rows(locked), strict=True)
+    return Order.objects.get(pk=order.pk)
 
 
 def _refusal(order: Order) -> str:
@@ -220,94 +219,110 @@ def orders_reprocess(
     version: str = "pinned",
     include_completed: bool = False,
     actor: str,
+    progress: Callable[[BulkResult], None] | None = None,
 ) -> BulkResult:
     """Reprocess the failed and cancelled orders of a selection (and the completed ones
     when starting over with `include_completed`); skip the others and, on the latest
-    version, those whose resume step it no longer has."""
-    _check_options(start_from, version)
-    statuses = reprocessable_statuses(start_from=start_from, include_completed=include_completed)
-    plan = _ReprocessPlan(start_from=start_from, version=version, actor=actor)
-    count = skipped = 0
+    version, those whose resume step it no longer has. `progress` hears the counts so far
+    after each chunk."""
+    plan = ReprocessPlan(
+        start_from=start_from, version=version, include_completed=include_completed, actor=actor
+    )
+    result = BulkResult(count=0, skipped=0)
     for pks in _pk_chunks(orders):
         with transaction.atomic():
-            rows = list(_locked(pks).filter(status__in=statuses))
-            plan.load_snapshots(rows)
-            changed, entries = [], []
-            for order in rows:
-                try:
-                    entries.append(plan.apply(order))
-                except ReprocessInvalid:
-                    continue
-                changed.append(order)
-            save_new_runs(changed, entries)
-        count += len(changed)
-        skipped += len(pks) - len(changed)
-    return BulkResult(count=count, skipped=skipped)
+            result += reprocess_chunk(pks, plan=plan)
+        if progress is not None:
+            progress(result)
+    return result
 
 
-class _ReprocessPlan:
-    """Turns orders into their new run, caching the snapshots a bulk reprocess needs."""
+def reprocess_chunk(pks: list[int], *, plan: ReprocessPlan) -> BulkResult:
+    """Reprocess the orders of `pks` the plan applies to, in the caller's transaction: a
+    fixed number of statements however many there are. Orders a worker holds this
+    instant are skipped."""
+    count = plan.begin(plan.rows(_locked(pks)))
+    return BulkResult(count=count, skipped=len(pks) - count)
 
-    def __init__(self, *, start_from: str, version: str, actor: str):
+
+class ReprocessPlan:
+    """What a reprocess does to an order: the snapshot its new run uses and the step it
+    starts from. Caches the snapshots a bulk reprocess needs."""
+
+    def __init__(self, *, start_from: str, version: str, include_completed: bool, actor: str):
+        _check_options(start_from, version)
         self.start_from = start_from
         self.version = version
         self.actor = actor
-        self.now = timezone.now()
+        self.statuses = reprocessable_statuses(
+            start_from=start_from, include_completed=include_completed
+        )
         self.step_ids: dict[int, list[str]] = {}
         self.latest: dict[str, WorkflowSnapshot | None] = {}
 
-    def load_snapshots(self, orders: list[Order]) -> None:
-        """Read the step ids of the pinned snapshots the chunk needs, in one query."""
-        if self.version != "pinned" or self.start_from != "start":
-            return
-        missing = {order.snapshot_id for order in orders} - self.step_ids.keys()
+    def rows(self, orders: QuerySet) -> list[tuple]:
+        """(pk, workflow, snapshot, current step, resume step) of the orders it applies to."""
+        return list(
+            orders.filter(status__in=self.statuses).values_list(
+                "pk", "workflow", "snapshot_id", "current_step", KT("resume_point__step")
+            )
+        )
+
+    def begin(self, rows: list[tuple], *, strict: bool = False) -> int:
+        """Begin the new runs of `rows`; returns how many. An order the latest version
+        cannot run (its workflow or its resume step is gone) is skipped, or with `strict`
+        refused with ReprocessInvalid."""
+        start = self.start_from == "start"
+        latest = self.version == "latest"
+        if start and not latest:
+            self.load_snapshots({snapshot_id for _, _, snapshot_id, _, _ in rows})
+        pks, snapshots, first_steps = [], {}, {}
+        for pk, workflow, snapshot_id, current_step, resume_step in rows:
+            try:
+                target = self.target(workflow, snapshot_id)
+                step = resume_step or current_step
+                if latest and not start and step not in self.step_ids[target]:
+                    raise ReprocessInvalid(
+                        f'step "{step}" is not in the latest version of "{workflow}"; '
+                        "reprocess from the start"
+                    )
+            except ReprocessInvalid:
+                if strict:
+                    raise
+                continue
+            pks.append(pk)
+            snapshots[workflow] = target
+            if start:
+                first_steps[target] = self.step_ids[target][0]
+        begin_new_runs(
+            pks,
+            snapshots=snapshots if latest else None,
+            first_steps=first_steps if start else None,
+            actor=self.actor,
+            request={"from": self.start_from, "version": self.version},
+            now=timezone.now(),
+        )
+        return len(pks)
+
+    def load_snapshots(self, snapshot_ids: set[int]) -> None:
+        """Read the step ids of the pinned snapshots a chunk needs, in one query."""
+        missing = snapshot_ids - self.step_ids.keys()
         for snapshot in WorkflowSnapshot.objects.filter(pk__in=missing):
             self.step_ids[snapshot.pk] = _step_ids(snapshot)
 
-    def apply(self, order: Order) -> StepLog:
-        snapshot_id, step_ids = self.target(order)
-        if self.start_from == "start":
-            step, data = step_ids[0], {}
-        else:
-            resume = order.resume_point or {}
-            step = resume.get("step") or order.current_step
-            data = resume["data"] if "data" in resume else order.data
-            if step_ids is not None and step not in step_ids:
-                raise ReprocessInvalid(
-                    f'step "{step}" is not in the latest version of "{order.workflow}"; '
-                    "reprocess from the start"
-                )
-        return begin_new_run(
-            order,
-            snapshot_id=snapshot_id,
-            step=step,
-            data=data,
-            actor=self.actor,
-            request={"from": self.start_from, "version": self.version},
-            now=self.now,
-        )
-
-    def target(self, order: Order) -> tuple[int, list[str] | None]:
-        """The snapshot the new run uses, and its step ids when they are needed."""
-        if self.version == "latest":
-            snapshot = self.latest_snapshot(order.workflow)
-            if snapshot is None:
-                raise ReprocessInvalid(f'workflow "{order.workflow}" no longer exists')
-            return snapshot.pk, self.step_ids[snapshot.pk]
-        if self.start_from == "start":
-            if order.snapshot_id not in self.step_ids:
-                self.step_ids[order.snapshot_id] = _step_ids(order.snapshot)
-            return order.snapshot_id, self.step_ids[order.snapshot_id]
-        return order.snapshot_id, None
-
-    def latest_snapshot(self, workflow: str) -> WorkflowSnapshot | None:
+    def target(self, workflow: str, snapshot_id: int) -> int:
+        """The snapshot the new run of an order uses."""
+        if self.version != "latest":
+            return snapshot_id
         if workflow not in self.latest:
             blueprint = Blueprint.objects.filter(slug=workflow).first()
             snapshot = workflow_snapshot(blueprint=blueprint) if blueprint else None
             if snapshot is not None:
                 self.step_ids[snapshot.pk] = _step_ids(snapshot)
             self.latest[workflow] = snapshot
-        return self.latest[workflow]
+        if self.latest[workflow] is None:
+            raise ReprocessInvalid(f'workflow "{workflow}" no longer exists')
+        return self.latest[workflow].pk
 
 
 def _check_options(start_from: str, version: str) -> None:
@@ -319,30 +334,34 @@ def _check_options(start_from: str, version: str) -> None:
 
 # Cancel.
 
+UNCANCELLABLE = (Order.Status.COMPLETED, Order.Status.CANCELLED)
+
 
 def order_cancel(*, order: Order, actor: str) -> Order:
     """Cancel a pending, waiting or failed order now; ask a running one to stop."""
     with transaction.atomic():
         order = Order.objects.select_for_update(of=("self",)).get(pk=order.pk)
-        if order.status in (Order.Status.COMPLETED, Order.Status.CANCELLED):
+        if order.status in UNCANCELLABLE:
             raise OrderFinished(f'order "{order.order_id}" is {order.status}')
-        cancel_orders([order], actor=actor, now=timezone.now())
-    return order
+        cancel_locked([(order.pk, order.status)], actor=actor, now=timezone.now())
+    return Order.objects.get(pk=order.pk)
 
 
 def orders_cancel(*, orders: QuerySet, actor: str) -> BulkResult:
     """Cancel every order of a selection; completed and cancelled ones are skipped."""
-    count = skipped = 0
+    result = BulkResult(count=0, skipped=0)
     for pks in _pk_chunks(orders):
-        now = timezone.now()
         with transaction.atomic():
-            rows = list(
-                _locked(pks).exclude(status__in=[Order.Status.COMPLETED, Order.Status.CANCELLED])
-            )
-            cancel_orders(rows, actor=actor, now=now)
-        count += len(rows)
-        skipped += len(pks) - len(rows)
-    return BulkResult(count=count, skipped=skipped)
+            result += cancel_chunk(pks, actor=actor)
+    return result
+
+
+def cancel_chunk(pks: list[int], *, actor: str) -> BulkResult:
+    """Cancel the unfinished orders of `pks`, in the caller's transaction; orders a worker
+    holds this instant are skipped."""
+    rows = list(_locked(pks).exclude(status__in=UNCANCELLABLE).values_list("pk", "status"))
+    cancel_locked(rows, actor=actor, now=timezone.now())
+    return BulkResult(count=len(rows), skipped=len(pks) - len(rows))
 
 
 # Shared.
@@ -363,14 +382,8 @@ def _pk_chunks(orders: QuerySet) -> Iterator[list[int]]:
 
 
 def _locked(pks: list[int]) -> QuerySet:
-    """The chunk's rows, locked so no worker claims them while they change (PostgreSQL;
-    SQLite's IMMEDIATE transactions serialise writers anyway)."""
-    return (
-        Order.objects.select_for_update(of=("self",))
-        .filter(pk__in=pks)
-        .defer("payload")
-        .order_by("pk")
-    )
+    """The chunk's rows, locked so no worker claims them while they change."""
+    return lock_orders(Order.objects.filter(pk__in=pks).defer("payload"))
 
 
 def _step_ids(snapshot: WorkflowSnapshot) -> list[str]:

@@ -1,5 +1,5 @@
 """The django-q2 entry points: the schedule that dispatches batch lanes, a lane's turn,
-and the daily retention purge.
+a bulk reprocess or cancel job, and the daily retention purge.
 
 django-q2's scheduler fires the schedule on one cluster about once a minute; it queues a
 turn for every lane that needs one (orders/lanes.py), and django-q2 hands each turn to
@@ -14,7 +14,9 @@ from django.conf import settings
 from django.utils import timezone
 from django_q.models import Schedule
 
+from orders.jobs import job_run, jobs_tidy
 from orders.lanes import LaneTurn, dispatch_lanes
+from orders.models import BulkJob
 from orders.retention import purge_orders
 
 logger = logging.getLogger(__name__)
@@ -59,9 +61,20 @@ def ensure_schedule() -> Schedule:
 
 
 def dispatch() -> str:
-    """The schedule's task: queue a turn for each lane that needs one."""
+    """The schedule's task: queue a turn for each lane that needs one, and tidy the bulk
+    jobs (queue again a stalled one, discard the unconfirmed)."""
     queued = dispatch_lanes()
+    jobs_tidy()
     return f"queued lanes {queued}" if queued else "every lane is running or queued"
+
+
+def run_bulk_job(job_id: int) -> str:
+    """A bulk reprocess or cancel job, from where it stands (queued by `job_start`)."""
+    job = BulkJob.objects.filter(pk=job_id).first()
+    if job is None:
+        return f"bulk job {job_id}: no such job"
+    job = job_run(job)
+    return f"bulk job {job.pk}: {job.status}, {job.done} done, {job.skipped} skipped"
 
 
 def run_lane(number: int) -> str:

@@ -2,14 +2,16 @@
 and the log rows that record each change.
 
 The runner writes through `HeldOrder` (each write conditional on the claim token of its
-turn), the batch claims with `mark_claimed` and releases with `release_after_error`, the
-services start new runs and cancel, and a callback wakes a waiting order. Nothing else
-writes `Order.status`, so a rule about transitions (a notification, an audit) has one
-home.
+turn), the batch claims with `mark_claimed` and releases with `release_after_error`, and
+a callback wakes a waiting order; the services start new runs and cancel, one order or a
+thousand at a time, set-based (a few statements for a thousand orders as for one).
+Nothing else writes `Order.status`, so a rule about transitions (a notification, an
+audit) has one home.
 """
 
 from __future__ import annotations
 
+import json
 import threading
 import uuid
 from collections.abc import Iterable
@@ -17,6 +19,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
+from django.db.models import Case, F, JSONField, QuerySet, Value, When
+from django.db.models.fields.json import KT, KeyTransform
+from django.db.models.functions import Coalesce, NullIf
 from django.utils import timezone
 
 from expressions.secrets import mask
@@ -218,8 +223,17 @@ def callbacks_close(order_pks: list[int]) -> None:
         )
 
 
-def wake_for_callback(callback: Callback, *, outcome: str, response: dict, now: datetime) -> None:
-    """A callback came: its order, if it waits, is due at once; the callback is logged."""
+def wake_for_callback(
+    callback: Callback,
+    *,
+    outcome: str,
+    response: dict,
+    now: datetime,
+    actor: str = "",
+    reason: str = "",
+) -> None:
+    """A callback came: its order, if it waits, is due at once; the callback is logged,
+    with who resolved it and why when a person did, by hand."""
     Order.objects.filter(pk=callback.order_id, status=Order.Status.WAITING).update(
         status=Order.Status.PENDING, due_at=now, updated_at=now
     )
@@ -229,125 +243,141 @@ def wake_for_callback(callback: Callback, *, outcome: str, response: dict, now: 
         step=callback.step,
         kind=StepLog.Kind.CALLBACK,
         outcome=StepLog.Outcome.SUCCEEDED if outcome == "success" else StepLog.Outcome.FAILED,
+        request={"reason": reason} if reason else None,
         response=response,
+        actor=actor,
     ).save()
 
 
-# New runs (reprocess).
-
-NEW_RUN_FIELDS = [
-    "snapshot",
-    "current_step",
-    "data",
-    "run",
-    "attempt",
-    "steps_in_run",
-    "step_state",
-    "resume_point",
-    "error",
-    "failed_step",
-    "failed_http_status",
-    "status",
-    "due_at",
-    "finished_at",
-    "cancel_requested",
-    "claim_token",
-    "lease_expires_at",
-    "updated_at",
-]
+# Reprocess and cancel, set-based. The callers lock the orders first, in the same
+# transaction (`lock_orders`), and decide which of them change and how; these write.
 
 
-def begin_new_run(
-    order: Order,
+def lock_orders(orders: QuerySet) -> QuerySet:
+    """`orders` locked until the transaction ends, skipping rows another transaction holds
+    (a worker claiming them this instant): those are left as they are. SQLite's IMMEDIATE
+    transactions serialise writers, so there nothing needs locking."""
+    if connections[orders.db].features.has_select_for_update_skip_locked:
+        orders = orders.select_for_update(skip_locked=True, of=("self",))
+    return orders.order_by("pk")
+
+
+def begin_new_runs(
+    pks: list[int],
     *,
-    snapshot_id: int,
-    step: str,
-    data: dict,
+    snapshots: dict[str, int] | None,
+    first_steps: dict[int, str] | None,
     actor: str,
     request: dict,
     now: datetime,
-) -> StepLog:
-    """Set `order` (not saved) to a new run, pending and due at once, from `step` with
-    `data`; returns its log row (not saved). `save_new_runs` writes both."""
-    order.snapshot_id = snapshot_id
-    order.current_step = step
-    order.data = data
-    order.run += 1
-    order.attempt = 0
-    order.steps_in_run = 0
-    order.step_state = {}
-    order.resume_point = {}
-    order.error = ""
-    order.failed_step = ""
-    order.failed_http_status = None
-    order.status = Order.Status.PENDING
-    order.due_at = now
-    order.finished_at = None
-    order.cancel_requested = False
-    order.claim_token = None
-    order.lease_expires_at = None
-    order.updated_at = now
-    return log_entry(
-        order_pk=order.pk,
-        run=order.run,
-        step=step,
-        kind=StepLog.Kind.REPROCESS,
-        outcome=StepLog.Outcome.REQUESTED,
-        started_at=now,
-        actor=actor,
-        request=request,
-    )
+) -> None:
+    """Begin a new run of each locked order of `pks`: pending and due at once, its attempt,
+    step count, step state, error and failed step cleared, its earlier runs' callbacks
+    expired, and a `reprocess` entry with who asked logged at the step it starts from.
 
-
-def save_new_runs(orders: list[Order], entries: list[StepLog]) -> None:
-    """Write orders set by `begin_new_run` and their log rows, in the caller's transaction;
-    the callbacks of their old runs expire."""
-    Order.objects.bulk_update(orders, NEW_RUN_FIELDS)
-    StepLog.objects.bulk_create(entries)
-    callbacks_close([order.pk for order in orders])
-
-
-# Cancel.
-
-_CANCEL_FIELDS = [
-    "status",
-    "due_at",
-    "finished_at",
-    "claim_token",
-    "lease_expires_at",
-    "updated_at",
-]
-
-
-def cancel_orders(orders: list[Order], *, actor: str, now: datetime) -> None:
-    """Cancel locked, unfinished orders, in the caller's transaction: at once when they are
-    not running, by asking the worker to stop when they are; each cancel is logged."""
-    running = [order for order in orders if order.status == Order.Status.RUNNING]
-    stopped = [order for order in orders if order.status != Order.Status.RUNNING]
-    for order in stopped:
-        order.status = Order.Status.CANCELLED
-        order.due_at = None
-        order.finished_at = now
-        order.claim_token = None
-        order.lease_expires_at = None
-        order.updated_at = now
-    Order.objects.bulk_update(stopped, _CANCEL_FIELDS)
-    for order in running:
-        order.cancel_requested = True
-        order.updated_at = now
-    Order.objects.filter(pk__in=[order.pk for order in running]).update(
-        cancel_requested=True, updated_at=now
-    )
-    StepLog.objects.bulk_create(
-        log_entry(
-            order_pk=order.pk,
-            run=order.run,
-            step=order.current_step,
-            kind=StepLog.Kind.CANCEL,
-            outcome=StepLog.Outcome.REQUESTED,
-            started_at=now,
-            actor=actor,
+    `snapshots` maps each workflow to the snapshot its new run uses (None: each order's
+    pinned one). `first_steps` maps those snapshots to their first step, where the new run
+    starts with empty data; None resumes each order at its failed step (its resume point,
+    else its current step) with the data saved before it.
+    """
+    if not pks:
+        return
+    fields = {
+        "run": F("run") + 1,
+        "attempt": 0,
+        "steps_in_run": 0,
+        "step_state": {},
+        "resume_point": {},
+        "error": "",
+        "failed_step": "",
+        "failed_http_status": None,
+        "status": Order.Status.PENDING,
+        "due_at": now,
+        "finished_at": None,
+        "cancel_requested": False,
+        "claim_token": None,
+        "lease_expires_at": None,
+        "updated_at": now,
+    }
+    if snapshots is not None:
+        fields["snapshot_id"] = _by_workflow(snapshots)
+    if first_steps is None:
+        fields["current_step"] = Coalesce(
+            NullIf(KT("resume_point__step"), Value("")), "current_step"
         )
-        for order in orders
+        fields["data"] = Case(
+            When(resume_point__has_key="data", then=KeyTransform("data", "resume_point")),
+            default=F("data"),
+            output_field=JSONField(),
+        )
+    else:
+        if snapshots is None:
+            whens = [When(snapshot_id=pk, then=Value(step)) for pk, step in first_steps.items()]
+            fields["current_step"] = Case(*whens, default=F("current_step"))
+        else:
+            fields["current_step"] = _by_workflow(
+                {workflow: first_steps[pk] for workflow, pk in snapshots.items()}
+            )
+        fields["data"] = Value({}, JSONField())
+    Order.objects.filter(pk__in=pks).update(**fields)
+    _log(pks, kind=StepLog.Kind.REPROCESS, actor=actor, now=now, request=request)
+    callbacks_close(pks)
+
+
+def cancel_locked(rows: list[tuple[int, str]], *, actor: str, now: datetime) -> None:
+    """Cancel locked, unfinished orders given as (pk, status): at once when they are not
+    running, by asking the worker to stop when they are; each cancel is logged."""
+    running = [pk for pk, status in rows if status == Order.Status.RUNNING]
+    stopped = [pk for pk, status in rows if status != Order.Status.RUNNING]
+    if stopped:
+        Order.objects.filter(pk__in=stopped).update(
+            status=Order.Status.CANCELLED,
+            due_at=None,
+            finished_at=now,
+            claim_token=None,
+            lease_expires_at=None,
+            updated_at=now,
+        )
+    if running:
+        Order.objects.filter(pk__in=running).update(cancel_requested=True, updated_at=now)
+    _log([pk for pk, _ in rows], kind=StepLog.Kind.CANCEL, actor=actor, now=now)
+    callbacks_close(stopped)
+
+
+def _by_workflow(values: dict[str, object]) -> Case:
+    return Case(*[When(workflow=workflow, then=Value(value)) for workflow, value in values.items()])
+
+
+def _log(pks: list[int], *, kind: str, actor: str, now: datetime, request=None) -> None:
+    """One `requested` entry per order, at its run and current step as they are now, in one
+    `INSERT … SELECT` (the orders' rows are not read into Python)."""
+    if not pks:
+        return
+    db = connections[DEFAULT_DB_ALIAS]
+    quote = db.ops.quote_name
+    field = StepLog._meta.get_field
+
+    def typed(name: str) -> str:
+        return f"CAST(%s AS {field(name).cast_db_type(db)})"
+
+    columns = ["order_id", "run", "step", "attempt", "kind", "started_at"]
+    columns += ["request", "outcome", "error", "actor"]
+    values = [*map(quote, ["id", "run", "current_step"]), "0", typed("kind"), typed("started_at")]
+    values += [typed("request"), typed("outcome"), typed("error"), typed("actor")]
+    placeholders = ", ".join(["%s"] * len(pks))
+    sql = (
+        f"INSERT INTO {quote(StepLog._meta.db_table)} ({', '.join(map(quote, columns))}) "
+        f"SELECT {', '.join(values)} FROM {quote(Order._meta.db_table)} "
+        f"WHERE {quote('id')} IN ({placeholders}) ORDER BY {quote('id')}"
     )
-    callbacks_close([order.pk for order in stopped])
+    params = [
+        kind,
+        field("started_at").get_db_prep_save(now, db),
+        None if request is None else json.dumps(request),
+        StepLog.Outcome.REQUESTED.value,
+        "",
+        actor,
+        *pks,
+    ]
+    with db.cursor() as cursor:
+        cursor.execute(sql, params)

@@ -1,8 +1,11 @@
+import json
+
+from django.urls import reverse
 from rest_framework import serializers
 
 from definitions.storable import has_control_character
-from orders.filters import OrderFilterSet, selection_is_narrowed
-from orders.models import Order, StepLog
+from orders.filters import OrderFilterSet, is_business_key, selection_is_narrowed
+from orders.models import BulkJob, Order, StepLog
 
 
 class OrderIdField(serializers.CharField):
@@ -144,8 +147,18 @@ class ReprocessSerializer(serializers.Serializer):
         return fields
 
 
+def key_text(value) -> str:
+    """A business key's value in a JSON body as the text the list's filter takes."""
+    if isinstance(value, str):
+        return value
+    if value is None or isinstance(value, bool | int | float):
+        return json.dumps(value)
+    raise serializers.ValidationError("must be text, a number, true, false or null")
+
+
 class BulkReprocessSerializer(ReprocessSerializer):
-    """Either `order_ids`, or at least one of the list's filters."""
+    """Either `order_ids`, or at least one of the list's filters, business keys included
+    (`"payload.customer.id": "C-42"`: keys of the body whose names are not fixed)."""
 
     order_ids = serializers.ListField(child=OrderIdField(), required=False, allow_empty=False)
     status = serializers.ListField(
@@ -164,27 +177,113 @@ class BulkReprocessSerializer(ReprocessSerializer):
     def to_internal_value(self, data):
         if isinstance(data, dict) and isinstance(data.get("status"), str):
             data = {**data, "status": [data["status"]]}
-        return super().to_internal_value(data)
+        attrs = super().to_internal_value(data)
+        attrs["keys"] = self.business_keys(data)
+        return attrs
+
+    @staticmethod
+    def business_keys(data) -> dict[str, list[str]]:
+        """The body's business keys, each value (or list of values) as text."""
+        keys, errors = {}, {}
+        for name, value in data.items():
+            if not is_business_key(name):
+                continue
+            try:
+                values = value if isinstance(value, list) else [value]
+                keys[name] = [key_text(item) for item in values]
+            except serializers.ValidationError as exc:
+                errors[name] = exc.detail
+        if errors:
+            raise serializers.ValidationError(errors)
+        return keys
 
     def validate(self, attrs):
         filters = {name: attrs[name] for name in OrderFilterSet.SELECTING if name in attrs}
+        filters.update(attrs["keys"])
         if "order_ids" in attrs and filters:
             raise serializers.ValidationError("give either order_ids or filters, not both")
         if not selection_is_narrowed(filters, order_ids=attrs.get("order_ids")):
             raise serializers.ValidationError(
                 "give order_ids or at least one filter (status, workflow, created_after, "
-                "created_before, search); an empty selection would reprocess every order"
+                "created_before, search, payload.<path>, data.<path>); an empty selection "
+                "would reprocess every order"
             )
         return attrs
 
 
+class BulkCancelSerializer(BulkReprocessSerializer):
+    """The selection of a bulk cancel: the bulk reprocess's, without its options."""
+
+    def get_fields(self):
+        fields = super().get_fields()
+        for name in ("from", "version", "include_completed"):
+            del fields[name]
+        return fields
+
+
+class BulkJobSerializer(serializers.ModelSerializer):
+    """A bulk reprocess or cancel with its progress: `done` orders acted on and `skipped`
+    orders left as they were, of `total` frozen when it was asked for."""
+
+    # Text, not a choice: the schema has one enum named "status" already, the orders'.
+    status = serializers.CharField(
+        read_only=True,
+        help_text="queued, running, done or failed (prepared and discarded: an admin "
+        "confirmation that was not confirmed).",
+    )
+    url = serializers.SerializerMethodField(help_text="Where to GET the job's state.")
+    options = serializers.SerializerMethodField(
+        help_text="A reprocess's `from`, `version` and `include_completed`."
+    )
+    selection = serializers.JSONField(
+        read_only=True, help_text="The order ids or filters as given."
+    )
+
+    class Meta:
+        model = BulkJob
+        fields = [
+            "id",
+            "kind",
+            "status",
+            "url",
+            "total",
+            "done",
+            "skipped",
+            "error",
+            "options",
+            "selection",
+            "actor",
+            "created_at",
+            "started_at",
+            "finished_at",
+        ]
+        read_only_fields = fields
+
+    def get_url(self, job: BulkJob) -> str:
+        url = reverse("order-job", kwargs={"job_id": job.pk})
+        request = self.context.get("request")
+        return request.build_absolute_uri(url) if request else url
+
+    def get_options(self, job: BulkJob) -> dict[str, str | bool]:
+        return {
+            name: job.options[name]
+            for name in ("from", "version", "include_completed")
+            if name in job.options
+        }
+
+
 class BulkResultSerializer(serializers.Serializer):
-    count = serializers.IntegerField(help_text="Orders reprocessed.")
+    count = serializers.IntegerField(
+        help_text="Orders reprocessed (or cancelled); while the job runs in the background, "
+        "the orders selected."
+    )
     skipped = serializers.IntegerField(
         help_text="Orders left as they were: pending, running or waiting; completed "
         "(unless from=start with include_completed); or (on the latest version) without "
-        "their resume step."
+        "their resume step. For a cancel: completed and cancelled ones. 0 while the job "
+        "runs in the background."
     )
+    job = BulkJobSerializer()
 
 
 class CallbackSerializer(serializers.Serializer):

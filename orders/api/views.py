@@ -1,7 +1,6 @@
 from django.db.models import Prefetch
 from django.shortcuts import get_object_or_404
 from django_filters.rest_framework import DjangoFilterBackend
-from django_filters.utils import translate_validation
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiParameter,
@@ -28,10 +27,13 @@ from orders import services
 from orders.api.throttling import CountingScopedRateThrottle
 from orders.callbacks import CallbackNotFound, CallbackUsed, callback_receive
 from orders.filters import OrderFilterSet, SelectionInvalid, orders_matching
-from orders.models import Order, StepLog
+from orders.jobs import INLINE_LIMIT, job_prepare, job_start
+from orders.models import BulkJob, Order, StepLog
 from orders.selectors import EstimatedCountPaginator
 
 from .serializers import (
+    BulkCancelSerializer,
+    BulkJobSerializer,
     BulkReprocessSerializer,
     BulkResultSerializer,
     CallbackAcceptedSerializer,
@@ -47,6 +49,11 @@ ORDER_ID = OpenApiParameter("order_id", OpenApiTypes.STR, OpenApiParameter.PATH)
 UNAUTHORIZED = OpenApiResponse(Detail, description="No or bad token.")
 FORBIDDEN = OpenApiResponse(Detail, description="The token's user lacks the permission.")
 NOT_FOUND = OpenApiResponse(Detail, description="No such order.")
+JOB_ANSWER = (
+    f"The selection is frozen into a job: up to {INLINE_LIMIT:,} orders it runs at once, "
+    "and `count` and `skipped` are its final counts; a larger one runs in the background, "
+    "`count` is the orders selected, `skipped` 0, and `job.url` tells its progress."
+)
 
 # One instance for every new order: a ModelSerializer builds its fields anew per instance,
 # which costs more than showing the order; to_representation keeps no state.
@@ -65,7 +72,12 @@ class OrderFilterBackend(DjangoFilterBackend):
         try:
             return orders_matching(request.query_params, base=queryset)
         except SelectionInvalid as exc:
-            raise translate_validation(exc.errors) from exc
+            raise selection_invalid(exc) from exc
+
+
+def selection_invalid(exc: SelectionInvalid) -> BadRequest:
+    """A 400 naming each filter whose value does not parse."""
+    return BadRequest([f"{name}: {m}" for name, messages in exc.errors.items() for m in messages])
 
 
 class OrderPagination(Pagination):
@@ -78,7 +90,17 @@ class OrderPagination(Pagination):
 @extend_schema_view(
     list=extend_schema(
         summary="List orders",
-        description="Needs orders.view_order.",
+        description="Needs orders.view_order.\n\n"
+        "Besides the fixed filters, **business keys**: any number of parameters named "
+        "`payload.<path>` or `data.<path>`, a dotted path of object keys into the order's "
+        "payload or its saved data (lists are not indexed), e.g. "
+        "`?payload.customer.id=C-42&data.tracking=TRK-1`. Each matches the value at that "
+        "path exactly, as text: `2` matches the JSON number 2 (and 2.0) and the string "
+        '"2"; `true`, `false` and `null` match those JSON values and the same strings; '
+        "a missing key matches nothing. Different keys must all match; a key repeated "
+        "matches any of its values. Indexed on PostgreSQL. A bad path (an empty key, a "
+        "list position such as `items.0`, a quote) or a value over 1000 characters is a "
+        "400 naming the parameter.",
         responses={200: OrderSerializer, 401: UNAUTHORIZED, 403: FORBIDDEN},
     ),
     retrieve=extend_schema(
@@ -105,6 +127,8 @@ class OrderViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         "retrieve": ["orders.view_order"],
         "reprocess": ["orders.reprocess_order"],
         "bulk_reprocess": ["orders.reprocess_order"],
+        "bulk_cancel": ["orders.reprocess_order"],
+        "job": ["orders.reprocess_order"],
         "cancel": ["orders.reprocess_order"],
     }
 
@@ -204,8 +228,11 @@ class OrderViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         summary="Reprocess many orders",
         operation_id="orders_bulk_reprocess",
         description="Needs orders.reprocess_order. Select by `order_ids` or by the list's "
-        "filters. Failed and cancelled orders are reprocessed; completed ones only from the "
-        "start with `include_completed`; pending, running and waiting ones are skipped.",
+        'filters, business keys included as keys of the body (`{"payload.customer.id": '
+        '"C-42", "from": "failed"}`; a value may be text, a number, true, false or null, '
+        "or a list of them). Failed and cancelled orders are reprocessed; completed ones "
+        "only from the start with `include_completed`; pending, running and waiting ones "
+        "are skipped. " + JOB_ANSWER,
         request=BulkReprocessSerializer,
         responses={
             202: BulkResultSerializer,
@@ -219,24 +246,82 @@ class OrderViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         body = BulkReprocessSerializer(data=storable_body(request.data))
         body.is_valid(raise_exception=True)
         options = body.validated_data
+        return self.bulk_job(
+            request,
+            body,
+            BulkJob.Kind.REPROCESS,
+            {name: options[name] for name in ("from", "version", "include_completed")},
+        )
+
+    @extend_schema(
+        summary="Cancel many orders",
+        operation_id="orders_bulk_cancel",
+        description="Needs orders.reprocess_order. Selects as the bulk reprocess does "
+        "(`order_ids`, or the list's filters and business keys). Pending, waiting and failed "
+        "orders are cancelled at once, running ones stop before their next step; completed "
+        "and cancelled ones are skipped. " + JOB_ANSWER,
+        request=BulkCancelSerializer,
+        responses={202: BulkResultSerializer, 400: Errors, 401: UNAUTHORIZED, 403: FORBIDDEN},
+    )
+    @action(detail=False, methods=["post"], url_path="cancel", url_name="bulk-cancel")
+    def bulk_cancel(self, request):
+        body = BulkCancelSerializer(data=storable_body(request.data))
+        body.is_valid(raise_exception=True)
+        return self.bulk_job(request, body, BulkJob.Kind.CANCEL, {})
+
+    def bulk_job(self, request, body, kind: str, options: dict) -> Response:
+        """Freeze the body's selection into a job and start it: 202 with its counts (the
+        final ones when it ran at once, else the orders selected) and the job to follow."""
+        selected = body.validated_data
+        filters = {name: request.data.get(name) for name in OrderFilterSet.SELECTING}
+        filters = {name: value for name, value in filters.items() if value is not None}
+        filters.update(selected["keys"])
+        order_ids = selected.get("order_ids")
         try:
-            orders = orders_matching(
-                {name: request.data.get(name) for name in OrderFilterSet.SELECTING},
-                order_ids=options.get("order_ids"),
-            )
+            orders = orders_matching(filters, order_ids=order_ids)
         except SelectionInvalid as exc:
-            raise BadRequest([f"{k}: {m}" for k, ms in exc.errors.items() for m in ms]) from exc
+            raise selection_invalid(exc) from exc
         try:
-            result = services.orders_reprocess(
+            job = job_prepare(
+                kind=kind,
                 orders=orders,
-                start_from=options["from"],
-                version=options["version"],
-                include_completed=options["include_completed"],
+                selection={"order_ids": order_ids} if order_ids else filters,
+                options=options,
                 actor=actor(request),
             )
+            job = job_start(job)
         except services.ReprocessInvalid as exc:
             raise BadRequest([str(exc)]) from exc
-        return Response(BulkResultSerializer(result).data, status=status.HTTP_202_ACCEPTED)
+        ran = job.status in (BulkJob.Status.DONE, BulkJob.Status.FAILED)
+        answer = {
+            "count": job.done if ran else job.total,
+            "skipped": job.skipped if ran else 0,
+            "job": job,
+        }
+        context = self.get_serializer_context()
+        return Response(
+            BulkResultSerializer(answer, context=context).data, status=status.HTTP_202_ACCEPTED
+        )
+
+    @extend_schema(
+        summary="A bulk reprocess or cancel job",
+        operation_id="orders_bulk_job",
+        description="Needs orders.reprocess_order. The state of a job that a bulk reprocess "
+        "or cancel started: `queued` until a worker takes it, `running` with `done` and "
+        "`skipped` growing as it goes, then `done` (or `failed` with its `error`).",
+        parameters=[OpenApiParameter("job_id", OpenApiTypes.INT, OpenApiParameter.PATH)],
+        request=None,
+        responses={
+            200: BulkJobSerializer,
+            401: UNAUTHORIZED,
+            403: FORBIDDEN,
+            404: OpenApiResponse(Detail, description="No such job."),
+        },
+    )
+    @action(detail=False, methods=["get"], url_path=r"jobs/(?P<job_id>[0-9]+)", url_name="job")
+    def job(self, request, job_id=None):
+        job = get_object_or_404(BulkJob, pk=job_id)
+        return Response(BulkJobSerializer(job, context=self.get_serializer_context()).data)
 
     @extend_schema(
         summary="Cancel an order",

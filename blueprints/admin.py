@@ -6,9 +6,10 @@ from __future__ import annotations
 from django import forms
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
-from django.http import JsonResponse
+from django.http import HttpResponseRedirect, JsonResponse
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
 from django.utils.safestring import mark_safe
@@ -17,7 +18,12 @@ from django.views.decorators.http import require_POST
 from blueprints.diagram import blueprint_svg, draft_svg
 from blueprints.models import Blueprint, BlueprintVersion
 from blueprints.selectors import COUNT_CAP, orders_by_version, parked_order_count
-from blueprints.services import api_call_slugs, blueprint_save
+from blueprints.services import (
+    api_call_slugs,
+    blueprint_pause,
+    blueprint_resume,
+    blueprint_save,
+)
 from definitions.admin import (
     DefinitionAdmin,
     PrettyJSONField,
@@ -30,7 +36,7 @@ from definitions.flow import steps_left_out
 from definitions.validation import DefinitionError, definition_warnings, validate_blueprint
 from expressions import registered_functions
 
-BLUEPRINT_FIELDS = ("slug", "name", "description", "input_schema", "steps")
+BLUEPRINT_FIELDS = ("slug", "name", "description", "notify_url", "input_schema", "steps")
 INPUT_SCHEMA_EXAMPLE = {
     "type": "object",
     "required": ["email"],
@@ -94,6 +100,8 @@ class BlueprintForm(forms.ModelForm):
         if data.get("input_schema") is not None:
             definition["input_schema"] = data["input_schema"]
         definition["steps"] = data.get("steps")
+        if data.get("notify_url"):
+            definition["notify_url"] = data["notify_url"]
         return definition
 
     def clean(self):
@@ -172,14 +180,18 @@ def _count(number: int) -> str:
 @admin.register(Blueprint)
 class BlueprintAdmin(VersionPages, DefinitionAdmin):
     form = BlueprintForm
-    list_display = ("slug", "name", "step_count", "version", "updated_at")
+    list_display = ("slug", "name", "step_count", "version", "updated_at", "pause_state")
     list_filter = ("updated_at",)
     search_fields = ("slug", "name", "description")
     readonly_fields = ("version", "created_at", "updated_at", "diagram")
     json_fields = ("input_schema", "steps")
     inlines = [BlueprintVersionInline]
+    actions = ["pause_blueprints", "resume_blueprints"]
     fieldsets = (
-        (None, {"fields": ("slug", "name", "description", ("version", "updated_at"))}),
+        (
+            None,
+            {"fields": ("slug", "name", "description", "notify_url", ("version", "updated_at"))},
+        ),
         ("Input", {"fields": ("input_schema",)}),
         (
             "Steps and flow",
@@ -208,7 +220,43 @@ class BlueprintAdmin(VersionPages, DefinitionAdmin):
         if "save_anyway" in form.errors or form["save_anyway"].value():
             box = ("Failed orders at changed steps", {"fields": ("save_anyway",)})
             context["adminform"].fieldsets = [box, *context["adminform"].fieldsets]
+        context["may_pause"] = self.has_pause_permission(request)
         return super().render_change_form(request, context, *args, **kwargs)
+
+    def has_pause_permission(self, request) -> bool:
+        return request.user.has_perm("blueprints.pause_blueprint")
+
+    @admin.action(description="Pause: batches leave their orders due", permissions=["pause"])
+    def pause_blueprints(self, request, queryset):
+        for blueprint in queryset:
+            blueprint_pause(blueprint=blueprint, actor=request.user.get_username())
+        return self.paused_or_resumed(request, queryset, "paused")
+
+    @admin.action(description="Resume: batches run their orders again", permissions=["pause"])
+    def resume_blueprints(self, request, queryset):
+        for blueprint in queryset:
+            blueprint_resume(blueprint=blueprint, actor=request.user.get_username())
+        return self.paused_or_resumed(request, queryset, "resumed")
+
+    def paused_or_resumed(self, request, queryset, done: str):
+        """Say what was done; back to the blueprint's page when its button was used."""
+        slugs = ", ".join(blueprint.slug for blueprint in queryset)
+        self.message_user(request, f"{done.capitalize()}: {slugs}.")
+        if request.POST.get("from_page") and len(queryset) == 1:
+            return HttpResponseRedirect(
+                reverse("admin:blueprints_blueprint_change", args=[queryset[0].pk])
+            )
+        return None
+
+    @admin.display(description="paused")
+    def pause_state(self, obj):
+        if not obj.paused:
+            return "—"
+        return format_html(
+            '<span class="sm-paused" title="since {} by {}">paused</span>',
+            timezone.localtime(obj.paused_at).strftime("%Y-%m-%d %H:%M"),
+            obj.paused_by or "?",
+        )
 
     @admin.display(description="steps")
     def step_count(self, obj):

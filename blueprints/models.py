@@ -11,15 +11,30 @@ class Blueprint(models.Model):
     description = models.TextField(blank=True)
     input_schema = models.JSONField(null=True, blank=True)
     steps = models.JSONField(default=list)
+    notify_url = models.CharField(
+        max_length=2000,
+        blank=True,
+        help_text="Where each status change of an order is posted: a URL, or an expression "
+        "over input and order; empty for none.",
+    )
     version = models.PositiveIntegerField(default=1, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+    # Operations, not the definition: neither in the contract's JSON nor in its versions.
+    paused_at = models.DateTimeField(null=True, blank=True, editable=False)
+    paused_by = models.CharField(max_length=150, blank=True, editable=False)
 
     class Meta:
         ordering = ["slug"]
+        permissions = [("pause_blueprint", "Can pause and resume blueprint")]
 
     def __str__(self) -> str:
         return self.slug
+
+    @property
+    def paused(self) -> bool:
+        """Batches leave this blueprint's orders due while it is paused."""
+        return self.paused_at is not None
 
     def as_definition(self) -> dict:
         """The contract's JSON for this blueprint."""
@@ -29,6 +44,8 @@ class Blueprint(models.Model):
         if self.input_schema is not None:
             definition["input_schema"] = self.input_schema
         definition["steps"] = self.steps
+        if self.notify_url:
+            definition["notify_url"] = self.notify_url
         return definition
 
 

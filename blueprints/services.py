@@ -6,6 +6,7 @@ import hashlib
 from dataclasses import dataclass, field
 
 from django.db import transaction
+from django.utils import timezone
 
 from apicalls.models import ApiCall
 from apicalls.services import api_call_save
@@ -32,10 +33,29 @@ def blueprint_save(*, definition: dict, user=None) -> Blueprint:
             "description": definition.get("description", ""),
             "input_schema": definition.get("input_schema"),
             "steps": definition["steps"],
+            "notify_url": definition.get("notify_url", ""),
         },
         version_model=BlueprintVersion,
         user=user,
     )
+
+
+def blueprint_pause(*, blueprint: Blueprint, actor: str) -> Blueprint:
+    """Hold the blueprint's orders: batches leave them due until it is resumed, while the
+    webhook still accepts new ones. Operations, not a definition change: no new version.
+    Pausing a paused blueprint keeps when and by whom it was first paused."""
+    Blueprint.objects.filter(pk=blueprint.pk, paused_at__isnull=True).update(
+        paused_at=timezone.now(), paused_by=actor
+    )
+    blueprint.refresh_from_db(fields=["paused_at", "paused_by"])
+    return blueprint
+
+
+def blueprint_resume(*, blueprint: Blueprint, actor: str) -> Blueprint:
+    """Let batches claim the blueprint's orders again; resuming a running one does nothing."""
+    Blueprint.objects.filter(pk=blueprint.pk).update(paused_at=None, paused_by="")
+    blueprint.refresh_from_db(fields=["paused_at", "paused_by"])
+    return blueprint
 
 
 def api_call_slugs() -> set[str]:

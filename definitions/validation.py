@@ -53,6 +53,8 @@ API_CALL_EXPRESSION_NAMES = {
 }
 STEP_EXPRESSION_NAMES = {"params": _names(*_ALWAYS), "save": _RESPONSE}
 WHEN_NAMES = _names(*_ALWAYS)
+# A blueprint's `notify_url` is rendered for each status change, away from any step.
+NOTIFY_URL_NAMES = _names("input", "order")
 
 _TYPE_NAMES = {
     "object": "an object",
@@ -372,6 +374,8 @@ def _expression_places(definition: dict) -> Iterator[tuple[list, object, tuple[s
             if key in definition:
                 yield [key], definition[key], names
         return
+    if isinstance(definition.get("notify_url"), str):
+        yield ["notify_url"], definition["notify_url"], NOTIFY_URL_NAMES
     if not isinstance(steps, list):
         return
     for path, step in iter_call_steps(steps):

@@ -4,11 +4,17 @@ PostgreSQL: `SELECT … FOR UPDATE SKIP LOCKED`, so workers on many machines cla
 disjoint orders without waiting on each other. SQLite: the claim runs in one
 `BEGIN IMMEDIATE` transaction (the project's SQLite setting), which serialises
 writers, so the select-then-update is atomic there too.
+
+Orders of a paused blueprint stay due but are not claimed: each claim reads the paused
+blueprints' slugs once (a few rows) and leaves their orders out with `workflow NOT IN
+(…)`, a filter on the rows the index finds: a claim with nothing paused is the same
+query as before, and one behind a paused blueprint's backlog reads past its orders.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -16,6 +22,7 @@ from django.db import connection, transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
+from blueprints.models import Blueprint
 from orders.models import Order
 from orders.transitions import mark_claimed
 
@@ -33,32 +40,42 @@ def claimable(now: datetime) -> Q:
     )
 
 
+def paused_workflows() -> list[str]:
+    """The slugs of the paused blueprints, whose orders batches leave due."""
+    return list(
+        Blueprint.objects.filter(paused_at__isnull=False).order_by().values_list("slug", flat=True)
+    )
+
+
+def _unpaused(candidates: QuerySet, paused: Sequence[str]) -> QuerySet:
+    return candidates.exclude(workflow__in=paused) if paused else candidates
+
+
 def _locked(candidates: QuerySet) -> QuerySet:
     if connection.features.has_select_for_update_skip_locked:
         candidates = candidates.select_for_update(skip_locked=True, of=("self",))
     return candidates.values_list("pk", flat=True)
 
 
-def expired_leases(now: datetime) -> QuerySet:
-    """The pks of running orders whose worker's lease ran out, oldest due first."""
-    return _locked(
-        Order.objects.filter(status=Order.Status.RUNNING, lease_expires_at__lt=now).order_by(
-            "due_at", "pk"
-        )
-    )
+def expired_leases(now: datetime, paused: Sequence[str] = ()) -> QuerySet:
+    """The pks of running orders whose worker's lease ran out, oldest due first, but for
+    those of the `paused` workflows."""
+    running = Order.objects.filter(status=Order.Status.RUNNING, lease_expires_at__lt=now)
+    return _locked(_unpaused(running, paused).order_by("due_at", "pk"))
 
 
-def due_candidates(now: datetime) -> QuerySet:
-    """The pks of due pending and waiting orders, oldest due first.
+def due_candidates(now: datetime, paused: Sequence[str] = ()) -> QuerySet:
+    """The pks of due pending and waiting orders, oldest due first, but for those of the
+    `paused` workflows.
 
     Shaped for the partial index `order_claimable_due` (due_at, id) of pending and
-    waiting orders, so it reads `limit` index entries whatever the table's size.
+    waiting orders, so it reads `limit` index entries whatever the table's size (and
+    those of paused workflows it passes over).
     """
-    return _locked(
-        Order.objects.filter(
-            status__in=[Order.Status.PENDING, Order.Status.WAITING], due_at__lte=now
-        ).order_by("due_at", "pk")
+    due = Order.objects.filter(
+        status__in=[Order.Status.PENDING, Order.Status.WAITING], due_at__lte=now
     )
+    return _locked(_unpaused(due, paused).order_by("due_at", "pk"))
 
 
 def claim_due_orders(
@@ -66,14 +83,16 @@ def claim_due_orders(
 ) -> list[Claim]:
     """Claim at most `limit` due orders, each under its own token.
 
-    Orders a dead worker left behind come first, then due orders, oldest due first.
+    Orders a dead worker left behind come first, then due orders, oldest due first; the
+    orders of paused blueprints are left due.
     """
     now = now or timezone.now()
     lease_until = now + timedelta(seconds=lease_seconds)
+    paused = paused_workflows()
     with transaction.atomic():
-        pks = list(expired_leases(now)[:limit])
+        pks = list(expired_leases(now, paused)[:limit])
         if len(pks) < limit:
-            pks += due_candidates(now)[: limit - len(pks)]
+            pks += due_candidates(now, paused)[: limit - len(pks)]
         if not pks:
             return []
         tokens = {pk: uuid.uuid4() for pk in pks}

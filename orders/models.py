@@ -230,3 +230,39 @@ class BulkJobOrder(models.Model):
 
     def __str__(self) -> str:
         return f"job {self.job_id} order {self.order_id}"
+
+
+class OrderEvent(models.Model):
+    """A status change of an order whose blueprint names a `notify_url`, and its delivery
+    there: recorded with the change itself, posted (signed) until the receiver says 2xx."""
+
+    class State(models.TextChoices):
+        PENDING = "pending"
+        DELIVERED = "delivered"
+        FAILED = "failed"
+
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="events")
+    event_id = models.UUIDField(unique=True)
+    status = models.CharField(max_length=16)
+    previous_status = models.CharField(max_length=16)
+    step = models.CharField(max_length=200, blank=True)
+    error = models.TextField(blank=True)
+    occurred_at = models.DateTimeField()
+    # The notify_url as rendered for this order (on the first attempt).
+    url = models.TextField(blank=True)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField()
+    last_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["order", "id"]
+        indexes = [
+            models.Index(fields=["state", "next_attempt_at"], name="orderevent_due"),
+            models.Index(fields=["order", "id"], name="orderevent_order"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.order_id} {self.previous_status} -> {self.status} ({self.state})"

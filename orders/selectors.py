@@ -66,7 +66,11 @@ def due_conditions(now: datetime) -> tuple[Q, Q]:
     """What makes an order due, as the batch's claim (`orders.claims.claim_due_orders`)
     takes orders: a pending or waiting order whose time came, or a running order whose
     worker's lease ran out (the worker died). Two conditions, each served by its own index
-    (`order_claimable_due`, `order_lease`)."""
+    (`order_claimable_due`, `order_lease`).
+
+    The orders of a paused blueprint are due too, but held: the claim leaves them out
+    (`orders.claims.paused_workflows`), so what a batch may claim is the due orders less
+    the held ones (`held_by_paused_blueprints`)."""
     return (
         Q(status__in=[Order.Status.PENDING, Order.Status.WAITING], due_at__lte=now),
         Q(status=Order.Status.RUNNING, lease_expires_at__lt=now),
@@ -79,15 +83,29 @@ def orders_due(now: datetime | None = None, *, base: QuerySet | None = None) -> 
     return (Order.objects.all() if base is None else base).filter(time_came | lease_ran_out)
 
 
-def orders_due_count(now: datetime | None = None) -> int:
-    """The due orders (`orders_due`), counted up to `COUNT_CAP` (which means "that many or
-    more"): one condition at a time, each read from its index and stopping at the cap,
-    rather than with the OR of both, which reads every due order."""
+def orders_due_count(now: datetime | None = None, *, workflow: str = "") -> int:
+    """The due orders (`orders_due`), of the blueprint `workflow` when given, counted up to
+    `COUNT_CAP` (which means "that many or more"): one condition at a time, each read from
+    its index and stopping at the cap, rather than with the OR of both, which reads every
+    due order."""
+    orders = Order.objects.filter(workflow=workflow) if workflow else Order.objects.all()
     due = 0
     for condition in due_conditions(now or timezone.now()):
         if due < COUNT_CAP:
-            due += capped_count(Order.objects.filter(condition), COUNT_CAP - due)
+            due += capped_count(orders.filter(condition), COUNT_CAP - due)
     return due
+
+
+def held_by_paused_blueprints(now: datetime | None = None) -> list[dict]:
+    """The paused blueprints, each with when and by whom it was paused and its due orders,
+    which batches leave due until it is resumed, counted up to `COUNT_CAP`: `{"blueprint",
+    "held"}`, by slug."""
+    now = now or timezone.now()
+    paused = Blueprint.objects.filter(paused_at__isnull=False).order_by("slug")
+    return [
+        {"blueprint": blueprint, "held": orders_due_count(now, workflow=blueprint.slug)}
+        for blueprint in paused
+    ]
 
 
 def oldest_due_at(now: datetime | None = None) -> datetime | None:

@@ -13,10 +13,12 @@ import logging
 from django.conf import settings
 from django.utils import timezone
 from django_q.models import Schedule
+from django_q.tasks import async_task
 
 from orders.jobs import job_run, jobs_tidy
 from orders.lanes import LaneTurn, dispatch_lanes
 from orders.models import BulkJob
+from orders.notifications import deliver_due_events, has_due_events
 from orders.retention import purge_orders
 
 logger = logging.getLogger(__name__)
@@ -27,6 +29,7 @@ SCHEDULE_FUNC = "orders.tasks.dispatch"
 FORMER_FUNCS = ("orders.tasks.run_scheduled_batches",)
 PURGE_NAME = "State Manager retention"
 PURGE_FUNC = "orders.tasks.purge"
+DELIVER_FUNC = "orders.tasks.deliver_events"
 
 
 def ensure_schedule() -> Schedule:
@@ -61,11 +64,19 @@ def ensure_schedule() -> Schedule:
 
 
 def dispatch() -> str:
-    """The schedule's task: queue a turn for each lane that needs one, and tidy the bulk
-    jobs (queue again a stalled one, discard the unconfirmed)."""
+    """The schedule's task: queue a turn for each lane that needs one, tidy the bulk jobs
+    (queue again a stalled one, discard the unconfirmed), and queue the delivery of the
+    status notifications that are due."""
     queued = dispatch_lanes()
     jobs_tidy()
+    if has_due_events(timezone.now()):
+        async_task(DELIVER_FUNC, task_name="deliver-events", group="notifications")
     return f"queued lanes {queued}" if queued else "every lane is running or queued"
+
+
+def deliver_events() -> str:
+    """Post the due status notifications (queued by the dispatch when there are some)."""
+    return f"delivered {deliver_due_events()} events"
 
 
 def run_bulk_job(job_id: int) -> str:

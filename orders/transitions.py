@@ -5,8 +5,9 @@ The runner writes through `HeldOrder` (each write conditional on the claim token
 turn), the batch claims with `mark_claimed` and releases with `release_after_error`, and
 a callback wakes a waiting order; the services start new runs and cancel, one order or a
 thousand at a time, set-based (a few statements for a thousand orders as for one).
-Nothing else writes `Order.status`, so a rule about transitions (a notification, an
-audit) has one home.
+Nothing else writes `Order.status`, so a rule about transitions has one home: each
+change of an order whose blueprint names a `notify_url` records an `OrderEvent` in the
+same transaction (`insert_events`), which `orders.notifications` then delivers.
 """
 
 from __future__ import annotations
@@ -19,14 +20,21 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
-from django.db.models import Case, F, JSONField, QuerySet, Value, When
+from django.db.models import Case, F, JSONField, OuterRef, QuerySet, Subquery, Value, When
 from django.db.models.fields.json import KT, KeyTransform
 from django.db.models.functions import Coalesce, NullIf
 from django.utils import timezone
 
 from expressions.secrets import mask
-from orders.engine.rows import insert_row, update_rows, write_log, write_order, write_transaction
-from orders.models import Callback, Order, StepLog
+from orders.engine.rows import (
+    insert_events,
+    insert_row,
+    update_rows,
+    write_log,
+    write_order,
+    write_transaction,
+)
+from orders.models import Callback, Order, OrderEvent, StepLog
 
 INTERNAL_ERROR = "internal error"
 MAX_INTERNAL_ERRORS = 3
@@ -52,8 +60,15 @@ def mark_claimed(tokens: dict[int, uuid.UUID], *, now: datetime, lease_until: da
 
     Plain SQL: the ORM's `Case(When(...))` for a hundred rows costs tens of milliseconds
     of CPU to build. The rows cannot change in between: they are locked (PostgreSQL) or
-    the transaction holds SQLite's write lock from its start.
+    the transaction holds SQLite's write lock from its start. Pending and waiting orders
+    that notify get their event first, from their status before the claim.
     """
+    insert_events(
+        list(tokens),
+        now=now,
+        status=Order.Status.RUNNING,
+        where_status=(Order.Status.PENDING, Order.Status.WAITING),
+    )
     db = connections[DEFAULT_DB_ALIAS]
     field = Order._meta.get_field
     quote = db.ops.quote_name
@@ -82,10 +97,20 @@ class HeldOrder:
 
     Log rows are queued and written with the next write of the order. Everything written
     here passes the secrets mask: the order's step state and error, and the log rows.
+    `notify`: the order's workflow names a `notify_url`, so a status written (the order
+    is `running` all through a turn) records its event in the same transaction.
     """
 
-    def __init__(self, order_pk: int, claim_token: uuid.UUID, secret_values: list[str]):
+    def __init__(
+        self,
+        order_pk: int,
+        claim_token: uuid.UUID,
+        secret_values: list[str],
+        *,
+        notify: bool = False,
+    ):
         self.order_pk = order_pk
+        self.notify = notify
         self.claim_token = claim_token
         self.secret_values = secret_values
         self.cancel_requested = False
@@ -117,6 +142,16 @@ class HeldOrder:
         """
         fields = {**self.deferred, **fields}
         self.deferred = {}
+        if self.notify and "status" in fields:
+            with write_transaction():
+                status = self._write(fields, release=release, then_insert=then_insert)
+                insert_events([self.order_pk], now=timezone.now(), previous=Order.Status.RUNNING)
+            return status
+        return self._write(fields, release=release, then_insert=then_insert)
+
+    def _write(
+        self, fields: dict[str, Any], *, release: bool, then_insert: StepLog | None
+    ) -> str | None:
         now = timezone.now()
         fields["updated_at"] = now
         if release:
@@ -206,9 +241,11 @@ def release_after_error(
         else:
             fields = {"status": Order.Status.WAITING, "due_at": now + timedelta(seconds=60)}
             message += "; tried again in a minute"
-        held.update(
+        released = held.update(
             **fields, claim_token=None, lease_expires_at=None, error=message, updated_at=now
         )
+        if released:
+            insert_events([order_pk], now=now, previous=Order.Status.RUNNING)
 
 
 # Callbacks.
@@ -234,19 +271,26 @@ def wake_for_callback(
 ) -> None:
     """A callback came: its order, if it waits, is due at once; the callback is logged,
     with who resolved it and why when a person did, by hand."""
-    Order.objects.filter(pk=callback.order_id, status=Order.Status.WAITING).update(
+    with transaction.atomic():
+        _wake(callback.order_id, now=now)
+        log_entry(
+            order_pk=callback.order_id,
+            run=callback.run,
+            step=callback.step,
+            kind=StepLog.Kind.CALLBACK,
+            outcome=StepLog.Outcome.SUCCEEDED if outcome == "success" else StepLog.Outcome.FAILED,
+            request={"reason": reason} if reason else None,
+            response=response,
+            actor=actor,
+        ).save()
+
+
+def _wake(order_pk: int, *, now: datetime) -> None:
+    waiting = (Order.Status.WAITING,)
+    insert_events([order_pk], now=now, status=Order.Status.PENDING, where_status=waiting)
+    Order.objects.filter(pk=order_pk, status=Order.Status.WAITING).update(
         status=Order.Status.PENDING, due_at=now, updated_at=now
     )
-    log_entry(
-        order_pk=callback.order_id,
-        run=callback.run,
-        step=callback.step,
-        kind=StepLog.Kind.CALLBACK,
-        outcome=StepLog.Outcome.SUCCEEDED if outcome == "success" else StepLog.Outcome.FAILED,
-        request={"reason": reason} if reason else None,
-        response=response,
-        actor=actor,
-    ).save()
 
 
 # Reprocess and cancel, set-based. The callers lock the orders first, in the same
@@ -319,7 +363,11 @@ def begin_new_runs(
                 {workflow: first_steps[pk] for workflow, pk in snapshots.items()}
             )
         fields["data"] = Value({}, JSONField())
+    events = insert_events(pks, now=now, status=Order.Status.PENDING)
     Order.objects.filter(pk__in=pks).update(**fields)
+    if events:  # the step each new run starts from, known once it is written
+        step = Order.objects.filter(pk=OuterRef("order_id")).values("current_step")
+        OrderEvent.objects.filter(event_id__in=events).update(step=Subquery(step), error="")
     _log(pks, kind=StepLog.Kind.REPROCESS, actor=actor, now=now, request=request)
     callbacks_close(pks)
 
@@ -330,6 +378,7 @@ def cancel_locked(rows: list[tuple[int, str]], *, actor: str, now: datetime) -> 
     running = [pk for pk, status in rows if status == Order.Status.RUNNING]
     stopped = [pk for pk, status in rows if status != Order.Status.RUNNING]
     if stopped:
+        insert_events(stopped, now=now, status=Order.Status.CANCELLED)
         Order.objects.filter(pk__in=stopped).update(
             status=Order.Status.CANCELLED,
             due_at=None,

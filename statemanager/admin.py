@@ -14,6 +14,7 @@ from orders.models import Order
 from orders.selectors import (
     activity_per_minute,
     failed_orders_by_step,
+    held_by_paused_blueprints,
     last_batch,
     oldest_due_at,
     order_counts_by_status,
@@ -40,7 +41,8 @@ def order_list_url(**filters) -> str:
 
 
 def dashboard_context() -> dict:
-    """Orders by status, the due backlog and its oldest order's age, the last batch, steps
+    """Orders by status, the due backlog and its oldest order's age, the paused blueprints
+    and the due orders they hold, the last batch, steps
     and failures per minute of the last hours, and the failed orders by blueprint and step.
 
     Costs the same whatever the table holds: counts stop at `COUNT_CAP` ("10,000+"), and
@@ -56,6 +58,8 @@ def dashboard_context() -> dict:
     counts = order_counts_by_status()
     total, estimated = orders_total()
     due = orders_due_count(now)
+    paused = held_by_paused_blueprints(now)
+    held = min(sum(row["held"] for row in paused), selectors.COUNT_CAP)
     oldest = oldest_due_at(now) if due else None
     batch = last_batch()
     duration = None
@@ -79,6 +83,17 @@ def dashboard_context() -> dict:
         "oldest_due_at": oldest,
         "oldest_due_age": age(now - oldest) if oldest else None,
         "due_url": order_list_url(due="now"),
+        "held_count": held,
+        "held_shown": shown(held),
+        "paused_blueprints": [
+            {
+                **row,
+                "held_shown": shown(row["held"]),
+                "url": reverse("admin:blueprints_blueprint_change", args=[row["blueprint"].pk]),
+                "orders_url": order_list_url(due="now", workflow=row["blueprint"].slug),
+            }
+            for row in paused
+        ],
         "lanes": running_lanes(now),
         "activity_chart": activity_chart(*activity_per_minute(CHART_HOURS * 60, now)),
         "last_batch": batch,

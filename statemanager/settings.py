@@ -170,6 +170,8 @@ STATE_MANAGER = {
     "MAX_JSON_DEPTH": env_int("STATE_MANAGER_MAX_JSON_DEPTH", 64),
     "OUTBOUND_ALLOW": env_list("STATE_MANAGER_OUTBOUND_ALLOW"),
     "LOG_BODY_BYTES": env_int("STATE_MANAGER_LOG_BODY_BYTES", 4096),
+    # The shared secret status notifications are signed with; unset, none are sent.
+    "NOTIFY_SECRET": os.environ.get("STATE_MANAGER_NOTIFY_SECRET", ""),
     # A retry wait up to this long is slept inside the order's turn; a longer one
     # releases the order as `waiting` until it is due.
     "MAX_INLINE_WAIT_SECONDS": env_int("STATE_MANAGER_MAX_INLINE_WAIT_SECONDS", 5),

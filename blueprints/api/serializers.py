@@ -20,3 +20,22 @@ class BlueprintSerializer(serializers.Serializer):
 
     def to_representation(self, instance):
         return instance.as_definition()
+
+
+class BlueprintPauseSerializer(BlueprintSerializer):
+    """A blueprint as pause and resume answer: its contract JSON, and whether batches hold
+    its orders, since when and by whom (operations, not part of the definition)."""
+
+    paused = serializers.BooleanField(read_only=True)
+    paused_at = serializers.DateTimeField(read_only=True, allow_null=True)
+    paused_by = serializers.CharField(
+        read_only=True, help_text='The user who paused it; "" while it runs.'
+    )
+
+    def to_representation(self, instance):
+        return {
+            **instance.as_definition(),
+            "paused": instance.paused,
+            "paused_at": serializers.DateTimeField().to_representation(instance.paused_at),
+            "paused_by": instance.paused_by,
+        }

@@ -5,7 +5,8 @@ from rest_framework import serializers
 
 from definitions.storable import has_control_character
 from orders.filters import OrderFilterSet, is_business_key, selection_is_narrowed
-from orders.models import BulkJob, Order, StepLog
+from orders.models import BulkJob, Order, OrderEvent, StepLog
+from orders.notifications import EVENT_TYPE
 
 
 class OrderIdField(serializers.CharField):
@@ -296,3 +297,56 @@ class CallbackSerializer(serializers.Serializer):
 class CallbackAcceptedSerializer(serializers.Serializer):
     order_id = serializers.CharField()
     status = serializers.CharField()
+
+
+class EventDeliverySerializer(serializers.ModelSerializer):
+    """Where an event stands at its receiver."""
+
+    # Text, not a choice: the schema's enum named "state" would clash with others.
+    state = serializers.CharField(
+        read_only=True, help_text="pending (still being sent), delivered or failed (given up)."
+    )
+
+    class Meta:
+        model = OrderEvent
+        fields = [
+            "state",
+            "url",
+            "attempts",
+            "next_attempt_at",
+            "last_status",
+            "last_error",
+            "delivered_at",
+        ]
+        read_only_fields = fields
+
+
+class OrderEventSerializer(serializers.ModelSerializer):
+    """A status change as it is posted to the blueprint's `notify_url`, with its delivery."""
+
+    id = serializers.UUIDField(source="event_id", read_only=True)
+    type = serializers.SerializerMethodField()
+    order_id = serializers.CharField(source="order.order_id", read_only=True)
+    workflow = serializers.CharField(source="order.workflow", read_only=True)
+    status = serializers.CharField(read_only=True)
+    previous_status = serializers.CharField(read_only=True)
+    delivery = EventDeliverySerializer(source="*", read_only=True)
+
+    class Meta:
+        model = OrderEvent
+        fields = [
+            "id",
+            "type",
+            "order_id",
+            "workflow",
+            "status",
+            "previous_status",
+            "step",
+            "error",
+            "occurred_at",
+            "delivery",
+        ]
+        read_only_fields = fields
+
+    def get_type(self, event: OrderEvent) -> str:
+        return EVENT_TYPE

@@ -28,7 +28,7 @@ from orders.api.throttling import CountingScopedRateThrottle
 from orders.callbacks import CallbackNotFound, CallbackUsed, callback_receive
 from orders.filters import OrderFilterSet, SelectionInvalid, orders_matching
 from orders.jobs import INLINE_LIMIT, job_prepare, job_start
-from orders.models import BulkJob, Order, StepLog
+from orders.models import BulkJob, Order, OrderEvent, StepLog
 from orders.selectors import EstimatedCountPaginator
 
 from .serializers import (
@@ -41,6 +41,7 @@ from .serializers import (
     NewOrderSerializer,
     OrderCreateSerializer,
     OrderDetailSerializer,
+    OrderEventSerializer,
     OrderSerializer,
     ReprocessSerializer,
 )
@@ -130,6 +131,7 @@ class OrderViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         "bulk_cancel": ["orders.reprocess_order"],
         "job": ["orders.reprocess_order"],
         "cancel": ["orders.reprocess_order"],
+        "events": ["orders.view_order"],
     }
 
     def get_queryset(self):
@@ -345,6 +347,26 @@ class OrderViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         except services.OrderFinished as exc:
             raise Conflict(str(exc)) from exc
         return Response(self.order_data(order), status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(
+        summary="An order's status notifications",
+        description="Needs orders.view_order. Every status change of an order whose "
+        "blueprint names a `notify_url`, oldest first, as posted there, with where its "
+        "delivery stands: a frontend catches up here on what it missed.",
+        parameters=[ORDER_ID],
+        request=None,
+        responses={
+            200: OrderEventSerializer(many=True),
+            401: UNAUTHORIZED,
+            403: FORBIDDEN,
+            404: NOT_FOUND,
+        },
+    )
+    @action(detail=True, methods=["get"], filter_backends=[], pagination_class=None)
+    def events(self, request, order_id=None):
+        order = self.get_object()
+        events = OrderEvent.objects.filter(order=order).select_related("order").order_by("id")
+        return Response(OrderEventSerializer(events, many=True).data)
 
     def order_data(self, order: Order) -> dict:
         """The order as GET shows it, read again with its log."""

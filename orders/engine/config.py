@@ -19,6 +19,8 @@ class Workflow:
     steps: dict[str, dict]
     step_order: list[str]
     api_calls: dict[str, dict]
+    # Where the order's status changes are posted (`orders.notifications`); "" for nowhere.
+    notify_url: str = ""
 
     @classmethod
     def load(cls, snapshot_pk: int) -> Workflow:
@@ -30,6 +32,7 @@ class Workflow:
             steps={step["id"]: step for step in steps},
             step_order=[step["id"] for step in steps],
             api_calls=definition["api_calls"],
+            notify_url=definition["blueprint"].get("notify_url", ""),
         )
 
 

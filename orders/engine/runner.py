@@ -97,6 +97,7 @@ class OrderTurn:
         self.state = order_state(self.order_pk, order)
         self.journal = journal = Journal(self.held, self.state, self.config)
         workflow = self.config.workflow(order["snapshot_id"])
+        self.held.notify = bool(workflow.notify_url)
         self.steps, self.step_order = workflow.steps, workflow.step_order
         self.api_calls = workflow.api_calls
 

@@ -96,3 +96,15 @@ def test_snapshot_includes_api_calls_used_only_in_parallel_branches(example_api_
     }
     snapshot = workflow_snapshot(blueprint=blueprint_save(definition=definition))
     assert list(snapshot.definition["api_calls"]) == ["mail.send"]
+
+
+def test_a_notify_url_is_kept_in_the_blueprint_its_versions_and_snapshots(example_api_calls):
+    document = definitions.blueprint()
+    url = "https://shop.example/orders/{{ order.order_id }}/events"
+    saved = blueprint_save(definition={**document, "notify_url": url})
+
+    assert saved.as_definition()["notify_url"] == url
+    assert saved.versions.get().definition["notify_url"] == url
+    snapshot = workflow_snapshot(blueprint=saved)
+    assert snapshot.definition["blueprint"]["notify_url"] == url
+    assert "notify_url" not in blueprint_save(definition=document).as_definition()

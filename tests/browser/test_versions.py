@@ -5,7 +5,7 @@ each version, and the question before a change strands failed orders."""
 import json
 
 import pytest
-from selenium.webdriver.support.ui import Select
+from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from apicalls.models import ApiCall
 from apicalls.services import api_call_delete
@@ -86,6 +86,14 @@ def test_editor_compares_two_versions_side_by_side(page, blueprint):
     Select(page.find("select[name=a]")).select_by_value("1")
     Select(page.find("select[name=b]")).select_by_value("2")
     page.find("#version-pick input[type=submit]").click()
+    # The comparison page is already showing a diff: wait for the one asked for.
+    WebDriverWait(page.driver, 10).until(
+        lambda driver: (
+            "a=1" in driver.current_url
+            and "b=2" in driver.current_url
+            and driver.execute_script("return document.readyState") == "complete"
+        )
+    )
 
     changed = page.find_all("#version-diff tr.sm-diff-changed")
     pairs = [

@@ -36,7 +36,15 @@ from definitions.flow import steps_left_out
 from definitions.validation import DefinitionError, definition_warnings, validate_blueprint
 from expressions import registered_functions
 
-BLUEPRINT_FIELDS = ("slug", "name", "description", "notify_url", "input_schema", "steps")
+BLUEPRINT_FIELDS = (
+    "slug",
+    "name",
+    "description",
+    "notify_url",
+    "concurrency_key",
+    "input_schema",
+    "steps",
+)
 INPUT_SCHEMA_EXAMPLE = {
     "type": "object",
     "required": ["email"],
@@ -102,6 +110,8 @@ class BlueprintForm(forms.ModelForm):
         definition["steps"] = data.get("steps")
         if data.get("notify_url"):
             definition["notify_url"] = data["notify_url"]
+        if data.get("concurrency_key"):
+            definition["concurrency_key"] = data["concurrency_key"]
         return definition
 
     def clean(self):
@@ -190,7 +200,16 @@ class BlueprintAdmin(VersionPages, DefinitionAdmin):
     fieldsets = (
         (
             None,
-            {"fields": ("slug", "name", "description", "notify_url", ("version", "updated_at"))},
+            {
+                "fields": (
+                    "slug",
+                    "name",
+                    "description",
+                    "notify_url",
+                    "concurrency_key",
+                    ("version", "updated_at"),
+                )
+            },
         ),
         ("Input", {"fields": ("input_schema",)}),
         (

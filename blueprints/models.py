@@ -17,6 +17,12 @@ class Blueprint(models.Model):
         help_text="Where each status change of an order is posted: a URL, or an expression "
         "over input and order; empty for none.",
     )
+    concurrency_key = models.CharField(
+        max_length=500,
+        blank=True,
+        help_text="An expression over input and order, e.g. {{ input.customer_id }}: at most "
+        "one order per value runs at once, the others stay due; empty for no limit.",
+    )
     version = models.PositiveIntegerField(default=1, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -46,6 +52,8 @@ class Blueprint(models.Model):
         definition["steps"] = self.steps
         if self.notify_url:
             definition["notify_url"] = self.notify_url
+        if self.concurrency_key:
+            definition["concurrency_key"] = self.concurrency_key
         return definition
 
 

@@ -34,6 +34,7 @@ def blueprint_save(*, definition: dict, user=None) -> Blueprint:
             "input_schema": definition.get("input_schema"),
             "steps": definition["steps"],
             "notify_url": definition.get("notify_url", ""),
+            "concurrency_key": definition.get("concurrency_key", ""),
         },
         version_model=BlueprintVersion,
         user=user,

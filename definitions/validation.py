@@ -55,6 +55,8 @@ STEP_EXPRESSION_NAMES = {"params": _names(*_ALWAYS), "save": _RESPONSE}
 WHEN_NAMES = _names(*_ALWAYS)
 # A blueprint's `notify_url` is rendered for each status change, away from any step.
 NOTIFY_URL_NAMES = _names("input", "order")
+# A blueprint's `concurrency_key` is rendered once, when an order is created.
+CONCURRENCY_KEY_NAMES = _names("input", "order")
 
 _TYPE_NAMES = {
     "object": "an object",
@@ -376,6 +378,8 @@ def _expression_places(definition: dict) -> Iterator[tuple[list, object, tuple[s
         return
     if isinstance(definition.get("notify_url"), str):
         yield ["notify_url"], definition["notify_url"], NOTIFY_URL_NAMES
+    if isinstance(definition.get("concurrency_key"), str):
+        yield ["concurrency_key"], definition["concurrency_key"], CONCURRENCY_KEY_NAMES
     if not isinstance(steps, list):
         return
     for path, step in iter_call_steps(steps):

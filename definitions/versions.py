@@ -16,7 +16,8 @@ from dataclasses import dataclass
 # and diffs (PostgreSQL's jsonb keeps keys in an order of its own).
 CONTRACT_KEY_ORDER = [
     "slug", "name", "description", "method", "url", "headers", "query", "body",
-    "timeout_seconds", "success_when", "input_schema", "notify_url", "steps",
+    "timeout_seconds", "success_when", "input_schema", "notify_url",
+    "concurrency_key", "steps",
     "id", "call", "choice", "when", "parallel", "params", "wait_for_callback",
     "retry", "save", "default", "on_failed", "next", "end", "error",
 ]  # fmt: skip

@@ -3,7 +3,9 @@ and kept in process memory, so a webhook post costs one query to check it is cur
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from django.db import connection
@@ -13,6 +15,10 @@ from apicalls.models import ApiCall
 from blueprints.models import Blueprint, WorkflowSnapshot
 from blueprints.services import workflow_snapshot
 from definitions.validation import api_call_slugs_used
+from expressions.language import ExpressionError, render
+
+# As long as `Order.concurrency_key` may be.
+MAX_CONCURRENCY_KEY = 500
 
 
 @dataclass(frozen=True)
@@ -26,6 +32,7 @@ class Intake:
     snapshot: WorkflowSnapshot
     first_step: str
     validator: Any  # a jsonschema validator, or None without input_schema
+    concurrency_key: str  # the blueprint's expression, or "" without one
 
 
 _intakes: dict[str, Intake] = {}
@@ -63,6 +70,7 @@ def intake_for(workflow: str) -> Intake | None:
         snapshot=snapshot,
         first_step=snapshot.definition["blueprint"]["steps"][0]["id"],
         validator=None if schema is None else validator_for(schema)(schema),
+        concurrency_key=snapshot.definition["blueprint"].get("concurrency_key", ""),
     )
     if _blueprint_row(fresh) == _blueprint_row(stamp):  # not edited while it was read
         _intakes[workflow] = intake
@@ -102,3 +110,33 @@ def payload_errors(validator, payload: Any) -> list[str]:
 
 def _json_path(root: str, path) -> str:
     return root + "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in path)
+
+
+def concurrency_key_errors(
+    template: str, *, payload: Any, order_id: str, workflow: str, created_at: datetime
+) -> tuple[str, list[str]]:
+    """The order's concurrency key, rendered once when it is created over its input and
+    its fields (as `notify_url` is), and what is wrong with it: a key that cannot be
+    rendered, or that is too long, is bad input, refused rather than run without a key.
+    A key that renders to null or "" is no key."""
+    if not template:
+        return "", []
+    context = {
+        "input": payload,
+        "order": {
+            "order_id": order_id,
+            "workflow": workflow,
+            "created_at": created_at.isoformat(),
+            "run": 1,
+        },
+    }
+    try:
+        value = render(template, context, "concurrency_key")
+    except ExpressionError as exc:
+        return "", [str(exc)]
+    if value is None:
+        return "", []
+    key = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+    if len(key) > MAX_CONCURRENCY_KEY:
+        return "", [f"concurrency_key: longer than {MAX_CONCURRENCY_KEY} characters"]
+    return key, []

@@ -43,6 +43,10 @@ class Order(models.Model):
     claim_token = models.UUIDField(null=True, blank=True, editable=False)
     lease_expires_at = models.DateTimeField(null=True, blank=True)
     cancel_requested = models.BooleanField(default=False)
+    # The blueprint's `concurrency_key` rendered when the order was created: while one
+    # order of the workflow with this key runs, the others stay due. Empty: no key, also
+    # for rows written by plain SQL that leaves the column out (the database default).
+    concurrency_key = models.CharField(max_length=500, blank=True, default="", db_default="")
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -64,6 +68,15 @@ class Order(models.Model):
                 fields=["failed_step", "created_at"],
                 name="order_failed_step",
                 condition=~models.Q(failed_step=""),
+            ),
+        ]
+        constraints = [
+            # Serves the claim's "no running order holds this key" and makes it hold across
+            # the fleet: of two claims racing for one key, the second's UPDATE fails.
+            models.UniqueConstraint(
+                fields=["workflow", "concurrency_key"],
+                name="order_running_key",
+                condition=models.Q(status="running") & ~models.Q(concurrency_key=""),
             ),
         ]
         permissions = [("reprocess_order", "Can reprocess and cancel orders")]

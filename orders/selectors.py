@@ -70,7 +70,9 @@ def due_conditions(now: datetime) -> tuple[Q, Q]:
 
     The orders of a paused blueprint are due too, but held: the claim leaves them out
     (`orders.claims.paused_workflows`), so what a batch may claim is the due orders less
-    the held ones (`held_by_paused_blueprints`)."""
+    the held ones (`held_by_paused_blueprints`). So are the orders whose concurrency key a
+    running order of their workflow holds (`orders.claims.key_free`): due, held until it
+    is done."""
     return (
         Q(status__in=[Order.Status.PENDING, Order.Status.WAITING], due_at__lte=now),
         Q(status=Order.Status.RUNNING, lease_expires_at__lt=now),

@@ -22,7 +22,7 @@ from django.utils import timezone
 from blueprints.models import Blueprint, WorkflowSnapshot
 from blueprints.services import workflow_snapshot
 from orders.engine.rows import insert_row
-from orders.intake import forget_intake, intake_for, payload_errors
+from orders.intake import concurrency_key_errors, forget_intake, intake_for, payload_errors
 from orders.models import Order
 from orders.transitions import begin_new_runs, cancel_locked, lock_orders
 
@@ -90,9 +90,17 @@ def order_create(*, order_id: str, workflow: str, payload: Any) -> tuple[Order, 
         intake = intake_for(workflow)
         if intake is None:
             raise UnknownWorkflow(f'workflow: no workflow "{workflow}"')
+        created_at = timezone.now()
         errors = payload_errors(intake.validator, payload)
-        if errors:
-            raise PayloadInvalid(errors)
+        key, key_errors = concurrency_key_errors(
+            "" if errors else intake.concurrency_key,
+            payload=payload,
+            order_id=order_id,
+            workflow=workflow,
+            created_at=created_at,
+        )
+        if errors or key_errors:
+            raise PayloadInvalid(errors + key_errors)
     except (UnknownWorkflow, PayloadInvalid):
         # An order posted before its workflow was removed or its schema tightened is
         # still the same request again.
@@ -106,6 +114,8 @@ def order_create(*, order_id: str, workflow: str, payload: Any) -> tuple[Order, 
         snapshot=intake.snapshot,
         payload=payload,
         current_step=intake.first_step,
+        concurrency_key=key,
+        created_at=created_at,
     )
     try:
         _insert(order)

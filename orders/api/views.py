@@ -162,8 +162,9 @@ class OrderViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
             200: OpenApiResponse(OrderDetailSerializer, description="The same order again."),
             400: OpenApiResponse(
                 Errors,
-                description="Malformed JSON, unknown workflow, or a payload "
-                "that fails the workflow's input_schema.",
+                description="Malformed JSON, unknown workflow, a payload that "
+                "fails the workflow's input_schema, or one its concurrency_key cannot be "
+                "rendered over.",
             ),
             401: UNAUTHORIZED,
             403: FORBIDDEN,

@@ -75,6 +75,29 @@ def test_the_due_list_the_dashboard_and_health_agree_with_what_a_batch_claims(
     assert dashboard["due_count"] == health["due"] == len(claimed)
 
 
+def test_the_due_list_and_health_count_orders_a_concurrency_key_holds_which_a_claim_leaves(
+    admin_client_for, support, make_orders
+):
+    """A due order whose key a running order holds is due but held, like a paused one."""
+    now, hour = timezone.now(), timedelta(hours=1)
+    holder, held, other_key, no_key = make_orders(4, status=Order.Status.PENDING)
+    for order, key in ((holder, "c1"), (held, "c1"), (other_key, "c2")):
+        Order.objects.filter(pk=order.pk).update(concurrency_key=key)
+    Order.objects.filter(pk=holder.pk).update(
+        status=Order.Status.RUNNING, lease_expires_at=now + hour
+    )
+    client = admin_client_for(support)
+
+    dashboard = client.get(reverse("admin:index")).context
+    listed = {order.pk for order in client.get(dashboard["due_url"]).context["cl"].result_list}
+    health = client.get("/health/").json()
+    claimed = {claim.order_pk for claim in claim_due_orders(limit=100, lease_seconds=60)}
+
+    assert claimed == {other_key.pk, no_key.pk}
+    assert listed == claimed | {held.pk}
+    assert dashboard["due_count"] == health["due"] == 3
+
+
 def test_dashboard_shows_the_last_batch(admin_client_for, support, db):
     started = timezone.now() - timedelta(minutes=2)
     BatchRun.objects.create(started_at=started, ended_at=started + timedelta(seconds=3), orders=7)

@@ -4,8 +4,8 @@ import pytest
 
 from apicalls.services import api_call_save
 from blueprints.models import Blueprint, BlueprintVersion, WorkflowSnapshot
-from blueprints.services import blueprint_save, workflow_snapshot
-from definitions.validation import DefinitionError
+from blueprints.services import api_call_slugs, blueprint_save, workflow_snapshot
+from definitions.validation import DefinitionError, validate_blueprint
 from tests.blueprints import definitions
 
 pytestmark = pytest.mark.django_db
@@ -108,3 +108,25 @@ def test_a_notify_url_is_kept_in_the_blueprint_its_versions_and_snapshots(exampl
     snapshot = workflow_snapshot(blueprint=saved)
     assert snapshot.definition["blueprint"]["notify_url"] == url
     assert "notify_url" not in blueprint_save(definition=document).as_definition()
+
+
+def test_a_concurrency_key_is_kept_in_the_blueprint_its_versions_and_snapshots(
+    example_api_calls,
+):
+    document = definitions.blueprint()
+    key = "{{ input.customer_id }}"
+    saved = blueprint_save(definition={**document, "concurrency_key": key})
+
+    assert saved.as_definition()["concurrency_key"] == key
+    assert saved.versions.get().definition["concurrency_key"] == key
+    snapshot = workflow_snapshot(blueprint=saved)
+    assert snapshot.definition["blueprint"]["concurrency_key"] == key
+    assert "concurrency_key" not in blueprint_save(definition=document).as_definition()
+
+
+def test_a_concurrency_key_may_name_only_input_and_order(example_api_calls):
+    document = definitions.blueprint() | {"concurrency_key": "{{ data.customer_id }}"}
+
+    with pytest.raises(DefinitionError) as caught:
+        validate_blueprint(document, api_call_slugs=api_call_slugs())
+    assert any("concurrency_key" in error for error in caught.value.errors)

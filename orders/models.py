@@ -88,6 +88,21 @@ class Order(models.Model):
 class StepLog(models.Model):
     """One entry of an order's log: a step attempt, or a reprocess / cancel / callback."""
 
+    # What the API shows of an entry, and what a retention export keeps.
+    REPORTED_FIELDS = [
+        "run",
+        "step",
+        "attempt",
+        "kind",
+        "started_at",
+        "duration_ms",
+        "request",
+        "response",
+        "outcome",
+        "error",
+        "actor",
+    ]
+
     class Kind(models.TextChoices):
         ATTEMPT = "attempt"
         STEP = "step"

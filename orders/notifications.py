@@ -89,6 +89,7 @@ def _take_due(limit: int, now: datetime) -> list[OrderEvent]:
     due = (
         OrderEvent.objects.filter(state=OrderEvent.State.PENDING, next_attempt_at__lte=now)
         .exclude(Exists(earlier))
+        .select_related("order__snapshot")
         .order_by("next_attempt_at", "pk")
     )
     with transaction.atomic():
@@ -102,7 +103,7 @@ def _take_due(limit: int, now: datetime) -> list[OrderEvent]:
 
 
 def _deliver(event: OrderEvent, secret: bytes, allow: list[str]) -> bool:
-    order = Order.objects.select_related("snapshot").get(pk=event.order_id)
+    order = event.order  # read with the event (`_take_due`), not one query per event
     if not event.url:
         try:
             event.url = notify_url(order)

@@ -26,19 +26,6 @@ from orders.models import Order, StepLog
 
 CHUNK_SIZE = 500
 
-LOG_FIELDS = [
-    "run",
-    "step",
-    "attempt",
-    "kind",
-    "started_at",
-    "duration_ms",
-    "request",
-    "response",
-    "outcome",
-    "error",
-    "actor",
-]
 ORDER_FIELDS = [
     "order_id",
     "workflow",
@@ -116,7 +103,7 @@ def _export(orders: list[Order], out: IO[str]) -> None:
     """One JSON line per order, with its log oldest first; on disk before the delete."""
     log: dict[int, list[dict]] = {order.pk: [] for order in orders}
     entries = StepLog.objects.filter(order_id__in=log.keys()).order_by("order_id", "id")
-    for entry in entries.values("order_id", *LOG_FIELDS):
+    for entry in entries.values("order_id", *StepLog.REPORTED_FIELDS):
         log[entry.pop("order_id")].append(entry)
     for order in orders:
         record = {name: getattr(order, name) for name in ORDER_FIELDS}

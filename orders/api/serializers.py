@@ -61,19 +61,7 @@ class StepLogSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = StepLog
-        fields = [
-            "run",
-            "step",
-            "attempt",
-            "kind",
-            "started_at",
-            "duration_ms",
-            "request",
-            "response",
-            "outcome",
-            "error",
-            "actor",
-        ]
+        fields = StepLog.REPORTED_FIELDS
 
 
 class OrderSerializer(serializers.ModelSerializer):

@@ -20,6 +20,7 @@ from django.conf import settings
 from django.db import close_old_connections, connections
 from django.utils import timezone
 
+from hosts import gate
 from orders import transitions
 from orders.claims import Claim, claim_due_orders, renew_leases
 from orders.engine.config import EngineConfig
@@ -70,6 +71,7 @@ def run_batch(
     logger.info("batch %s: claimed %d orders", batch.pk, len(claims))
     with LeaseKeeper(claims, lease_seconds=lease_seconds) as keeper:
         run_claims(claims, concurrency, engine_config, keeper, report)
+    gate.flush()  # this batch's calls count for the breakers now, not at the next call
     report.seconds = time.monotonic() - started
     BatchRun.objects.filter(pk=batch.pk).update(ended_at=timezone.now(), orders=len(claims))
     logger.info("batch %s: %s", batch.pk, report.summary())

@@ -13,6 +13,7 @@ same transaction (`insert_events`), which `orders.notifications` then delivers.
 from __future__ import annotations
 
 import json
+import random
 import threading
 import uuid
 from collections.abc import Iterable
@@ -239,8 +240,10 @@ def release_after_error(
             }
             message += f" ({errors} internal errors at this step: reprocess once it is fixed)"
         else:
-            fields = {"status": Order.Status.WAITING, "due_at": now + timedelta(seconds=60)}
-            message += "; tried again in a minute"
+            # 45 to 75 seconds: orders a bug hit together are not tried again together.
+            wait = timedelta(seconds=random.uniform(45, 75))
+            fields = {"status": Order.Status.WAITING, "due_at": now + wait}
+            message += "; tried again in about a minute"
         released = held.update(
             **fields, claim_token=None, lease_expires_at=None, error=message, updated_at=now
         )

@@ -20,6 +20,11 @@ def env_int(name: str, default: int) -> int:
     return int(value) if value else default
 
 
+def env_float(name: str, default: float) -> float:
+    value = os.environ.get(name, "").strip()
+    return float(value) if value else default
+
+
 def env_list(name: str, default: str = "") -> list[str]:
     return [part.strip() for part in os.environ.get(name, default).split(",") if part.strip()]
 
@@ -44,6 +49,7 @@ INSTALLED_APPS = [
     "django_q",
     "statemanager.apps.StateManagerConfig",
     "apicalls",
+    "hosts",
     "blueprints",
     "orders",
 ]
@@ -177,6 +183,18 @@ STATE_MANAGER = {
     "MAX_INLINE_WAIT_SECONDS": env_int("STATE_MANAGER_MAX_INLINE_WAIT_SECONDS", 5),
     # Finished orders older than this many days are deleted daily; 0 keeps them for ever.
     "RETENTION_DAYS": env_int("STATE_MANAGER_RETENTION_DAYS", 0),
+    # The longest a call waits inside its order's turn for a slot at a host with limits;
+    # past it, the order is left waiting (due again when its host has room).
+    "HOST_MAX_WAIT_SECONDS": env_float("STATE_MANAGER_HOST_MAX_WAIT_SECONDS", 2.0),
+    # The circuit breaker of every outbound host (hosts/breaker.py): it opens when at least
+    # MIN_CALLS attempts were made in the last WINDOW_SECONDS and FAILURE_RATE of them failed
+    # (no answer, 5xx, 429); after COOLDOWN_SECONDS it lets PROBES calls through, and closes
+    # when they succeed. BREAKER_MIN_CALLS=0 turns it off.
+    "BREAKER_WINDOW_SECONDS": env_int("STATE_MANAGER_BREAKER_WINDOW_SECONDS", 60),
+    "BREAKER_FAILURE_RATE": env_float("STATE_MANAGER_BREAKER_FAILURE_RATE", 0.5),
+    "BREAKER_MIN_CALLS": env_int("STATE_MANAGER_BREAKER_MIN_CALLS", 20),
+    "BREAKER_COOLDOWN_SECONDS": env_float("STATE_MANAGER_BREAKER_COOLDOWN_SECONDS", 30.0),
+    "BREAKER_PROBES": env_int("STATE_MANAGER_BREAKER_PROBES", 3),
     # The longest a batch may run before django-q2 gives up on it.
     "BATCH_TIMEOUT_SECONDS": env_int("STATE_MANAGER_BATCH_TIMEOUT_SECONDS", 3600),
 }

@@ -2,6 +2,9 @@
 
 import pytest
 
+from hosts.breaker import tally
+from hosts.limits import KEY_PREFIX, limits
+from hosts.rules import forget_rules
 from tests.localserver import LocalServer
 
 
@@ -16,6 +19,21 @@ def _private_cache(settings):
 def _outbound_allows_loopback(settings):
     """Tests call local HTTP servers on 127.0.0.1, which the engine refuses unless listed."""
     settings.STATE_MANAGER = {**settings.STATE_MANAGER, "OUTBOUND_ALLOW": ["127.0.0.1"]}
+
+
+@pytest.fixture(autouse=True)
+def _fresh_host_gate(settings):
+    """No test sees another's breaker counts, cached host rows or limiter clocks (Redis
+    keeps them between tests; the database's are rolled back or flushed)."""
+    tally.clear()
+    forget_rules()
+    if settings.REDIS_URL:
+        client = limits()
+        for key in client.client.scan_iter(f"{KEY_PREFIX}*"):
+            client.client.delete(key)
+    yield
+    tally.clear()
+    forget_rules()
 
 
 @pytest.fixture

@@ -25,6 +25,8 @@ from blueprints.models import Blueprint
 from blueprints.services import workflow_definition
 from definitions.validation import join_place
 from expressions.secrets import mask
+from hosts.gate import Permit
+from hosts.names import host_of
 from orders.engine import calls
 from orders.engine.config import EngineConfig
 from orders.engine.flow import (
@@ -353,6 +355,13 @@ class DryTurn:
             max_body_bytes=self.config.log_body_bytes,
         )
         return self._record(Attempt(step=step, attempt=attempt, request=shown, response=None))
+
+    def enter_host(self, request: CallRequest) -> Permit:
+        """A dry run sends nothing, so no host's limits, pause or breaker apply."""
+        return Permit(host_of(request.url))
+
+    def leave_host(self, permit: Permit, result: calls.CallResult | None) -> None:
+        pass
 
     def send(self, request: CallRequest) -> calls.CallResult:
         attempt: Attempt = self._current.attempt

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 from apicalls.rendering import CallRequest, render_request
 from expressions import ExpressionError, is_true, render
+from hosts.gate import Hold, Permit
 from orders.engine import calls, retry
 from orders.engine.config import EngineConfig
 
@@ -61,6 +62,17 @@ class RetryLater:
 
 
 @dataclass(frozen=True)
+class HeldBack:
+    """The call's host may not be called now (paused, breaker open, over a limit): the
+    order waits `hold.delay` seconds; nothing was sent and no attempt is counted."""
+
+    hold: Hold
+    step_path: str
+    attempt: int
+    step_state: dict
+
+
+@dataclass(frozen=True)
 class AwaitingCallback:
     """The call went out; the order waits for its callback until `timeout_seconds` pass."""
 
@@ -78,7 +90,7 @@ class Ended:
     error: str = ""
 
 
-Outcome = Succeeded | Failed | RetryLater | AwaitingCallback | Ended
+Outcome = Succeeded | Failed | RetryLater | HeldBack | AwaitingCallback | Ended
 
 
 @dataclass
@@ -105,6 +117,12 @@ class Turn(Protocol):
     config: EngineConfig
 
     def attempt_started(self, *, step: str, attempt: int, request: CallRequest) -> int: ...
+
+    def enter_host(self, request: CallRequest) -> Permit | Hold:
+        """Pass the gate of the request's host (hosts.gate), waiting briefly for a slot."""
+
+    def leave_host(self, permit: Permit, result: calls.CallResult | None) -> None:
+        """The call is over (`result` None: it was not sent): free its slot, count it."""
 
     def send(self, request: CallRequest) -> calls.CallResult: ...
 
@@ -211,6 +229,7 @@ def run_call_step(
     """
     step_path = step_path or step["id"]
     step_state = dict(state.step_state if step_state is None else step_state)
+    step_state.pop("held", None)  # the runner keeps the record of the order's holds
     attempt = state.attempt if attempt is None else attempt
     api_call = api_calls[step["call"]]
     context = base_context(state, turn)
@@ -238,8 +257,15 @@ def run_call_step(
         except ExpressionError as exc:
             turn.attempt_refused(step=step_path, attempt=attempt, error=str(exc))
             return Failed(StepError(step_path, str(exc)))
-        log_id = turn.attempt_started(step=step_path, attempt=attempt, request=request)
-        result = turn.send(request)
+        passage = turn.enter_host(request)
+        if isinstance(passage, Hold):
+            return HeldBack(passage, step_path, attempt - 1, step_state)
+        result = None
+        try:
+            log_id = turn.attempt_started(step=step_path, attempt=attempt, request=request)
+            result = turn.send(request)
+        finally:
+            turn.leave_host(passage, result)
         outcome = settle_attempt(step, step_path, api_call, context, result, waits, turn, log_id)
         if outcome is not None:
             return outcome
@@ -380,17 +406,29 @@ def run_parallel_step(
 
     failures: list[StepError] = []
     later: list[RetryLater] = []
+    held: list[HeldBack] = []
     for branch, outcome in zip(todo, outcomes, strict=True):
         if isinstance(outcome, Succeeded):
             branches_state[branch["id"]] = {"status": "done", "saved": outcome.saved}
         elif isinstance(outcome, RetryLater):
             branches_state[branch["id"]] = {"status": "retrying", "attempt": outcome.attempt}
             later.append(outcome)
+        elif isinstance(outcome, HeldBack):
+            branches_state[branch["id"]] = {"status": "held", "attempt": outcome.attempt}
+            held.append(outcome)
         elif isinstance(outcome, Failed):
             branches_state[branch["id"]] = {"status": "failed", "error": outcome.error.message}
             failures.append(outcome.error)
 
     new_state = {**state.step_state, "branches": branches_state}
+    new_state.pop("held", None)
+    if held:
+        # The branches that could go went; the step waits for the held ones' hosts.
+        first = min(held, key=lambda outcome: outcome.hold.delay)
+        if later:
+            delay = min(first.hold.delay, *(outcome.delay for outcome in later))
+            return RetryLater(delay=delay, attempt=state.attempt, step_state=new_state)
+        return HeldBack(first.hold, first.step_path, state.attempt, new_state)
     if later:
         soonest = min(later, key=lambda outcome: outcome.delay)
         return RetryLater(delay=soonest.delay, attempt=state.attempt, step_state=new_state)

@@ -20,6 +20,8 @@ from django.utils import timezone
 
 from apicalls.rendering import CallRequest, log_request, truncated
 from expressions.secrets import mask
+from hosts import gate
+from hosts.names import host_of
 from orders.engine import calls
 from orders.engine.config import EngineConfig
 from orders.engine.flow import OrderState
@@ -113,6 +115,30 @@ class Journal:
         with self._lock:
             self._attempts[entry.pk] = entry
         return entry.pk
+
+    def enter_host(self, request: CallRequest) -> gate.Permit | gate.Hold:
+        host = host_of(request.url)
+        before = self.state.step_state.get("held") or {}
+        held_before = before.get("count", 0) if before.get("host") == host else 0
+        return gate.enter(host, timeout=request.timeout, held_before=held_before, sleep=self.sleep)
+
+    def leave_host(self, permit: gate.Permit, result: calls.CallResult | None) -> None:
+        if result is None:
+            gate.leave(permit, status=None, refused=True)
+        else:
+            gate.leave(permit, status=result.status, refused=result.refused)
+
+    def held_back(self, *, step: str, reason: str, delay: float) -> None:
+        """Log why the order waits for its host (once for each spell of waiting)."""
+        self.held.queue_log(
+            self._entry(
+                step=step,
+                kind=StepLog.Kind.STEP,
+                outcome=StepLog.Outcome.WAITING,
+                duration_ms=0,
+                response={"note": f"waits: {reason}; looks again in {delay:.0f}s"},
+            )
+        )
 
     def send(self, request: CallRequest) -> calls.CallResult:
         return calls.send(request, allow=self.config.outbound_allow)

@@ -4,8 +4,8 @@
 >>> policy = policy_for(api_call, {"retry": {"max_attempts": 5}})
 >>> policy.max_attempts, policy.backoff_seconds, policy.backoff_rate
 (5, 2.0, 2.0)
->>> retry_delay(policy, 3, retry_after=30.0)
-30.0
+>>> 30.0 <= retry_delay(policy, 3, retry_after=30.0) <= 33.0
+True
 """
 
 from __future__ import annotations
@@ -62,11 +62,13 @@ def can_retry(policy: RetryPolicy, attempt: int, result: AttemptResult) -> bool:
 
 
 def retry_delay(policy: RetryPolicy, attempt: int, *, retry_after: float | None = None) -> float:
-    """Seconds before attempt `attempt + 1`: the API's Retry-After when it gave one, else
-    exponential backoff capped at `max_backoff_seconds`, with jitter (half fixed, half random)
-    so that orders failing together do not retry together."""
+    """Seconds before attempt `attempt + 1`, always with jitter, so that orders failing
+    together do not retry together: the API's Retry-After when it gave one, plus up to a
+    tenth more (half a second at least); else exponential backoff capped at
+    `max_backoff_seconds`, half fixed and half random."""
     if retry_after is not None:
-        return min(max(retry_after, 0.0), MAX_RETRY_AFTER_SECONDS)
+        asked = min(max(retry_after, 0.0), MAX_RETRY_AFTER_SECONDS)
+        return asked + random.uniform(0, max(asked / 10, 0.5))
     backoff = policy.backoff_seconds * policy.backoff_rate ** (attempt - 1)
     capped = min(backoff, policy.max_backoff_seconds)
     return capped / 2 + random.uniform(0, capped / 2)

@@ -21,6 +21,7 @@ from orders.engine.flow import (
     AwaitingCallback,
     Ended,
     Failed,
+    HeldBack,
     OrderState,
     Outcome,
     RetryLater,
@@ -132,6 +133,8 @@ class OrderTurn:
                 step_state=outcome.step_state,
                 release=True,
             )
+        if isinstance(outcome, HeldBack):
+            return self.hold(outcome)
         if isinstance(outcome, AwaitingCallback):
             return self.await_callback(outcome)
         raise TypeError(f"unknown outcome {outcome!r}")
@@ -189,6 +192,29 @@ class OrderTurn:
         )
         return None
 
+    def hold(self, outcome: HeldBack) -> str | None:
+        """Leave the order waiting for its host, its step neither failed nor its attempt
+        counted. The log says why once per spell: a hold for the same host and reason as
+        the one before only counts it (the count stretches the wait)."""
+        hold = outcome.hold
+        before = self.state.step_state.get("held") or {}
+        same = before.get("host") == hold.host and before.get("kind") == hold.kind
+        if not same:
+            self.journal.held_back(step=outcome.step_path, reason=hold.reason, delay=hold.delay)
+        held = {
+            "host": hold.host,
+            "kind": hold.kind,
+            "count": before.get("count", 0) + 1 if same else 1,
+            "reason": hold.reason,
+        }
+        return self.held.write(
+            status=Order.Status.WAITING,
+            due_at=timezone.now() + timedelta(seconds=hold.delay),
+            attempt=outcome.attempt,
+            step_state={**outcome.step_state, "held": held},
+            release=True,
+        )
+
     def await_callback(self, outcome: AwaitingCallback) -> str | None:
         """Wait for the callback, unless it already came while the call was in flight.
 
@@ -212,6 +238,8 @@ class OrderTurn:
             )
 
     def finish(self, status: str, error: str, **fields: Any) -> str:
+        if "held" in self.state.step_state:  # the wait for a host is over
+            fields["step_state"] = {k: v for k, v in self.state.step_state.items() if k != "held"}
         self.held.write(
             **fields,
             status=status,

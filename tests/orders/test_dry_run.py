@@ -177,7 +177,8 @@ def test_a_retry_after_is_honoured_as_a_wait_until_due():
     result = walk({**QUOTED, "charge": sample}, payments_charge={"retry": {}})
 
     attempt = result.steps[2].attempts[0]
-    assert (attempt.wait_seconds, attempt.waits) == (120.0, "order waiting")
+    assert 120.0 <= attempt.wait_seconds <= 132.0  # the Retry-After, plus jitter
+    assert attempt.waits == "order waiting"
 
 
 def test_a_list_of_samples_answers_attempt_after_attempt():

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import pytest
 
+from hosts.gate import Hold, Permit
+from hosts.names import host_of
 from orders.engine.calls import CallResult
 from orders.engine.config import EngineConfig
 from orders.engine.flow import (
     AwaitingCallback,
     Ended,
     Failed,
+    HeldBack,
     OrderState,
     RetryLater,
     StepError,
@@ -50,8 +53,10 @@ class FakeTurn:
 
     config = CONFIG
 
-    def __init__(self, *results: CallResult, callback=("waiting", None)):
+    def __init__(self, *results: CallResult, callback=("waiting", None), holds=()):
         self.results = list(results)
+        self.holds = list(holds)
+        self.left: list[tuple[str, int | None]] = []
         self.sent: list = []
         self.notes: list[tuple[str, str, bool]] = []
         self.attempts: list[tuple[str, int, str, str]] = []  # step, attempt, outcome, error
@@ -62,6 +67,14 @@ class FakeTurn:
     def attempt_started(self, *, step, attempt, request) -> int:
         self.attempts.append((step, attempt, "in_flight", ""))
         return len(self.attempts) - 1
+
+    def enter_host(self, request):
+        if self.holds:
+            return self.holds.pop(0)
+        return Permit(host_of(request.url))
+
+    def leave_host(self, permit, result) -> None:
+        self.left.append((permit.host, None if result is None else result.status))
 
     def send(self, request) -> CallResult:
         self.sent.append(request)
@@ -254,3 +267,43 @@ def test_a_callback_step_waits_then_follows_what_the_callback_said(callback, exp
         step, state(current_step="wait", step_state=waiting.step_state), API_CALLS, turn
     )
     assert resumed == expected
+
+
+PAUSED = Hold("shop.example", "paused", "host shop.example is paused", 30.0)
+
+
+def test_a_held_call_sends_nothing_and_counts_no_attempt():
+    turn = FakeTurn(holds=[PAUSED])
+
+    outcome = run_step(QUOTE, state(attempt=2), API_CALLS, turn)
+
+    assert outcome == HeldBack(PAUSED, "quote", 2, {})
+    assert turn.sent == [] and turn.attempts == [] and turn.left == []
+
+
+def test_a_hold_after_an_inline_retry_keeps_the_attempt_made():
+    turn = FakeTurn(ok(status=503), holds=[Permit("shop.example"), PAUSED])
+    step = {**QUOTE, "retry": {"max_attempts": 3, "backoff_seconds": 1}}
+
+    outcome = run_step(step, state(), API_CALLS, turn)
+
+    assert isinstance(outcome, HeldBack) and outcome.attempt == 1
+    assert turn.left == [("shop.example", 503)]
+
+
+def test_a_held_parallel_branch_holds_the_step_and_keeps_what_the_other_did():
+    turn = FakeTurn(ok(), holds=[Permit("ship.example"), PAUSED])
+    step = {
+        "id": "both",
+        "parallel": [
+            {"id": "s", "call": "ship", "save": {"shipped": True}},
+            {"id": "q", "call": "quote", "params": {"qty": 1}},
+        ],
+    }
+
+    outcome = run_step(step, state(current_step="both"), API_CALLS, turn)
+
+    assert isinstance(outcome, HeldBack) and outcome.hold == PAUSED
+    branches = outcome.step_state["branches"]
+    assert branches["s"] == {"status": "done", "saved": {"shipped": True}}
+    assert branches["q"] == {"status": "held", "attempt": 0}

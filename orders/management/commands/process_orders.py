@@ -1,4 +1,5 @@
 import logging
+import random
 import signal
 import time
 
@@ -56,7 +57,7 @@ class Command(BaseCommand):
                     backoff,
                 )
                 close_connections()  # the next batch connects afresh
-                self.pause(backoff)
+                self.pause(random.uniform(backoff / 2, backoff))  # workers do not reconnect as one
                 backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
                 continue
             if failures:

@@ -128,6 +128,9 @@ class OrderListFilterSet(OrderFilterSet):
         field_name="snapshot__blueprint_version", min_value=1, max_value=2**31 - 1
     )
     batch = IntegerFilter(method="filter_batch", min_value=1, max_value=2**63 - 1)
+    # An alert's link: the orders that finished within its window.
+    finished_after = TimeFilter(field_name="finished_at", lookup_expr="gte")
+    finished_before = TimeFilter(field_name="finished_at", lookup_expr="lt")
 
     def filter_due(self, queryset, name, value):
         return orders_due(base=queryset)

@@ -1,7 +1,19 @@
+import re
+
+from django.core.exceptions import ValidationError
+from django.core.validators import (
+    MaxValueValidator,
+    MinValueValidator,
+    URLValidator,
+    validate_email,
+)
 from django.db import models
 from django.utils import timezone
 
-from blueprints.models import WorkflowSnapshot
+from blueprints.models import Blueprint, WorkflowSnapshot
+
+# An alert rule's longest window: a week.
+MAX_WINDOW_MINUTES = 7 * 24 * 60
 
 
 class Order(models.Model):
@@ -294,3 +306,94 @@ class OrderEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.order_id} {self.previous_status} -> {self.status} ({self.state})"
+
+
+class AlertRule(models.Model):
+    """Alert someone when failed orders pile up: once `threshold` orders of the rule's scope
+    (blueprint, step that failed, error text) failed within the last `window_minutes`, one
+    alert goes out by e-mail or webhook, and no other for the same rule within the window."""
+
+    class Channel(models.TextChoices):
+        EMAIL = "email", "E-mail"
+        WEBHOOK = "webhook", "Webhook"
+
+    name = models.CharField(max_length=100, unique=True)
+    enabled = models.BooleanField(default=True)
+    workflow = models.CharField(
+        max_length=100, blank=True, help_text="The blueprint's slug; empty for any blueprint."
+    )
+    step = models.CharField(
+        max_length=200,
+        blank=True,
+        help_text="The id of the step that failed (the order list's failed step); empty for "
+        "any step.",
+    )
+    error_contains = models.CharField(
+        max_length=500,
+        blank=True,
+        help_text="Text the order's error contains, in any case; empty for any error.",
+    )
+    threshold = models.PositiveIntegerField(
+        default=5,
+        validators=[MinValueValidator(1)],
+        help_text="Alert once this many orders failed within the window.",
+    )
+    window_minutes = models.PositiveIntegerField(
+        default=15,
+        validators=[MinValueValidator(1), MaxValueValidator(MAX_WINDOW_MINUTES)],
+        help_text="The window, in minutes: the failures counted, and at most one alert in it.",
+    )
+    channel = models.CharField(max_length=16, choices=Channel.choices, default=Channel.EMAIL)
+    email_to = models.TextField(
+        "e-mail to",
+        blank=True,
+        help_text="For e-mail: the addresses, separated by commas or lines.",
+    )
+    webhook_url = models.URLField(
+        "webhook URL",
+        max_length=2000,
+        blank=True,
+        validators=[URLValidator(schemes=["http", "https"])],
+        help_text="For a webhook: the http(s) URL the alert is POSTed to as JSON.",
+    )
+    # When the last alert went out and how many failed orders it counted; why the last
+    # attempt to send failed, empty once one went out.
+    last_sent_at = models.DateTimeField(null=True, blank=True, editable=False)
+    last_count = models.PositiveIntegerField(null=True, blank=True, editable=False)
+    last_error = models.TextField(blank=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def recipients(self) -> list[str]:
+        """The addresses of `email_to`."""
+        return [part for part in re.split(r"[\s,;]+", self.email_to) if part]
+
+    def clean(self) -> None:
+        errors = {}
+        if self.workflow and not Blueprint.objects.filter(slug=self.workflow).exists():
+            errors["workflow"] = f'No blueprint "{self.workflow}"; leave it empty for any.'
+        if self.channel == self.Channel.EMAIL:
+            bad = [address for address in self.recipients if not _is_email(address)]
+            if bad:
+                errors["email_to"] = f"Not an e-mail address: {', '.join(bad)}."
+            elif not self.recipients:
+                errors["email_to"] = "Give at least one address for an e-mail alert."
+        if self.channel == self.Channel.WEBHOOK and not self.webhook_url:
+            errors["webhook_url"] = "Give the URL to post to for a webhook alert."
+        if errors:
+            raise ValidationError(errors)
+
+
+def _is_email(address: str) -> bool:
+    try:
+        validate_email(address)
+    except ValidationError:
+        return False
+    return True

@@ -155,17 +155,22 @@ def signature(body: bytes, secret: bytes, timestamp: int) -> str:
 
 
 def post(url: str, body: bytes, *, event_id: str, secret: bytes, allow: list[str]) -> Delivery:
-    """One signed POST through the engine's guarded session; the answer's body unread."""
+    """One signed POST of an event."""
     headers = {
-        "Content-Type": "application/json",
         "X-StateManager-Event-Id": event_id,
         "X-StateManager-Signature": signature(body, secret, int(time.time())),
     }
+    return post_json(url, body, headers=headers, allow=allow)
+
+
+def post_json(url: str, body: bytes, *, headers: dict[str, str], allow: list[str]) -> Delivery:
+    """One POST of JSON through the engine's guarded session (the outbound allowlist); the
+    answer's body unread. Alerts post through here too."""
     try:
         with session_for(allow).post(
             url,
             data=body,
-            headers=headers,
+            headers={"Content-Type": "application/json", **headers},
             timeout=TIMEOUT_SECONDS,
             allow_redirects=False,
             stream=True,

@@ -1,5 +1,5 @@
 """The django-q2 entry points: the schedule that dispatches batch lanes, a lane's turn,
-a bulk reprocess or cancel job, and the daily retention purge.
+a bulk reprocess or cancel job, the daily retention purge, and the alert rules' check.
 
 django-q2's scheduler fires the schedule on one cluster about once a minute; it queues a
 turn for every lane that needs one (orders/lanes.py), and django-q2 hands each turn to
@@ -15,6 +15,7 @@ from django.utils import timezone
 from django_q.models import Schedule
 from django_q.tasks import async_task
 
+from orders import alerts
 from orders.jobs import job_run, jobs_tidy
 from orders.lanes import LaneTurn, dispatch_lanes
 from orders.models import BulkJob
@@ -30,6 +31,8 @@ FORMER_FUNCS = ("orders.tasks.run_scheduled_batches",)
 PURGE_NAME = "State Manager retention"
 PURGE_FUNC = "orders.tasks.purge"
 DELIVER_FUNC = "orders.tasks.deliver_events"
+ALERTS_NAME = "State Manager alert rules"
+ALERTS_FUNC = "orders.tasks.check_alerts"
 
 
 def ensure_schedule() -> Schedule:
@@ -39,6 +42,15 @@ def ensure_schedule() -> Schedule:
             name=PURGE_NAME,
             func=PURGE_FUNC,
             schedule_type=Schedule.DAILY,
+            repeats=-1,
+            next_run=timezone.now(),
+        )
+    if not Schedule.objects.filter(func=ALERTS_FUNC).exists():
+        Schedule.objects.create(
+            name=ALERTS_NAME,
+            func=ALERTS_FUNC,
+            schedule_type=Schedule.MINUTES,
+            minutes=1,
             repeats=-1,
             next_run=timezone.now(),
         )
@@ -77,6 +89,11 @@ def dispatch() -> str:
 def deliver_events() -> str:
     """Post the due status notifications (queued by the dispatch when there are some)."""
     return f"delivered {deliver_due_events()} events"
+
+
+def check_alerts() -> str:
+    """Every minute: send the alerts of the rules whose threshold is reached."""
+    return f"sent {alerts.check_alerts()} alerts"
 
 
 def run_bulk_job(job_id: int) -> str:

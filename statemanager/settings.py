@@ -199,6 +199,17 @@ STATE_MANAGER = {
     "BATCH_TIMEOUT_SECONDS": env_int("STATE_MANAGER_BATCH_TIMEOUT_SECONDS", 3600),
 }
 
+# E-mail, for alert rules: Django's SMTP backend at EMAIL_HOST:EMAIL_PORT unless told.
+EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend")
+EMAIL_HOST = os.environ.get("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25)
+EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10)
+DEFAULT_FROM_EMAIL = os.environ.get("STATE_MANAGER_ALERT_FROM", "state-manager@localhost")
+
 Q_CLUSTER = {
     "name": "statemanager",
     "workers": env_int("Q_WORKERS", 2),

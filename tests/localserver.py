@@ -20,6 +20,7 @@ class Received:
     path: str
     headers: dict[str, str]
     body: Any
+    raw: bytes = b""  # the body as sent, for checking a signature over it
 
 
 @dataclass
@@ -79,7 +80,7 @@ class LocalServer:
                 except ValueError:
                     body = raw.decode(errors="replace")
                 path = self.path.split("?")[0]
-                request = Received(self.command, self.path, dict(self.headers), body)
+                request = Received(self.command, self.path, dict(self.headers), body, raw)
                 with server.lock:
                     server.received.append(request)
                     server.in_flight += 1

@@ -4,12 +4,14 @@ second) and the sidebar filters that select by them through the order filter set
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from django.contrib import admin
 from django.utils.formats import date_format
 from django.utils.html import format_html
 from django.utils.timezone import localtime
 
-from orders.admin.order_list import OrderListFilter
+from orders.admin.order_list import OrderListFilter, list_matching
 from orders.models import BatchRun
 from orders.selectors import failing_steps
 
@@ -113,6 +115,52 @@ class BatchFilter(OrderListFilter):
             return []
         batch = BatchRun.objects.filter(pk=value).first() if value.isdigit() else None
         return [(value, f"#{value}" if batch is None else batch_window(batch))]
+
+
+class FinishedWithinFilter(admin.ListFilter):
+    """Shown while an alert's link is followed: the orders that finished from
+    `finished_after` (included) to `finished_before` (excluded), ISO 8601 times."""
+
+    title = "finish time"
+    parameters = ("finished_after", "finished_before")
+
+    def __init__(self, request, params, model, model_admin):
+        super().__init__(request, params, model, model_admin)
+        for name in self.parameters:
+            if name in params:
+                self.used_parameters[name] = params.pop(name)
+
+    def has_output(self):
+        return bool(self.used_parameters)
+
+    def expected_parameters(self):
+        return list(self.parameters)
+
+    def queryset(self, request, queryset):
+        if not self.used_parameters:
+            return queryset
+        return list_matching(self.used_parameters, queryset)
+
+    def choices(self, changelist):
+        yield {
+            "selected": False,
+            "query_string": changelist.get_query_string(remove=self.parameters),
+            "display": "Any time",
+        }
+        after, before = (self.used_parameters.get(name, [""])[-1] for name in self.parameters)
+        yield {
+            "selected": True,
+            "query_string": changelist.get_query_string(),
+            "display": f"{shown_time(after) or 'any time'} to {shown_time(before) or 'now'}",
+        }
+
+
+def shown_time(text: str) -> str:
+    """An ISO 8601 time of the URL to the second, in the admin's time zone ("" if none)."""
+    try:
+        return to_the_second(datetime.fromisoformat(text)) if text else ""
+    except ValueError:
+        return text
 
 
 def batch_window(batch: BatchRun) -> str:

@@ -12,6 +12,7 @@ from orders.admin.order_failures import (
     ErrorFilter,
     FailedStepFilter,
     FailureColumnsMixin,
+    FinishedWithinFilter,
     HttpStatusFilter,
 )
 from orders.admin.order_list import (
@@ -53,6 +54,7 @@ class OrderAdmin(
         DueFilter,
         ("created_at", CreatedAtFilter),
         BatchFilter,
+        FinishedWithinFilter,
     )
     search_fields = ("order_id",)
     search_help_text = (

@@ -95,8 +95,12 @@ def test_the_schedule_exists_once_after_repeated_migrations():
     ensure_schedule()
 
     schedules = {schedule.func: schedule.schedule_type for schedule in Schedule.objects.all()}
-    assert schedules == {SCHEDULE_FUNC: Schedule.MINUTES, "orders.tasks.purge": Schedule.DAILY}
-    assert Schedule.objects.count() == 2
+    assert schedules == {
+        SCHEDULE_FUNC: Schedule.MINUTES,
+        "orders.tasks.purge": Schedule.DAILY,
+        "orders.tasks.check_alerts": Schedule.MINUTES,
+    }
+    assert Schedule.objects.count() == 3
 
 
 # Batch lanes.

@@ -1,0 +1,72 @@
+"""Alert rules in a real browser, as support: the list with what each rule counts now, and
+"Send a test alert" on a rule's page."""
+
+import importlib
+from datetime import timedelta
+from types import SimpleNamespace
+
+import pytest
+from django.apps import apps
+from django.core import mail
+from django.db import connection
+from django.utils import timezone
+
+from orders.models import AlertRule, Order
+from tests.admin.conftest import staff_in
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+def support_with_alert_rules():
+    """A support user; the group gets the alert permissions as the migration gives them (a
+    transactional test's flush emptied the groups)."""
+    user = staff_in("Support")
+    migration = importlib.import_module("statemanager.migrations.0002_alert_roles")
+    migration.grant_alerts(apps, SimpleNamespace(connection=connection))
+    return user
+
+
+def test_support_sends_a_test_alert_from_the_rules_page(page, make_orders):  # noqa: F811
+    failed = make_orders(4)
+    Order.objects.filter(pk__in=[order.pk for order in failed]).update(
+        failed_step="charge", finished_at=timezone.now() - timedelta(minutes=2)
+    )
+    rule = AlertRule.objects.create(
+        name="Payments failing",
+        workflow=failed[0].workflow,
+        step="charge",
+        error_contains="502",
+        threshold=3,
+        window_minutes=15,
+        email_to="ops@example.com, oncall@example.com",
+    )
+    AlertRule.objects.create(
+        name="Any failure, to the ops webhook",
+        channel="webhook",
+        webhook_url="https://hooks.example/alerts",
+        threshold=50,
+        window_minutes=60,
+        last_error="the webhook answered HTTP 503",
+    )
+    page.log_in(support_with_alert_rules())
+
+    page.open("/admin/orders/alertrule/")
+    assert "4" in page.find(".field-failed_now").text
+    page.screenshot("14-alerts-list")
+
+    page.open(f"/admin/orders/alertrule/{rule.pk}/change/")
+    page.find("#test-alert-button").click()
+
+    message = page.find(".messagelist .success").text
+    assert 'Test alert of "Payments failing" sent to ops@example.com, oncall@example.com.' in (
+        message
+    )
+    assert page.driver.current_url.endswith(f"/admin/orders/alertrule/{rule.pk}/change/")
+    page.screenshot("14-alerts-test-sent")
+    (sent,) = mail.outbox
+    assert sent.subject.startswith('[test] State Manager alert "Payments failing": 4 failed')
+
+    page.find(".field-failed_now a").click()  # the orders the rule counts now
+    assert len(page.find_all("#result_list tbody tr")) == 4
+    assert "Any time" in page.find("#changelist-filter").text
+    page.screenshot("14-alerts-orders")

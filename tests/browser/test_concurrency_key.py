@@ -10,10 +10,16 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 def set_key(page, key: str) -> None:
+    """Save the key, and wait for the page the save answers with (not the one before)."""
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.wait import WebDriverWait
+
     field = page.find("input[name=concurrency_key]")
     field.clear()
     field.send_keys(key)
+    before = page.find("html")
     page.find("input[name=_continue]").click()
+    WebDriverWait(page.driver, 10).until(expected_conditions.staleness_of(before))
 
 
 def test_an_editor_keys_a_blueprint_by_customer(page, blueprint):

@@ -94,8 +94,8 @@ def url_of(settings_dict: dict) -> str:
 # The workflow and its orders.
 
 
-def workflow_definition(base_url: str) -> dict:
-    """Three call steps, each rendering a body from the order and saving from the response."""
+def workflow_definition(base_url: str, steps: int = STEPS) -> dict:
+    """`steps` call steps, each rendering a body from the order and saving from the response."""
     api_calls = {
         f"step{i}": {
             "slug": f"step{i}",
@@ -105,13 +105,18 @@ def workflow_definition(base_url: str) -> dict:
             "body": {"order": "{{ order.order_id }}", "sku": "{{ input.sku }}", "step": i},
             "save": {f"ref{i}": "{{ response.body.ref }}"},
         }
-        for i in range(1, STEPS + 1)
+        for i in range(1, steps + 1)
     }
-    steps = [{"id": f"s{i}", "call": f"step{i}"} for i in range(1, STEPS + 1)]
-    return {"blueprint": {"slug": "bench", "name": "Bench", "steps": steps}, "api_calls": api_calls}
+    blueprint_steps = [{"id": f"s{i}", "call": f"step{i}"} for i in range(1, steps + 1)]
+    blueprint = {"slug": "bench", "name": "Bench", "steps": blueprint_steps}
+    return {"blueprint": blueprint, "api_calls": api_calls}
 
 
-def create_orders(count: int, base_url: str, *, prefix: str = "bench") -> None:
+def create_orders(
+    count: int, base_url: str, *, prefix: str = "bench", steps: int = STEPS, **fields
+) -> None:
+    """`count` orders of a `steps`-call workflow, pending at its first step unless `fields`
+    set other columns (the same on every order)."""
     from blueprints.models import WorkflowSnapshot
     from orders.models import Order
 
@@ -119,7 +124,7 @@ def create_orders(count: int, base_url: str, *, prefix: str = "bench") -> None:
         workflow="bench",
         blueprint_version=1,
         digest=f"bench-{time.time_ns()}",
-        definition=workflow_definition(base_url),
+        definition=workflow_definition(base_url, steps),
     )
     Order.objects.bulk_create(
         (
@@ -129,6 +134,7 @@ def create_orders(count: int, base_url: str, *, prefix: str = "bench") -> None:
                 snapshot=snapshot,
                 payload={"sku": f"SKU-{i % 97}", "qty": 1 + i % 5},
                 current_step="s1",
+                **fields,
             )
             for i in range(count)
         ),
@@ -160,13 +166,16 @@ def every_call_once(server: LatencyServer, orders: int, label: str) -> dict:
 
 
 class LatencyServer:
-    """Answers every POST after `latency` seconds; GET /stats tells what it received."""
+    """Answers every POST after `latency` seconds; GET /stats tells what it received. With
+    `record_times`, GET /times gives each call's (arrival, finish) on the monotonic clock."""
 
-    def __init__(self, latency: float):
+    def __init__(self, latency: float, *, record_times: bool = False):
         self.latency = latency
         context = multiprocessing.get_context("spawn")
         self.ready = context.Queue()
-        self.process = context.Process(target=_serve, args=(latency, self.ready), daemon=True)
+        self.process = context.Process(
+            target=_serve, args=(latency, self.ready, record_times), daemon=True
+        )
 
     def __enter__(self) -> LatencyServer:
         self.process.start()
@@ -183,14 +192,20 @@ class LatencyServer:
 
         return requests.get(f"{self.url}/stats", timeout=10).json()
 
+    def times(self) -> list[tuple[float, float]]:
+        import requests
+
+        return [tuple(pair) for pair in requests.get(f"{self.url}/times", timeout=60).json()]
+
     def reset(self) -> None:
         import requests
 
         requests.post(f"{self.url}/reset", timeout=10)
 
 
-def _serve(latency: float, ready) -> None:
+def _serve(latency: float, ready, record_times: bool = False) -> None:
     keys: Counter = Counter()
+    times: list[tuple[float, float]] = []
     state = {"in_flight": 0, "max_in_flight": 0}
     lock = threading.Lock()
 
@@ -201,7 +216,7 @@ def _serve(latency: float, ready) -> None:
         def log_message(self, *args) -> None:
             pass
 
-        def reply(self, body: dict) -> None:
+        def reply(self, body: dict | list) -> None:
             payload = json.dumps(body).encode()
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
@@ -211,6 +226,9 @@ def _serve(latency: float, ready) -> None:
 
         def do_GET(self) -> None:
             with lock:
+                if self.path == "/times":
+                    self.reply(times)
+                    return
                 self.reply(
                     {
                         "requests": sum(keys.values()),
@@ -221,12 +239,14 @@ def _serve(latency: float, ready) -> None:
                 )
 
         def do_POST(self) -> None:
+            arrived = time.monotonic()
             length = int(self.headers.get("Content-Length") or 0)
             if length:
                 self.rfile.read(length)
             if self.path == "/reset":
                 with lock:
                     keys.clear()
+                    times.clear()
                     state["max_in_flight"] = 0
                 self.reply({})
                 return
@@ -238,6 +258,8 @@ def _serve(latency: float, ready) -> None:
             time.sleep(latency)
             with lock:
                 state["in_flight"] -= 1
+                if record_times:
+                    times.append((arrived, time.monotonic()))
             self.reply({"ok": True, "ref": key[:8]})
 
     class Server(ThreadingHTTPServer):

@@ -11,7 +11,12 @@ class OrdersConfig(AppConfig):
         # Project expression functions live in a `functions.py` of any installed app.
         autodiscover_modules("functions")
 
+        from hosts.signals import host_resumed
+        from orders import hosts_held
         from orders.tasks import ensure_schedule  # needs the models, loaded by now
+
+        # A resumed host's held orders are due at once.
+        host_resumed.connect(hosts_held.on_host_resumed, dispatch_uid="orders.host_resumed")
 
         def create_schedule(sender, **kwargs) -> None:
             ensure_schedule()

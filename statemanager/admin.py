@@ -9,7 +9,11 @@ from django.contrib import admin
 from django.urls import reverse
 from django.utils import timezone
 
+from hosts.admin import HostAdmin, breaker_badge, percent
+from hosts.models import Host
+from hosts.selectors import hosts_holding_orders
 from orders import selectors
+from orders.hosts_held import held_order_counts
 from orders.models import Order
 from orders.selectors import (
     activity_per_minute,
@@ -27,6 +31,9 @@ admin.site.site_header = "State Manager"
 admin.site.site_title = "State Manager"
 admin.site.index_title = "Dashboard"
 
+# The host's page counts the orders its gate holds, which the hosts package cannot.
+HostAdmin.count_held_orders = staticmethod(held_order_counts)
+
 
 # The dashboard.
 
@@ -42,7 +49,8 @@ def order_list_url(**filters) -> str:
 
 def dashboard_context() -> dict:
     """Orders by status, the due backlog and its oldest order's age, the paused blueprints
-    and the due orders they hold, the last batch, steps
+    and the due orders they hold, the paused hosts and open circuit breakers with the
+    orders they hold, the last batch, steps
     and failures per minute of the last hours, and the failed orders by blueprint and step.
 
     Costs the same whatever the table holds: counts stop at `COUNT_CAP` ("10,000+"), and
@@ -94,6 +102,7 @@ def dashboard_context() -> dict:
             }
             for row in paused
         ],
+        **held_by_hosts(shown),
         "lanes": running_lanes(now),
         "activity_chart": activity_chart(*activity_per_minute(CHART_HOURS * 60, now)),
         "last_batch": batch,
@@ -112,6 +121,27 @@ def dashboard_context() -> dict:
         ],
         "failures_url": order_list_url(status__exact=Order.Status.FAILED),
         "functions_url": reverse("admin:blueprints_blueprint_functions"),
+    }
+
+
+def held_by_hosts(shown) -> dict:
+    """The paused hosts and the hosts whose circuit breaker is not closed, each with the
+    orders its gate holds and a link to its page."""
+    hosts = hosts_holding_orders()
+    held = held_order_counts(host.host for host in hosts)
+
+    def row(host: Host) -> dict:
+        return {
+            "host": host,
+            "held_shown": shown(held[host.host]),
+            "breaker": breaker_badge(host),
+            "failure_rate": percent(host.breaker_failure_rate),
+            "url": reverse("admin:hosts_host_change", args=[host.pk]),
+        }
+
+    return {
+        "paused_hosts": [row(host) for host in hosts if host.paused],
+        "open_breakers": [row(host) for host in hosts if host.breaker_state != Host.Breaker.CLOSED],
     }
 
 

@@ -8,6 +8,8 @@ from django.http import JsonResponse
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
+from hosts.models import Host
+from hosts.selectors import hosts_holding_orders
 from orders.selectors import (
     COUNT_CAP,
     last_batch,
@@ -23,7 +25,9 @@ logger = logging.getLogger(__name__)
 @require_GET
 def health(request):
     """200 with the last batch, the due backlog (counted up to COUNT_CAP), the lanes running
-    now and the steps finished per minute; 503 when the database cannot be reached."""
+    now, the steps finished per minute, and the hosts that hold orders (circuit breakers
+    not closed, paused hosts); 503 when the database cannot be reached. A partner's open
+    breaker is not State Manager's ill health: still 200."""
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
@@ -33,6 +37,7 @@ def health(request):
         oldest = oldest_due_at(now) if due else None
         lanes = running_lanes(now)
         steps = steps_per_minute(15, now)
+        held_by = hosts_holding_orders()
     except DatabaseError as exc:
         logger.error("health check: database unavailable (%s)", str(exc).strip()[:300])
         return JsonResponse({"database": "unavailable"}, status=503)
@@ -59,5 +64,16 @@ def health(request):
                 for lane in lanes
             ],
             "steps_per_minute": steps,
+            "breakers": [
+                {
+                    "host": host.host,
+                    "state": host.breaker_state,
+                    "since": host.breaker_since,
+                    "failure_rate": host.breaker_failure_rate,
+                }
+                for host in held_by
+                if host.breaker_state != Host.Breaker.CLOSED
+            ],
+            "paused_hosts": [host.host for host in held_by if host.paused],
         }
     )

@@ -22,6 +22,8 @@ def test_health_without_batches(client, db):
         "oldest_due_seconds": None,
         "lanes": [],
         "steps_per_minute": [0] * 15,
+        "breakers": [],
+        "paused_hosts": [],
     }
 
 

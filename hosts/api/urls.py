@@ -1,0 +1,8 @@
+from definitions.api import api_router
+
+from .views import HostViewSet
+
+router = api_router()
+router.register("hosts", HostViewSet, basename="host")
+
+urlpatterns = router.urls

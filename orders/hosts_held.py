@@ -1,0 +1,38 @@
+"""The orders an outbound host's gate holds: left `waiting` with `step_state["held"] =
+{"host", "kind", "count", "reason"}` (orders.engine.runner's `hold`). When a paused host
+is resumed, those its pause held are due at once rather than when their backoff ends;
+the dashboard and the host's admin page count them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from django.utils import timezone
+
+from orders.models import Order
+from orders.selectors import COUNT_CAP, capped_count
+
+
+def orders_held_by(host: str, *, kind: str = ""):
+    """The waiting orders the gate of `host` holds, for any reason or for `kind` (paused,
+    breaker, concurrency, rate, limits)."""
+    held = Order.objects.filter(status=Order.Status.WAITING, step_state__held__host=host)
+    return held.filter(step_state__held__kind=kind) if kind else held
+
+
+def release_orders_held_by_pause(*, host: str) -> int:
+    """Make the orders held because `host` was paused due now; returns how many. Orders
+    already due, or held by another host or for another reason, are left as they are."""
+    now = timezone.now()
+    return orders_held_by(host, kind="paused").filter(due_at__gt=now).update(due_at=now)
+
+
+def on_host_resumed(sender, *, host: str, **kwargs) -> None:
+    """The receiver of `hosts.signals.host_resumed`."""
+    release_orders_held_by_pause(host=host)
+
+
+def held_order_counts(hosts: Iterable[str]) -> dict[str, int]:
+    """Each host with the orders its gate holds, counted up to `COUNT_CAP` (which means
+    "that many or more"): a query per host, for the few hosts a page shows."""
+    return {host: capped_count(orders_held_by(host), COUNT_CAP) for host in hosts}

@@ -4,6 +4,7 @@ and the actions and buttons that pause, resume and close a breaker by hand."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from urllib.parse import urlencode
 
 from django import forms
 from django.contrib import admin
@@ -238,7 +239,12 @@ class HostAdmin(admin.ModelAdmin):
         if self.count_held_orders is None:
             return "—"
         count = self.count_held_orders([obj.host])[obj.host]
-        return f"{count:,} waiting for this host (paused, breaker open or over a limit)"
+        url = f"{reverse('admin:orders_order_changelist')}?{urlencode({'held_by': obj.host})}"
+        return format_html(
+            '<a href="{}">{} waiting</a> for this host (paused, breaker open or over a limit)',
+            url,
+            f"{count:,}",
+        )
 
     @admin.display(description="circuit breaker", ordering="breaker_state")
     def breaker(self, obj):

@@ -29,9 +29,13 @@ LEASE_MARGIN_SECONDS = 30.0
 
 @dataclass(frozen=True)
 class Permit:
+    """The call may go to `host`, not before `ready_at` (time.monotonic()); `leave` must
+    follow it."""
+
     host: str
     lease: str | None = None
     probe: bool = False
+    ready_at: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -60,7 +64,8 @@ def enter(
     held_before: int = 0,
     sleep: Callable[[float], None] = time.sleep,
 ) -> Permit | Hold:
-    """May a call go to `host` now? Waits up to HOST_MAX_WAIT_SECONDS for a slot."""
+    """May a call go to `host`? Waits up to HOST_MAX_WAIT_SECONDS for a free lease; a rate
+    slot up to that far ahead is taken, and waited for by `wait_for_slot`."""
     rule = current_rules().get(host)
     if rule is None:
         return Permit(host)
@@ -120,9 +125,17 @@ def _take_limits(
             return Hold(
                 host, "rate", reason, slot.wait + random.uniform(0, max(1.0, slot.wait / 10))
             )
-        if slot.wait > 0:
-            sleep(slot.wait)
+        # Slept by the caller just before sending (`wait_for_slot`), after what it writes
+        # first, so that write's time does not push the call past its slot.
+        return Permit(host, lease=lease, probe=probe, ready_at=time.monotonic() + slot.wait)
     return Permit(host, lease=lease, probe=probe)
+
+
+def wait_for_slot(permit: Permit, sleep: Callable[[float], None] = time.sleep) -> None:
+    """Sleep until the permit's rate slot (at once when it has none)."""
+    wait = permit.ready_at - time.monotonic()
+    if wait > 0:
+        sleep(wait)
 
 
 def leave(permit: Permit, *, status: int | None, refused: bool) -> None:

@@ -20,6 +20,7 @@ from django.http import QueryDict
 from django_filters.fields import IsoDateTimeField
 
 from definitions.storable import shown, text_problem
+from orders.hosts_held import orders_held_by
 from orders.models import BatchRun, Order
 from orders.selectors import orders_due, orders_failed_at, orders_logged_during
 
@@ -128,6 +129,8 @@ class OrderListFilterSet(OrderFilterSet):
         field_name="snapshot__blueprint_version", min_value=1, max_value=2**31 - 1
     )
     batch = IntegerFilter(method="filter_batch", min_value=1, max_value=2**63 - 1)
+    # The dashboard's and a host page's link: the orders an outbound host's gate holds.
+    held_by = django_filters.CharFilter(method="filter_held_by", label="Held by host")
     # An alert's link: the orders that finished within its window.
     finished_after = TimeFilter(field_name="finished_at", lookup_expr="gte")
     finished_before = TimeFilter(field_name="finished_at", lookup_expr="lt")
@@ -146,6 +149,9 @@ class OrderListFilterSet(OrderFilterSet):
             lowest = int(value[0]) * 100
             return queryset.filter(failed_http_status__range=(lowest, lowest + 99))
         return queryset.filter(failed_http_status=int(value))
+
+    def filter_held_by(self, queryset, name, value):
+        return queryset & orders_held_by(value.strip().lower().rstrip("."))
 
     def filter_batch(self, queryset, name, value):
         batch = BatchRun.objects.filter(pk=value).first()

@@ -50,8 +50,8 @@ def order_list_url(**filters) -> str:
 def dashboard_context() -> dict:
     """Orders by status, the due backlog and its oldest order's age, the paused blueprints
     and the due orders they hold, the paused hosts and open circuit breakers with the
-    orders they hold, the last batch, steps
-    and failures per minute of the last hours, and the failed orders by blueprint and step.
+    orders they hold, the last batch, steps and failures per minute of the last hours,
+    and the failed orders by blueprint and step.
 
     Costs the same whatever the table holds: counts stop at `COUNT_CAP` ("10,000+"), and
     all orders together are PostgreSQL's estimate once the table is large; the failures
@@ -137,6 +137,7 @@ def held_by_hosts(shown) -> dict:
             "breaker": breaker_badge(host),
             "failure_rate": percent(host.breaker_failure_rate),
             "url": reverse("admin:hosts_host_change", args=[host.pk]),
+            "orders_url": order_list_url(held_by=host.host),
         }
 
     return {

@@ -117,6 +117,18 @@ class BatchFilter(OrderListFilter):
         return [(value, f"#{value}" if batch is None else batch_window(batch))]
 
 
+class HeldByFilter(OrderListFilter):
+    """Shown while the link of a host's held orders is followed (the dashboard, the host's
+    page): the orders waiting for that host's gate."""
+
+    title = "held by host"
+    parameter_name = filter_name = "held_by"
+
+    def lookups(self, request, model_admin):
+        value = self.value()
+        return [(value, value)] if value else []
+
+
 class FinishedWithinFilter(admin.ListFilter):
     """Shown while an alert's link is followed: the orders that finished from
     `finished_after` (included) to `finished_before` (excluded), ISO 8601 times."""

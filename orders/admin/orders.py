@@ -13,6 +13,7 @@ from orders.admin.order_failures import (
     FailedStepFilter,
     FailureColumnsMixin,
     FinishedWithinFilter,
+    HeldByFilter,
     HttpStatusFilter,
 )
 from orders.admin.order_list import (
@@ -55,6 +56,7 @@ class OrderAdmin(
         ("created_at", CreatedAtFilter),
         BatchFilter,
         FinishedWithinFilter,
+        HeldByFilter,
     )
     search_fields = ("order_id",)
     search_help_text = (

@@ -363,7 +363,7 @@ class DryTurn:
     def leave_host(self, permit: Permit, result: calls.CallResult | None) -> None:
         pass
 
-    def send(self, request: CallRequest) -> calls.CallResult:
+    def send(self, request: CallRequest, permit: Permit) -> calls.CallResult:
         attempt: Attempt = self._current.attempt
         given = self.samples.get(attempt.step) or [Sample()]
         sample = given[min(attempt.attempt, len(given)) - 1]

@@ -124,7 +124,8 @@ class Turn(Protocol):
     def leave_host(self, permit: Permit, result: calls.CallResult | None) -> None:
         """The call is over (`result` None: it was not sent): free its slot, count it."""
 
-    def send(self, request: CallRequest) -> calls.CallResult: ...
+    def send(self, request: CallRequest, permit: Permit) -> calls.CallResult:
+        """Send the request once the permit's slot has come."""
 
     def attempt_finished(
         self,
@@ -263,7 +264,7 @@ def run_call_step(
         result = None
         try:
             log_id = turn.attempt_started(step=step_path, attempt=attempt, request=request)
-            result = turn.send(request)
+            result = turn.send(request, passage)
         finally:
             turn.leave_host(passage, result)
         outcome = settle_attempt(step, step_path, api_call, context, result, waits, turn, log_id)

@@ -140,7 +140,8 @@ class Journal:
             )
         )
 
-    def send(self, request: CallRequest) -> calls.CallResult:
+    def send(self, request: CallRequest, permit: gate.Permit) -> calls.CallResult:
+        gate.wait_for_slot(permit, self.sleep)
         return calls.send(request, allow=self.config.outbound_allow)
 
     def attempt_finished(

@@ -110,7 +110,7 @@ def test_the_change_page_has_a_pause_button_then_a_banner_with_resume(
     assert 'id="host-paused"' in page.text and 'id="resume-button"' in page.text
     assert f"by <strong>{support.username}</strong>" in page.text
     assert 'id="pause-button"' not in page.text
-    assert "1 waiting for this host" in page.text  # the orders held
+    assert "1 waiting</a> for this host" in page.text  # the orders held
 
     page = act(client, "resume_hosts", partner, from_page="1")
     assert 'id="host-paused"' not in page.text and 'id="pause-button"' in page.text

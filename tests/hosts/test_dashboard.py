@@ -60,3 +60,21 @@ def test_health_lists_open_breakers_and_paused_hosts_and_stays_200(client, partn
     assert (breaker["state"], breaker["failure_rate"]) == ("open", 0.75)
     assert breaker["since"].startswith(tripped.breaker_since.strftime("%Y-%m-%dT%H:%M"))
     assert body["database"] == "ok" and "due" in body
+
+
+def test_a_hosts_held_count_links_to_exactly_the_orders_it_holds(
+    admin_client_for, support, shop, partner, tripped
+):
+    host_pause(host=partner, actor="ann")
+    held_order("A-1", partner.host)
+    held_order("A-2", partner.host)
+    held_order("B-1", tripped.host, kind="breaker")
+    client = admin_client_for(support)
+
+    (paused,) = client.get(reverse("admin:index")).context["paused_hosts"]
+    listed = client.get(paused["orders_url"])
+    host_page = client.get(change_url(partner))
+
+    assert sorted(order.order_id for order in listed.context["cl"].result_list) == ["A-1", "A-2"]
+    assert "held by host" in listed.text
+    assert f'href="{paused["orders_url"]}"' in host_page.text.replace("&amp;", "&")

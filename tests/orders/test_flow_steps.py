@@ -76,7 +76,7 @@ class FakeTurn:
     def leave_host(self, permit, result) -> None:
         self.left.append((permit.host, None if result is None else result.status))
 
-    def send(self, request) -> CallResult:
+    def send(self, request, permit) -> CallResult:
         self.sent.append(request)
         return self.results.pop(0)
 

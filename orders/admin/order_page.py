@@ -5,6 +5,7 @@ before and after each, and a waiting callback that support may resolve by hand."
 from __future__ import annotations
 
 import json
+from urllib.parse import urlencode
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
@@ -93,11 +94,16 @@ class OrderPageMixin:
         }
 
     def waiting_context(self, order: Order) -> dict | None:
-        """What a waiting order waits for: its callback (URL as stored, masked; due time;
-        whether it can still be resolved) or its next retry."""
+        """What a waiting order waits for: its host (held by the host's gate: why, and a
+        link to the host), its callback (URL as stored, masked; due time; whether it can
+        still be resolved) or its next retry."""
         if order.status != Order.Status.WAITING:
             return None
-        callback = order.step_state.get("callback") if isinstance(order.step_state, dict) else None
+        state = order.step_state if isinstance(order.step_state, dict) else {}
+        held = state.get("held")
+        if isinstance(held, dict) and held.get("host"):
+            return {"held": held, "hosts_url": hosts_url(str(held["host"]))}
+        callback = state.get("callback")
         if not isinstance(callback, dict):
             return {"retry": True}
         return {"callback_url": callback.get("url", ""), "open": waiting_callback(order)}
@@ -151,3 +157,8 @@ def _data_text(data: dict | None) -> str:
     if len(text) <= DATA_SHOWN_MAX:
         return text
     return text[:DATA_SHOWN_MAX] + f"\n… (cut: {len(text):,} characters in all)"
+
+
+def hosts_url(host: str) -> str:
+    """The admin's hosts list, searched for the host that holds an order."""
+    return f"{reverse('admin:hosts_host_changelist')}?{urlencode({'q': host})}"

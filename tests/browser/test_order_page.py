@@ -120,3 +120,25 @@ def test_support_resolves_a_callback_that_never_came_as_a_failure(page, bank_tra
     failed = page.find('#order-flow g[data-step="await_transfer"] rect')
     assert "failed" in failed.get_attribute("class").split()
     page.screenshot("13-4-resolved")
+
+
+def test_support_sees_why_an_order_waits_for_its_host(page, blueprint, apis):
+    from hosts.models import Host
+    from hosts.services import host_pause
+
+    host = Host.objects.create(host="127.0.0.1")
+    host_pause(host=host, actor="ann")
+    order = run("shop-1003", "ecommerce-order")
+    assert (order.status, order.attempt) == (Order.Status.WAITING, 0)
+
+    page.log_in(staff_in("Support"))
+    page.open("/admin/orders/order/?held_by=127.0.0.1")
+    assert page.find("#result_list").text.count("shop-1003") == 1
+    page.screenshot("14-held-order-list")
+
+    page.open(f"/admin/orders/order/{order.pk}/change/")
+    held = page.find("#order-held").text
+    assert "waits for its host: host 127.0.0.1 is paused" in held
+    assert "no attempt is counted" in held
+    assert "waits: host 127.0.0.1 is paused" in page.find("#order-timeline").text
+    page.screenshot("14-held-order-page")

@@ -25,7 +25,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Sum
+from django.db.models import F, Sum
 from django.utils import timezone
 
 from hosts.models import Host, HostWindow
@@ -198,6 +198,14 @@ def admit(host: str, config: BreakerSettings | None = None) -> Admission:
             _set_breaker(row, Host.Breaker.HALF_OPEN, since=now, probes=1, successes=0)
             return Admission(True, probe=True)
         return Admission(False, wait=(over - now).total_seconds(), since=since)
+
+
+def probe_returned(host: str) -> None:
+    """A probe admitted but not sent (the order was held, cancelled, or the allowlist
+    refused it): its place goes to the next call."""
+    Host.objects.filter(
+        host=host, breaker_state=Host.Breaker.HALF_OPEN, breaker_probes__gt=0
+    ).update(breaker_probes=F("breaker_probes") - 1)
 
 
 def probe_finished(host: str, *, failed: bool, config: BreakerSettings | None = None) -> None:

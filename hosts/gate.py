@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.utils import timezone
 
 from hosts import breaker
 from hosts.limits import limits
@@ -65,33 +66,57 @@ def enter(
     sleep: Callable[[float], None] = time.sleep,
 ) -> Permit | Hold:
     """May a call go to `host`? Waits up to HOST_MAX_WAIT_SECONDS for a free lease; a rate
-    slot up to that far ahead is taken, and waited for by `wait_for_slot`."""
-    rule = current_rules().get(host)
-    if rule is None:
-        return Permit(host)
-    if rule.paused:
-        return Hold(host, "paused", f"host {host} is paused", backoff(30.0, 300.0, held_before))
+    slot up to that far ahead is taken, and waited for by `wait_for_slot`. Whatever goes
+    wrong in here holds the order (and gives back what it took) rather than failing it."""
     probe = False
-    if not rule.breaker_closed:
-        config = breaker.BreakerSettings.current()
-        admission = breaker.admit(host, config)
-        if not admission.allowed:
-            reason = (
-                f"the circuit breaker of {host} is open; "
-                f"it lets probes through in {admission.wait:.0f}s"
-            )
-            delay = admission.wait + random.uniform(0, max(config.cooldown_seconds, 1.0))
-            return Hold(host, "breaker", reason, delay)
-        probe = admission.probe
-    if not rule.max_concurrent and not rule.rate_per_second:
-        return Permit(host, probe=probe)
-    max_wait = float(settings.STATE_MANAGER["HOST_MAX_WAIT_SECONDS"])
     try:
-        return _take_limits(rule, timeout, max_wait, held_before, sleep, probe)
-    except Exception as exc:  # the limits store is down: hold rather than overrun the partner
-        logger.warning("limits of host %s could not be checked: %s", host, exc)
+        rule = current_rules().get(host)
+        if rule is None:
+            return Permit(host)
+        if rule.paused:
+            return Hold(host, "paused", f"host {host} is paused", backoff(30.0, 300.0, held_before))
+        if not rule.breaker_closed:
+            admission = _through_breaker(rule, held_before)
+            if isinstance(admission, Hold):
+                return admission
+            probe = admission
+        if not rule.max_concurrent and not rule.rate_per_second:
+            return Permit(host, probe=probe)
+        max_wait = float(settings.STATE_MANAGER["HOST_MAX_WAIT_SECONDS"])
+        passage = _take_limits(rule, timeout, max_wait, held_before, sleep, probe)
+    except Exception as exc:  # the database or Redis is down: hold rather than overrun
+        logger.warning("the gate of host %s could not be checked: %s", host, exc)
         reason = f"the limits of host {host} could not be checked: {type(exc).__name__}"
-        return Hold(host, "limits", reason, backoff(5.0, 60.0, held_before))
+        passage = Hold(host, "limits", reason, backoff(5.0, 60.0, held_before))
+    if probe and isinstance(passage, Hold):
+        _give_back_probe(host)
+    return passage
+
+
+def _through_breaker(rule: HostRule, held_before: int) -> bool | Hold:
+    """A breaker that is not closed: whether this call goes as a probe, or the hold. While
+    the cached rule shows the cool-down running, the host's row is not even locked."""
+    config = breaker.BreakerSettings.current()
+    host, wait = rule.host, 0.0
+    if rule.breaker_since is not None and rule.breaker_state == "open":
+        wait = config.cooldown_seconds - (timezone.now() - rule.breaker_since).total_seconds()
+    if wait <= 0:
+        admission = breaker.admit(host, config)
+        if admission.allowed:
+            return admission.probe
+        wait = admission.wait
+    state = "half open, its trial calls out" if rule.breaker_state == "half_open" else "open"
+    reason = f"the circuit breaker of {host} is {state}; it lets trial calls through in {wait:.0f}s"
+    # Back to the host after the cool-down, spread over one (more for orders held again).
+    spread = min(max(config.cooldown_seconds, 1.0) * 2 ** min(held_before, 8), 600.0)
+    return Hold(host, "breaker", reason, wait + random.uniform(0, spread))
+
+
+def _give_back_probe(host: str) -> None:
+    try:
+        breaker.probe_returned(host)
+    except Exception as exc:  # the stuck-probe recovery frees it after a cool-down
+        logger.warning("probe of host %s not given back: %s", host, exc)
 
 
 def _take_limits(
@@ -102,33 +127,45 @@ def _take_limits(
     sleep: Callable[[float], None],
     probe: bool,
 ) -> Permit | Hold:
-    store = limits()
-    host, lease = rule.host, None
+    """A lease when the host has `max_concurrent`, then a rate slot when it has a rate; a
+    lease taken is given back when no slot is (or the store fails in between)."""
+    store, host = limits(), rule.host
+    lease = None
     if rule.max_concurrent:
-        ttl = timeout + max_wait + LEASE_MARGIN_SECONDS
-        waited, pause = 0.0, 0.02
-        while (lease := store.acquire(host, rule.max_concurrent, ttl=ttl)) is None:
-            if waited >= max_wait:
-                reason = (
-                    f"host {host} already has {rule.max_concurrent} calls in flight "
-                    "(its max_concurrent)"
-                )
-                return Hold(host, "concurrency", reason, backoff(1.0, 30.0, held_before))
-            sleep(pause)
-            waited, pause = waited + pause, min(pause * 2, 0.25)
-    if rule.rate_per_second:
-        slot = store.reserve(host, rule.rate_per_second, max_wait=max_wait)
-        if not slot.granted:
-            if lease is not None:
-                store.release(host, lease)
-            reason = f"host {host} is at its rate of {rule.rate_per_second:g} requests per second"
-            return Hold(
-                host, "rate", reason, slot.wait + random.uniform(0, max(1.0, slot.wait / 10))
+        lease = _lease(store, rule, timeout + max_wait + LEASE_MARGIN_SECONDS, max_wait, sleep)
+        if lease is None:
+            reason = (
+                f"host {host} already has {rule.max_concurrent} calls in flight "
+                "(its max_concurrent)"
             )
-        # Slept by the caller just before sending (`wait_for_slot`), after what it writes
-        # first, so that write's time does not push the call past its slot.
-        return Permit(host, lease=lease, probe=probe, ready_at=time.monotonic() + slot.wait)
-    return Permit(host, lease=lease, probe=probe)
+            return Hold(host, "concurrency", reason, backoff(1.0, 30.0, held_before))
+    if not rule.rate_per_second:
+        return Permit(host, lease=lease, probe=probe)
+    try:
+        slot = store.reserve(host, rule.rate_per_second, max_wait=max_wait)
+    except Exception:
+        if lease is not None:
+            store.release(host, lease)
+        raise
+    if not slot.granted:
+        if lease is not None:
+            store.release(host, lease)
+        reason = f"host {host} is at its rate of {rule.rate_per_second:g} requests per second"
+        return Hold(host, "rate", reason, slot.wait + random.uniform(0, max(1.0, slot.wait / 10)))
+    # Slept by the caller just before sending (`wait_for_slot`), after what it writes
+    # first, so that write's time does not push the call past its slot.
+    return Permit(host, lease=lease, probe=probe, ready_at=time.monotonic() + slot.wait)
+
+
+def _lease(store, rule: HostRule, ttl: float, max_wait: float, sleep) -> str | None:
+    """A lease, asked for again with growing pauses until `max_wait` has passed."""
+    deadline, pause = time.monotonic() + max_wait, 0.02
+    while (lease := store.acquire(rule.host, rule.max_concurrent, ttl=ttl)) is None:
+        if time.monotonic() >= deadline:
+            return None
+        sleep(pause)
+        pause = min(pause * 2, 0.25)
+    return lease
 
 
 def wait_for_slot(permit: Permit, sleep: Callable[[float], None] = time.sleep) -> None:
@@ -138,20 +175,32 @@ def wait_for_slot(permit: Permit, sleep: Callable[[float], None] = time.sleep) -
         sleep(wait)
 
 
-def leave(permit: Permit, *, status: int | None, refused: bool) -> None:
-    """The call is over: free its lease, and count its result for the breaker."""
+def leave(permit: Permit, *, sent: bool, status: int | None = None, refused: bool = False) -> None:
+    """The call is over: free its lease, and count its result for the breaker. A call not
+    sent, or refused by the outbound allowlist, says nothing of the host's health: a probe
+    that was not sent is given back for another call to make."""
     if permit.lease:
         try:
             limits().release(permit.host, permit.lease)
         except Exception as exc:  # the lease expires by itself
             logger.warning("lease on host %s not released: %s", permit.host, exc)
-    failed = breaker.host_failed(status, refused=refused)
-    if permit.probe:
-        breaker.probe_finished(permit.host, failed=failed)
-    elif not refused:
-        breaker.tally.add(permit.host, failed=failed)
+    try:
+        if not sent or refused:
+            if permit.probe:
+                breaker.probe_returned(permit.host)
+            return
+        failed = breaker.host_failed(status, refused=False)
+        if permit.probe:
+            breaker.probe_finished(permit.host, failed=failed)
+        else:
+            breaker.tally.add(permit.host, failed=failed)
+    except Exception as exc:  # the breaker's bookkeeping must not cost the call's result
+        logger.warning("result of a call to %s not counted for its breaker: %s", permit.host, exc)
 
 
 def flush() -> None:
     """Add this process's counts to the shared window now (a batch calls it at its end)."""
-    breaker.tally.flush()
+    try:
+        breaker.tally.flush()
+    except Exception as exc:
+        logger.warning("breaker counts not added to the shared window: %s", exc)

@@ -1,6 +1,7 @@
 """The fleet-wide counters behind a host's `rate_per_second` and `max_concurrent`: in
 Redis when REDIS_URL is set (one Lua script a call, on Redis's clock), else in the
-database (one short transaction on the host's row).
+database (one short transaction on the host's row, on the database's clock), so that
+machines whose clocks differ a little still share one clock.
 
 The rate is a GCRA (a virtual clock per host, moved on by 1/rate for each request): a
 request may go when the clock is not ahead of now, so requests leave evenly spaced and
@@ -15,12 +16,11 @@ from __future__ import annotations
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from functools import cache
 
 from django.conf import settings
-from django.db import transaction
-from django.utils import timezone
+from django.db import connection, transaction
 
 from hosts.models import Host, HostLease
 
@@ -61,11 +61,12 @@ local ttl = math.ceil(interval * 4 + max_wait + 60)
 local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
 local start = math.max(tat, now)
 if start - now <= max_wait then
-  redis.call('SET', KEYS[1], tostring(start + interval), 'EX', ttl)
+  redis.call('SET', KEYS[1], string.format('%.6f', start + interval), 'EX', ttl)
   return {1, tostring(start - now)}
 end
 local queued = math.max(tonumber(redis.call('GET', KEYS[2]) or '0'), start)
-redis.call('SET', KEYS[2], tostring(queued + interval), 'EX', math.ceil(queued - now + ttl))
+local queue_ttl = math.ceil(queued - now + ttl)
+redis.call('SET', KEYS[2], string.format('%.6f', queued + interval), 'EX', queue_ttl)
 return {0, tostring(queued - now)}
 """
 
@@ -75,7 +76,8 @@ local now = tonumber(now_parts[1]) + tonumber(now_parts[2]) / 1000000
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[2]) then
   redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), ARGV[1])
-  redis.call('EXPIRE', KEYS[1], math.ceil(tonumber(ARGV[3])) + 60)
+  local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
+  redis.call('EXPIRE', KEYS[1], math.ceil(tonumber(last[2]) - now) + 60)
   return 1
 end
 return 0
@@ -128,7 +130,7 @@ class DatabaseLimits(Limits):
             )
             if row is None:
                 return Slot(True, 0.0)
-            now = time.time()
+            now = database_time()
             start = max(row["rate_tat"], now)
             if start - now <= max_wait:
                 Host.objects.filter(pk=row["pk"]).update(rate_tat=start + interval)
@@ -138,10 +140,10 @@ class DatabaseLimits(Limits):
             return Slot(False, queued - now)
 
     def acquire(self, host: str, max_concurrent: int, *, ttl: float) -> str | None:
-        now = timezone.now()
         with transaction.atomic():
             if not Host.objects.select_for_update().filter(host=host).exists():
                 return ""  # the host (and its limit) is gone: nothing to hold
+            now = datetime.fromtimestamp(database_time(), UTC)
             leases = HostLease.objects.filter(host=host)
             leases.filter(expires_at__lte=now).delete()
             if leases.count() >= max_concurrent:
@@ -158,6 +160,16 @@ class DatabaseLimits(Limits):
 
     def reset(self, host: str) -> None:
         Host.objects.filter(host=host).update(rate_tat=0.0, queue_tat=0.0)
+
+
+def database_time() -> float:
+    """Now, in Unix seconds, on the database's clock: every worker of the fleet reads the
+    same one, as with Redis's TIME. SQLite's database is on this machine, so its clock."""
+    if connection.vendor != "postgresql":
+        return time.time()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT EXTRACT(EPOCH FROM clock_timestamp())")
+        return float(cursor.fetchone()[0])
 
 
 @cache

@@ -124,9 +124,9 @@ class Journal:
 
     def leave_host(self, permit: gate.Permit, result: calls.CallResult | None) -> None:
         if result is None:
-            gate.leave(permit, status=None, refused=True)
+            gate.leave(permit, sent=False)
         else:
-            gate.leave(permit, status=result.status, refused=result.refused)
+            gate.leave(permit, sent=True, status=result.status, refused=result.refused)
 
     def held_back(self, *, step: str, reason: str, delay: float) -> None:
         """Log why the order waits for its host (once for each spell of waiting)."""
@@ -136,7 +136,7 @@ class Journal:
                 kind=StepLog.Kind.STEP,
                 outcome=StepLog.Outcome.WAITING,
                 duration_ms=0,
-                response={"note": f"waits: {reason}; looks again in {delay:.0f}s"},
+                response={"note": self._masked(f"waits: {reason}; looks again in {delay:.0f}s")},
             )
         )
 
@@ -194,16 +194,23 @@ class Journal:
         return hmac.new(self.config.token_key, name.encode(), hashlib.sha256).hexdigest()[:40]
 
     def open_callback(self, *, token: str, step: str, timeout_seconds: float) -> None:
-        """Created before the call is sent, so a callback that comes back at once finds it."""
-        Callback.objects.get_or_create(
+        """Created before the call is sent, so a callback that comes back at once finds it.
+        One opened by an earlier turn whose call was not sent (its host held the order)
+        and still waiting counts its time afresh."""
+        expires_at = timezone.now() + timedelta(seconds=timeout_seconds)
+        _, created = Callback.objects.get_or_create(
             token=token,
             defaults={
                 "order_id": self.held.order_pk,
                 "run": self.state.run,
                 "step": step,
-                "expires_at": timezone.now() + timedelta(seconds=timeout_seconds),
+                "expires_at": expires_at,
             },
         )
+        if not created:
+            Callback.objects.filter(token=token, status=Callback.Status.WAITING).update(
+                expires_at=expires_at
+            )
 
     def callback_status(self, token: str) -> tuple[str, Any]:
         callback = Callback.objects.get(token=token)

@@ -233,3 +233,57 @@ def test_an_order_is_held_when_the_limits_cannot_be_checked(server, host_setting
     order.refresh_from_db()
     assert order.status == "waiting" and partner.arrivals == []
     assert "the limits of host 127.0.0.1 could not be checked" in holds(order)[0].response["note"]
+
+
+@pytest.mark.skipif("not __import__('django.conf').conf.settings.REDIS_URL")
+def test_a_high_rate_is_held_to_the_microsecond_in_redis():
+    """Redis keeps the clock as text: rounded to a tenth of a millisecond, 7,000 requests
+    a second would go out at 10,000."""
+    from hosts.limits import limits
+
+    rate, count = 7000, 200
+    slots = []
+    for _ in range(count):
+        asked = time.monotonic()
+        slots.append(asked + limits().reserve("fast.partner.example", rate, max_wait=1.0).wait)
+
+    assert slots[-1] - slots[0] >= (count - 1) / rate * 0.99
+
+
+@pytest.mark.skipif("not __import__('django.conf').conf.settings.REDIS_URL")
+def test_a_short_lease_does_not_cut_a_long_one_short_in_redis():
+    from hosts.limits import limits
+
+    store = limits()
+    assert store.acquire("slow.partner.example", 5, ttl=600)
+    assert store.acquire("slow.partner.example", 5, ttl=5)
+
+    assert store.client.ttl(f"{store._keys('slow.partner.example')[2]}") > 600
+
+
+def test_a_probe_that_is_held_gives_its_place_back(server, breaker_settings):
+    from hosts.limits import limits
+
+    Partner(server)
+    host = Host.objects.create(host=HOST, max_concurrent=1)
+    Host.objects.filter(pk=host.pk).update(
+        breaker_state="open", breaker_since=timezone.now() - timedelta(seconds=5)
+    )
+    stale = limits().acquire(HOST, 1, ttl=60)  # a call in flight holds the only lease
+    (order,) = orders_for(server, 1)
+    breaker_settings.STATE_MANAGER = {
+        **breaker_settings.STATE_MANAGER,
+        "HOST_MAX_WAIT_SECONDS": 0.1,
+    }
+
+    run_batch()
+
+    order.refresh_from_db()
+    assert order.status == "waiting" and "calls in flight" in holds(order)[0].response["note"]
+    assert (breaker().breaker_state, breaker().breaker_probes) == ("half_open", 0)
+    limits().release(HOST, stale)
+    make_due(order)
+    run_batch()
+
+    order.refresh_from_db()
+    assert order.status == "completed"

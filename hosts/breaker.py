@@ -141,7 +141,10 @@ def failure_rate(host: str, config: BreakerSettings) -> tuple[int, float]:
 
 def judge(host: str, config: BreakerSettings) -> None:
     attempts, rate = failure_rate(host, config)
-    Host.objects.filter(host=host).update(breaker_failure_rate=round(rate, 4))
+    rounded = round(rate, 4)
+    Host.objects.filter(host=host).exclude(breaker_failure_rate=rounded).update(
+        breaker_failure_rate=rounded
+    )
     if attempts >= config.min_calls and rate >= config.failure_rate:
         open_breaker(host, rate, attempts)
 

@@ -94,7 +94,7 @@ class RedisLimits(Limits):
 
     @staticmethod
     def _keys(host: str) -> tuple[str, str, str]:
-        base = f"{KEY_PREFIX}{host}:"
+        base = f"{KEY_PREFIX}{{{host}}}:"  # one hash slot per host, for Redis Cluster
         return base + "rate", base + "queue", base + "inflight"
 
     def reserve(self, host: str, rate: float, *, max_wait: float) -> Slot:

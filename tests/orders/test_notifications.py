@@ -279,3 +279,23 @@ def test_a_notify_url_may_read_input_and_order_only(editor, shop):
     assert response.status_code == 400
     assert response.json()["errors"][0].startswith('notify_url: "http://frontend.example/')
     assert '"data" is not available here; use input, order' in response.json()["errors"][0]
+
+
+def test_each_frontend_may_name_its_own_notify_url_in_the_order(editor, shop, server, receiver):
+    blueprint = {
+        "slug": "shop3",
+        "name": "Shop 3",
+        "notify_url": "{{ input.notify_url }}",
+        "steps": [{"id": "charge", "call": "shop.charge", "end": "completed"}],
+    }
+    assert editor.post("/api/blueprints/", blueprint, format="json").status_code == 201
+
+    order = notifying_order(server, receiver)
+    definition = order.snapshot.definition
+    definition["blueprint"]["notify_url"] = "{{ input.notify_url }}"
+    WorkflowSnapshot.objects.filter(pk=order.snapshot_id).update(definition=definition)
+    Order.objects.filter(pk=order.pk).update(payload={"notify_url": f"{receiver.url}/mine"})
+
+    assert process(order).status == "completed"
+    assert deliver_due_events() == 2
+    assert [path for path, _, _ in receiver.received] == ["/mine"] * 2

@@ -243,13 +243,17 @@ def _set_breaker(row: Host, state: str, *, since=None, probes=None, successes=No
 
 
 def close_breaker(host: str) -> int:
-    """Close a host's breaker by hand, forgetting its window."""
+    """Close a host's breaker, forgetting its window; a closed one is left as it is."""
     HostWindow.objects.filter(host=host).delete()
     forget_rules()
-    return Host.objects.filter(host=host).update(
-        breaker_state=Host.Breaker.CLOSED,
-        breaker_since=timezone.now(),
-        breaker_failure_rate=0.0,
-        breaker_probes=0,
-        breaker_successes=0,
+    return (
+        Host.objects.filter(host=host)
+        .exclude(breaker_state=Host.Breaker.CLOSED)
+        .update(
+            breaker_state=Host.Breaker.CLOSED,
+            breaker_since=timezone.now(),
+            breaker_failure_rate=0.0,
+            breaker_probes=0,
+            breaker_successes=0,
+        )
     )

@@ -219,7 +219,9 @@ def _mail(alert: Alert) -> str:
     try:
         send_mail(alert.subject, alert.text, settings.DEFAULT_FROM_EMAIL, recipients)
     except (OSError, ValueError) as exc:  # smtplib's errors are OSErrors
-        return f"e-mail: {type(exc).__name__}: {exc}"[:2000]
+        server = f"{settings.EMAIL_HOST}:{settings.EMAIL_PORT}"
+        message = f"e-mail through {server} (EMAIL_HOST, EMAIL_PORT): {type(exc).__name__}: {exc}"
+        return message[:2000]
     return ""
 
 

@@ -355,7 +355,8 @@ def test_a_failed_email_is_recorded_and_tried_again(fail, settings):
 
     assert check_alerts() == 0
     alerting.refresh_from_db()
-    assert alerting.last_error.startswith("e-mail: ConnectionRefusedError")
+    assert alerting.last_error.startswith("e-mail through 127.0.0.1:")
+    assert "(EMAIL_HOST, EMAIL_PORT): ConnectionRefusedError" in alerting.last_error
     assert alerting.last_sent_at is None
 
     settings.EMAIL_BACKEND = backend

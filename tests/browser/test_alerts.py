@@ -47,11 +47,18 @@ def test_support_sends_a_test_alert_from_the_rules_page(page, make_orders):  # n
         threshold=50,
         window_minutes=60,
         last_error="the webhook answered HTTP 503",
+        last_sent_at=timezone.now(),
+        last_count=57,
     )
     page.log_in(support_with_alert_rules())
 
     page.open("/admin/orders/alertrule/")
     assert "4" in page.find(".field-failed_now").text
+    table, page_width = page.driver.execute_script(
+        "return [document.querySelector('#result_list').scrollWidth,"
+        " document.querySelector('.results').clientWidth]"
+    )
+    assert table <= page_width, "the list fits without a horizontal scrollbar"
     page.screenshot("14-alerts-list")
 
     page.open(f"/admin/orders/alertrule/{rule.pk}/change/")

@@ -287,3 +287,32 @@ def test_a_probe_that_is_held_gives_its_place_back(server, breaker_settings):
 
     order.refresh_from_db()
     assert order.status == "completed"
+
+
+def test_a_hold_at_the_next_step_keeps_what_the_step_before_did(server, host_settings):
+    """The step before's outcome waits to be written with the next call's attempt; a hold
+    there writes it, so resuming does not send the step before again."""
+    Host.objects.create(host=HOST, paused_at=timezone.now(), paused_by="ops")
+    server.route("POST", "/quote", Reply(200, {"total": 12}))
+    partner = Partner(server)
+    steps = [
+        {"id": "quote", "call": "quote", "save": {"total": "{{ response.body.total }}"}},
+        {"id": "call", "call": "call"},
+    ]
+    local = server.url.replace("127.0.0.1", "localhost")  # another host name, not paused
+    calls = [api_call("quote", f"{local}/quote"), api_call("call", f"{server.url}/call")]
+    order = make_order(steps, calls)
+
+    run_batch()
+
+    order.refresh_from_db()
+    assert (order.status, order.current_step, order.data) == ("waiting", "call", {"total": 12})
+    assert [(a.step, a.outcome) for a in attempts(order)] == [("quote", "succeeded")]
+
+    Host.objects.get(host=HOST).delete()
+    make_due(order)
+    run_batch()
+
+    order.refresh_from_db()
+    assert order.status == "completed"
+    assert len(server.requests_to("/quote")) == 1 and len(partner.arrivals) == 1

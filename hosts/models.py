@@ -9,7 +9,7 @@ from django.core.validators import MinValueValidator
 from django.db import models
 from django.utils import timezone
 
-from hosts.names import host_problem
+from hosts.names import canonical_host, host_problem
 
 
 def validate_host(value: str) -> None:
@@ -76,7 +76,7 @@ class Host(models.Model):
         a breaker state or a limiter clock the fleet changed since the host was read."""
         if self.pk and not self._state.adding and kwargs.get("update_fields") is None:
             kwargs["update_fields"] = [*self.SETTINGS_FIELDS, "updated_at"]
-        self.host = (self.host or "").strip().lower().rstrip(".")
+        self.host = canonical_host(self.host)
         super().save(*args, **kwargs)
 
     @property

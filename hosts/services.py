@@ -5,13 +5,14 @@ the admin, so the two can never disagree."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from hosts.breaker import close_breaker
 from hosts.limits import limits
-from hosts.models import Host
+from hosts.models import Host, HostLease, HostWindow
 from hosts.rules import forget_rules
 from hosts.signals import host_resumed
 
@@ -31,12 +32,26 @@ class HostError(Exception):
         super().__init__("; ".join(errors))
 
 
-def host_save(*, host: Host, actor: str, paused: bool | None = None) -> Host:
+class PauseNotAllowed(Exception):
+    """The save would pause or resume the host, and its user may not."""
+
+
+def host_save(
+    *,
+    host: Host,
+    actor: str,
+    paused: bool | None = None,
+    given: Iterable[str] | None = None,
+    may_pause: bool = True,
+) -> Host:
     """Save the settings of `host` (a new or a changed row, validated by the caller's form
     or serializer), then pause or resume it when `paused` says so.
 
-    The pause is left as the database has it, so a form read before someone paused the host
-    cannot resume it by saving. When the limits changed, the host's counters start afresh.
+    Decided on the host's locked row: the pause is left as the database has it, so a form
+    read before someone paused the host cannot resume it by saving; with `given` (the
+    fields a PATCH names), the other limits are kept as stored, not as read; and a
+    change of the pause by a user who may not (`may_pause`) is refused. When the limits
+    changed, the host's rate clocks start afresh.
     """
     with transaction.atomic():
         before = None
@@ -50,6 +65,13 @@ def host_save(*, host: Host, actor: str, paused: bool | None = None) -> Host:
             if before is None:
                 raise Host.DoesNotExist(f'host "{host.host}" was deleted meanwhile')
             host.paused_at, host.paused_by = before["paused_at"], before["paused_by"]
+            if given is not None:
+                for name in ("rate_per_second", "max_concurrent"):
+                    if name not in given:
+                        setattr(host, name, before[name])
+        was_paused = before is not None and before["paused_at"] is not None
+        if paused is not None and paused != was_paused and not may_pause:
+            raise PauseNotAllowed
         try:
             with transaction.atomic():
                 host.save()
@@ -112,11 +134,17 @@ def host_close_breaker(*, host: Host, actor: str) -> Host:
 
 
 def host_delete(*, host: Host, actor: str) -> None:
-    """Delete the host and its limits; a paused host is resumed first, so the orders it
-    held go at once."""
-    if host.paused:
-        host_resume(host=host, actor=actor)
-    name = host.host
-    host.delete()
+    """Delete the host with its limits, leases and failure counts (a breaker it had open
+    goes with it); the orders its pause held go at once."""
+    with transaction.atomic():
+        row = Host.objects.select_for_update().filter(pk=host.pk).first()
+        if row is None:
+            return
+        name, was_paused = row.host, row.paused
+        row.delete()
+        HostLease.objects.filter(host=name).delete()
+        HostWindow.objects.filter(host=name).delete()
+    if was_paused:
+        host_resumed.send(sender=Host, host=name)
     reset_limits(name)
     logger.info("host %s deleted by %s", name, actor)

@@ -17,6 +17,7 @@ from hosts.models import Host
 from hosts.names import canonical_host, host_problem
 from hosts.services import (
     HostError,
+    PauseNotAllowed,
     host_close_breaker,
     host_delete,
     host_pause,
@@ -104,8 +105,6 @@ class HostViewSet(viewsets.GenericViewSet):
         data = self.valid(request, {})
         if Host.objects.filter(host=data["host"]).exists():
             raise BadRequest([f'host: host "{data["host"]}" exists already'])
-        if data.get("paused"):
-            self.check_may_pause(request)
         host = Host(host=data["host"])
         saved = self.saved(host, data, request)
         return Response(HostSerializer(saved).data, status=status.HTTP_201_CREATED)
@@ -125,9 +124,8 @@ class HostViewSet(viewsets.GenericViewSet):
         data = self.valid(request, {"host": host.host}, partial=partial)
         if data["host"] != host.host:
             raise BadRequest(["host: must match the URL; a host cannot be renamed"])
-        if "paused" in data and data["paused"] != host.paused:
-            self.check_may_pause(request)
-        return Response(HostSerializer(self.saved(host, data, request)).data)
+        given = set(request.data) if partial else None
+        return Response(HostSerializer(self.saved(host, data, request, given=given)).data)
 
     @staticmethod
     def valid(request, defaults: dict, *, partial: bool = False) -> dict:
@@ -140,24 +138,28 @@ class HostViewSet(viewsets.GenericViewSet):
         serializer.is_valid(raise_exception=True)
         return serializer.validated_data
 
-    def saved(self, host: Host, data: dict, request) -> Host:
+    def saved(self, host: Host, data: dict, request, *, given=None) -> Host:
+        """Saved through `host_save`, which decides on the locked row; a change of the
+        pause needs hosts.pause_host."""
         for field in ("rate_per_second", "max_concurrent"):
             if field in data:
                 setattr(host, field, data[field])
         try:
             return host_save(
-                host=host, actor=request.user.get_username(), paused=data.get("paused")
+                host=host,
+                actor=request.user.get_username(),
+                paused=data.get("paused"),
+                given=given,
+                may_pause=request.user.has_perm(PAUSE_PERMISSION),
             )
+        except PauseNotAllowed as exc:
+            raise exceptions.PermissionDenied(
+                f"Pausing or resuming a host needs the permission {PAUSE_PERMISSION}."
+            ) from exc
         except HostError as exc:
             raise BadRequest(exc.errors) from exc
         except Host.DoesNotExist as exc:
             raise exceptions.NotFound(str(exc)) from exc
-
-    def check_may_pause(self, request) -> None:
-        if not request.user.has_perm(PAUSE_PERMISSION):
-            raise exceptions.PermissionDenied(
-                f"Pausing or resuming a host needs the permission {PAUSE_PERMISSION}."
-            )
 
     @extend_schema(
         summary="Pause host",

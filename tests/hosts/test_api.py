@@ -4,14 +4,15 @@ the orders a host's pause held."""
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 
 import pytest
 from django.contrib.auth.models import Permission
 from django.utils import timezone
 
-from hosts import gate
-from hosts.models import Host
+from hosts import breaker, gate
+from hosts.models import Host, HostWindow
 from tests.hosts.conftest import held_order
 from tests.statemanager.fixtures import *  # noqa: F403
 from tests.statemanager.fixtures import shop_order, token_client, user_in
@@ -316,3 +317,38 @@ def test_hosts_are_in_the_openapi_schema(superuser):
         "breaker",
     }
     assert host["properties"]["breaker"]["readOnly"] is True
+
+
+@pytest.mark.parametrize(
+    ("written", "stored"),
+    [
+        ("2001:DB8:0:0::0001", "2001:db8::1"),
+        ("[::1]", "::1"),
+        ("Bücher.example", "xn--bcher-kva.example"),
+    ],
+)
+def test_addresses_and_unicode_names_are_stored_as_urls_name_them(editor, written, stored):
+    response = editor.post("/api/hosts/", {"host": written}, format="json")
+
+    assert response.status_code == 201, response.json()
+    assert response.json()["host"] == stored
+
+
+def test_a_host_name_with_a_line_break_is_refused(editor):
+    response = editor.post("/api/hosts/", {"host": "a\n.example"}, format="json")
+
+    assert response.status_code == 400
+    assert response.json()["errors"][0].startswith("host:")
+
+
+def test_deleting_a_host_forgets_its_failures_so_its_breaker_does_not_come_back(
+    superuser, settings, tripped
+):
+    settings.STATE_MANAGER = {**settings.STATE_MANAGER, "BREAKER_MIN_CALLS": 4}
+    breaker.add_to_window(tripped.host, int(time.time()), 10, 10)
+
+    assert superuser.delete(f"{HOSTS}{tripped.host}/").status_code == 204
+    breaker.judge(tripped.host, breaker.BreakerSettings.current())
+
+    assert not HostWindow.objects.filter(host=tripped.host).exists()
+    assert not Host.objects.filter(host=tripped.host).exists()

@@ -7,10 +7,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from django.db.models import Count
+from django.db.models.fields.json import KT
 from django.utils import timezone
 
 from orders.models import Order
-from orders.selectors import COUNT_CAP, capped_count
 
 
 def orders_held_by(host: str, *, kind: str = ""):
@@ -33,6 +34,18 @@ def on_host_resumed(sender, *, host: str, **kwargs) -> None:
 
 
 def held_order_counts(hosts: Iterable[str]) -> dict[str, int]:
-    """Each host with the orders its gate holds, counted up to `COUNT_CAP` (which means
-    "that many or more"): a query per host, for the few hosts a page shows."""
-    return {host: capped_count(orders_held_by(host), COUNT_CAP) for host in hosts}
+    """Each host with the orders its gate holds: one grouped count over the waiting
+    orders, whatever the number of hosts."""
+    names = list(hosts)
+    counts = dict.fromkeys(names, 0)
+    if not names:
+        return counts
+    rows = (
+        Order.objects.filter(status=Order.Status.WAITING, step_state__held__host__in=names)
+        .annotate(held_host=KT("step_state__held__host"))
+        .values("held_host")
+        .annotate(count=Count("pk"))
+        .values_list("held_host", "count")
+    )
+    counts.update({host: count for host, count in rows if host in counts})
+    return counts

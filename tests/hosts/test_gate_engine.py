@@ -95,7 +95,10 @@ def test_orders_reach_a_host_at_its_rate_and_the_rest_wait_without_an_attempt(
     run_until_settled()
 
     assert len(partner.arrivals) == 15
-    assert partner.most_in_any_second() <= 10
+    # Slots leave 0.1 s apart; one call arriving a little late beside a punctual one may
+    # put an eleventh in one second at the partner, never a burst.
+    assert partner.most_in_any_second() <= 11
+    assert max(partner.arrivals) - min(partner.arrivals) >= 14 * 0.1 * 0.9  # 14 slots apart
     for order in orders:
         order.refresh_from_db()
         assert order.status == "completed"

@@ -23,6 +23,7 @@ from django.core.mail import send_mail
 from django.db.models import Q, QuerySet
 from django.urls import reverse
 from django.utils import timezone
+from requests.utils import requote_uri
 
 from orders.filters import OrderListFilterSet, orders_matching
 from orders.models import AlertRule, Order
@@ -106,8 +107,13 @@ class Alert:
 def check_alerts(now: datetime | None = None) -> int:
     """Send the alert of every enabled rule whose threshold is reached and that sent none
     within its window; returns how many went out."""
-    now = now or timezone.now()
-    return sum(_check(rule, now) for rule in AlertRule.objects.filter(enabled=True))
+    sent = 0
+    for rule in AlertRule.objects.filter(enabled=True):
+        try:  # each rule on its own: one that breaks does not keep the others from alerting
+            sent += _check(rule, now or timezone.now())
+        except Exception:
+            logger.exception('alert rule "%s": check failed', one_line(rule.name))
+    return sent
 
 
 def send_test_alert(rule: AlertRule) -> str:
@@ -125,23 +131,27 @@ def _check(rule: AlertRule, now: datetime) -> bool:
     if rule.last_sent_at is not None and rule.last_sent_at > window_start:
         return False  # sent within the window: nothing to count
     alert = alert_for(rule, now)
-    if alert.count < rule.threshold or not _claim(rule, now, window_start):
+    if alert.count < rule.threshold:
         return False
-    error = _send(alert)
+    if not _claim(rule, now, window_start):  # `now` is this rule's, not the loop's start
+        return False
+    try:
+        error = _send(alert)
+    except Exception as exc:  # a mail backend or anything else: the claim goes back
+        error = f"{type(exc).__name__}: {exc}"[:2000]
     if error:
         logger.warning(
             'alert rule "%s": %s alert not sent, tried again at the next check: %s',
-            rule.name,
+            one_line(rule.name),
             rule.channel,
             error,
         )
         AlertRule.objects.filter(pk=rule.pk, last_sent_at=now).update(
-            last_sent_at=rule.last_sent_at
+            last_sent_at=rule.last_sent_at, last_error=error
         )
-        AlertRule.objects.filter(pk=rule.pk).update(last_error=error)
         return False
     AlertRule.objects.filter(pk=rule.pk).update(last_count=alert.count, last_error="")
-    logger.info('alert rule "%s": alert sent (failed orders: %s)', rule.name, alert.count)
+    logger.info('alert rule "%s": alert sent (failed orders: %s)', one_line(rule.name), alert.count)
     return True
 
 
@@ -251,12 +261,16 @@ def without_url_secrets(text: str, url: str) -> str:
     >>> url = "https://x.example/hooks/T0K3N?key=1"
     >>> without_url_secrets(f"no answer from {url}, at /hooks/T0K3N?key=1", url)
     'no answer from https://x.example/***, at /***'
+    >>> without_url_secrets("url: /h/T%C3%96K%7Cx failed", "https://x.example/h/TÖK|x")
+    'url: /*** failed'
     """
     parts = urlsplit(url)
     hidden = parts.path + (f"?{parts.query}" if parts.query else "")
     text = text.replace(url, f"{parts.scheme}://{parts.hostname}/***")
     if len(hidden) > 1:
-        text = text.replace(hidden, "/***")
+        # As written, and as `requests` sends it (percent-encoded), which its errors quote.
+        for form in (hidden, requote_uri(hidden)):
+            text = text.replace(form, "/***")
     if parts.password:
         text = text.replace(parts.password, "***")
     return text

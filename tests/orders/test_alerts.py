@@ -435,3 +435,30 @@ def test_the_schedule_checks_the_rules_every_minute(fail):
     fail()
     assert tasks.check_alerts() == "sent 1 alerts"
     assert len(mail.outbox) == 1
+
+
+class BrokenBackend:
+    """A mail backend that fails in a way no SMTP error does."""
+
+    def __init__(self, *args, **kwargs):
+        pass
+
+    def send_messages(self, messages):
+        raise RuntimeError("the mail service is misconfigured")
+
+
+def test_a_rule_whose_send_breaks_gives_its_window_back_and_others_still_alert(
+    fail, settings, server
+):
+    settings.EMAIL_BACKEND = f"{__name__}.BrokenBackend"
+    server.route("POST", "/alerts", Reply(200, {}))
+    broken = rule(name="by mail", threshold=1)
+    rule(name="by webhook", threshold=1, channel="webhook", webhook_url=f"{server.url}/alerts")
+    fail()
+
+    assert check_alerts() == 1  # the webhook's
+
+    broken.refresh_from_db()
+    assert broken.last_sent_at is None
+    assert broken.last_error == "RuntimeError: the mail service is misconfigured"
+    assert len(server.received) == 1

@@ -377,7 +377,16 @@ class AlertRule(models.Model):
 
     def clean(self) -> None:
         errors = {}
-        if self.workflow and not Blueprint.objects.filter(slug=self.workflow).exists():
+        # A rule kept on a blueprint deleted since may still be changed (disabled, say).
+        unchanged = (
+            self.pk is not None
+            and AlertRule.objects.filter(pk=self.pk, workflow=self.workflow).exists()
+        )
+        if (
+            self.workflow
+            and not unchanged
+            and not Blueprint.objects.filter(slug=self.workflow).exists()
+        ):
             errors["workflow"] = f'No blueprint "{self.workflow}"; leave it empty for any.'
         if self.channel == self.Channel.EMAIL:
             bad = [address for address in self.recipients if not _is_email(address)]

@@ -55,7 +55,7 @@ class AlertRuleForm(forms.ModelForm):
         slugs = list(Blueprint.objects.order_by("slug").values_list("slug", flat=True))
         current = self.initial.get("workflow") or ""
         if current and current not in slugs:
-            slugs.append(current)  # a blueprint deleted since: shown, and refused on save
+            slugs.append(current)  # a blueprint deleted since: kept while the rule keeps it
         self.fields["workflow"].widget = forms.Select(
             choices=[("", "any blueprint"), *((slug, slug) for slug in slugs)]
         )

@@ -179,3 +179,24 @@ def test_the_alerts_link_lists_exactly_the_orders_it_counted(
     for order in old + elsewhere + completed:
         assert order.order_id not in page
     assert "Any time" in page  # the sidebar's "finished" filter, to widen the list
+
+
+def test_a_rule_on_a_deleted_blueprint_can_still_be_disabled_but_not_pointed_at_one(
+    admin_client_for, support
+):
+    rule = email_rule(workflow="gone")
+    client = admin_client_for(support)
+    change = reverse("admin:orders_alertrule_change", args=[rule.pk])
+
+    kept = client.post(change, {**FORM, "workflow": "gone", "enabled": ""})
+    assert kept.status_code == 302
+    rule.refresh_from_db()
+    assert (rule.workflow, rule.enabled) == ("gone", False)
+
+    other = email_rule(name="other")
+    moved = client.post(
+        reverse("admin:orders_alertrule_change", args=[other.pk]),
+        {**FORM, "name": "other", "workflow": "gone"},
+    )
+    assert moved.status_code == 200
+    assert "No blueprint &quot;gone&quot;" in moved.text

@@ -13,6 +13,8 @@ import multiprocessing
 import os
 import platform
 import shutil
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -79,6 +81,29 @@ def scratch_database(database_url: str | None, *, suffix: str = "bench"):
         connection.creation.destroy_test_db(old_name, verbosity=0)
         if tmp:
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def start_cluster(database_url: str, args, *, interval: int) -> subprocess.Popen:
+    """A `qcluster` process on `database_url` with the run's workers, concurrency and batch
+    size, lanes claiming again `interval` seconds after a batch, calling 127.0.0.1."""
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "Q_WORKERS": str(args.workers_per_cluster),
+        "STATE_MANAGER_INTERVAL_SECONDS": str(interval),
+        "STATE_MANAGER_CONCURRENCY": str(args.concurrency),
+        "STATE_MANAGER_BATCH_SIZE": str(args.batch_size),
+        "STATE_MANAGER_OUTBOUND_ALLOW": "127.0.0.1",
+        "LOG_LEVEL": "WARNING",
+    }
+    return subprocess.Popen(
+        [sys.executable, "manage.py", "qcluster"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
 
 
 def url_of(settings_dict: dict) -> str:

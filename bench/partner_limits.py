@@ -22,37 +22,21 @@ import math
 import os
 import signal
 import statistics
-import subprocess
 import sys
 import time
 from collections import Counter
 from pathlib import Path
 
-from bench.common import ROOT, LatencyServer, create_orders, machine, scratch_database
+from bench.common import (
+    LatencyServer,
+    create_orders,
+    machine,
+    scratch_database,
+    start_cluster,
+)
 from bench.scaleout import stop
 
 HOST = "127.0.0.1"
-
-
-def start_cluster(database_url: str, args) -> subprocess.Popen:
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url,
-        "Q_WORKERS": str(args.workers_per_cluster),
-        "STATE_MANAGER_INTERVAL_SECONDS": str(args.interval),
-        "STATE_MANAGER_CONCURRENCY": str(args.concurrency),
-        "STATE_MANAGER_BATCH_SIZE": str(args.batch_size),
-        "STATE_MANAGER_OUTBOUND_ALLOW": HOST,
-        "LOG_LEVEL": "WARNING",
-    }
-    return subprocess.Popen(
-        [sys.executable, "manage.py", "qcluster"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
 
 
 def partner_figures(times: list[tuple[float, float]]) -> dict:
@@ -156,7 +140,9 @@ def run(args, server: LatencyServer, database_url: str) -> dict:
         **failed,
     )
     _, api = clients()
-    processes = [start_cluster(database_url, args) for _ in range(args.clusters)]
+    processes = [
+        start_cluster(database_url, args, interval=args.interval) for _ in range(args.clusters)
+    ]
     try:
         deadline = time.monotonic() + 60
         while fleet_workers() < args.clusters * args.workers_per_cluster:

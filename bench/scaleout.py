@@ -19,12 +19,10 @@ import argparse
 import os
 import signal
 import subprocess
-import sys
 import time
 from datetime import timedelta
 
 from bench.common import (
-    ROOT,
     STEPS,
     LatencyServer,
     create_orders,
@@ -32,30 +30,10 @@ from bench.common import (
     every_call_once,
     machine,
     scratch_database,
+    start_cluster,
 )
 
 START_DELAY_SECONDS = 3.0
-
-
-def start_cluster(database_url: str, args) -> subprocess.Popen:
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url,
-        "Q_WORKERS": str(args.workers_per_cluster),
-        "STATE_MANAGER_INTERVAL_SECONDS": "0",
-        "STATE_MANAGER_CONCURRENCY": str(args.concurrency),
-        "STATE_MANAGER_BATCH_SIZE": str(args.batch_size),
-        "STATE_MANAGER_OUTBOUND_ALLOW": "127.0.0.1",
-        "LOG_LEVEL": "WARNING",
-    }
-    return subprocess.Popen(
-        [sys.executable, "manage.py", "qcluster"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
 
 
 def stop(cluster: subprocess.Popen) -> None:
@@ -86,7 +64,7 @@ def run(clusters: int, args, server: LatencyServer, database_url: str) -> tuple[
     server.reset()
     create_orders(args.orders, server.url, prefix=f"c{clusters}")
     Order.objects.update(due_at=timezone.now() + timedelta(hours=1))
-    processes = [start_cluster(database_url, args) for _ in range(clusters)]
+    processes = [start_cluster(database_url, args, interval=0) for _ in range(clusters)]
     try:
         workers = clusters * args.workers_per_cluster
         deadline = time.monotonic() + 60

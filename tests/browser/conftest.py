@@ -6,13 +6,27 @@ Never downloads a browser: the tests are skipped when Debian's `chromium` and
 
 from __future__ import annotations
 
+import importlib
 import shutil
 import tempfile
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
+from django.apps import apps
+from django.db import connection
 
-from tests.admin.conftest import _fast_passwords, blueprint, make_orders  # noqa: F401
+from tests.admin.conftest import _fast_passwords, blueprint, make_orders, staff_in  # noqa: F401
+
+
+def support_granted(migration: str, grant: str):
+    """A support user whose group gets what the migration `migration`'s function `grant`
+    gives it (a transactional test's flush emptied the groups the migrations filled)."""
+    user = staff_in("Support")
+    module = importlib.import_module(migration)
+    getattr(module, grant)(apps, SimpleNamespace(connection=connection))
+    return user
+
 
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
 PASSWORD = "pw-for-tests"

@@ -1,29 +1,20 @@
 """Alert rules in a real browser, as support: the list with what each rule counts now, and
 "Send a test alert" on a rule's page."""
 
-import importlib
 from datetime import timedelta
-from types import SimpleNamespace
 
 import pytest
-from django.apps import apps
 from django.core import mail
-from django.db import connection
 from django.utils import timezone
 
 from orders.models import AlertRule, Order
-from tests.admin.conftest import staff_in
+from tests.browser.conftest import support_granted
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 def support_with_alert_rules():
-    """A support user; the group gets the alert permissions as the migration gives them (a
-    transactional test's flush emptied the groups)."""
-    user = staff_in("Support")
-    migration = importlib.import_module("statemanager.migrations.0002_alert_roles")
-    migration.grant_alerts(apps, SimpleNamespace(connection=connection))
-    return user
+    return support_granted("statemanager.migrations.0002_alert_roles", "grant_alerts")
 
 
 def test_support_sends_a_test_alert_from_the_rules_page(page, make_orders):  # noqa: F811

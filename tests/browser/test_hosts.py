@@ -2,18 +2,14 @@
 circuit breaker, a host's page with its banners, closing the breaker by hand, and the
 dashboard's paused hosts and open breakers."""
 
-import importlib
 from datetime import timedelta
-from types import SimpleNamespace
 
 import pytest
-from django.apps import apps
-from django.db import connection
 from django.utils import timezone
 
 from hosts.models import Host
 from hosts.services import host_pause
-from tests.admin.conftest import staff_in
+from tests.browser.conftest import support_granted
 from tests.hosts.conftest import held_order
 from tests.statemanager.fixtures import shop  # noqa: F401
 
@@ -21,12 +17,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 def support_with_hosts():
-    """A support user; the group gets the hosts' permissions as the migration gives them (a
-    transactional test's flush emptied the groups)."""
-    user = staff_in("Support")
-    migration = importlib.import_module("statemanager.migrations.0003_host_roles")
-    migration.grant_hosts(apps, SimpleNamespace(connection=connection))
-    return user
+    return support_granted("statemanager.migrations.0003_host_roles", "grant_hosts")
 
 
 def test_support_sees_paused_hosts_and_open_breakers_and_closes_one(page, shop):  # noqa: F811

@@ -1,27 +1,17 @@
 """Pausing a blueprint in a real browser, as support: the button on the blueprint's page,
 its banner, and the dashboard's paused blueprints with the due orders they hold."""
 
-import importlib
-from types import SimpleNamespace
-
 import pytest
-from django.apps import apps
-from django.db import connection
 
 from blueprints.models import Blueprint
-from tests.admin.conftest import staff_in
+from tests.browser.conftest import support_granted
 from tests.statemanager.fixtures import shop, shop_order  # noqa: F401
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 def support_who_may_pause():
-    """A support user; the group gets the pause permission as the migration gives it (a
-    transactional test's flush emptied the groups)."""
-    user = staff_in("Support")
-    migration = importlib.import_module("blueprints.migrations.0002_blueprint_pause")
-    migration.grant_pause(apps, SimpleNamespace(connection=connection))
-    return user
+    return support_granted("blueprints.migrations.0002_blueprint_pause", "grant_pause")
 
 
 def test_support_pauses_a_blueprint_and_the_dashboard_shows_it(page, shop):  # noqa: F811

@@ -12,6 +12,7 @@ from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.utils.html import escape, format_html
 from django.utils.safestring import mark_safe
+from django.utils.timezone import localtime
 
 from definitions.storable import escape_lone_surrogates
 from definitions.validation import definition_warnings
@@ -69,6 +70,11 @@ class PrettyJSONField(forms.JSONField):
             return value
         text = json.dumps(value, indent=2, ensure_ascii=False, cls=self.encoder)
         return escape_lone_surrogates(text)  # refused on save, but shown again at the field
+
+
+def to_the_second(value, empty: str = "") -> str:
+    """A time in the admin's time zone, to the second: "2026-01-05 10:00:00"."""
+    return localtime(value).strftime("%Y-%m-%d %H:%M:%S") if value else empty
 
 
 def json_block(value, *, highlight: bool = False) -> str:

@@ -13,10 +13,9 @@ from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
-from django.utils.timezone import localtime
 from django.views.decorators.http import require_POST
 
-from definitions.admin import DefinitionVersionInline
+from definitions.admin import DefinitionVersionInline, to_the_second
 from definitions.validation import DefinitionError, definition_warnings
 from definitions.versions import definition_text, side_by_side
 
@@ -58,7 +57,7 @@ class VersionsInline(DefinitionVersionInline):
 
     @admin.display(description="saved")
     def saved_at(self, obj):
-        return localtime(obj.created_at).strftime("%Y-%m-%d %H:%M:%S")
+        return to_the_second(obj.created_at)
 
     @admin.display(description="by")
     def saved_by(self, obj):

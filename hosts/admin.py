@@ -14,6 +14,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 
+from definitions.admin import to_the_second
 from hosts.breaker import BreakerSettings
 from hosts.models import Host
 from hosts.names import canonical_host
@@ -100,10 +101,6 @@ NO_LIMIT = mark_safe('<span class="sm-nowrap sm-muted">no limit</span>')
 
 def percent(rate: float | None) -> str:
     return "—" if rate is None else f"{rate * 100:.0f}%"
-
-
-def local_time(moment) -> str:
-    return timezone.localtime(moment).strftime("%Y-%m-%d %H:%M:%S") if moment else "—"
 
 
 @admin.register(Host)
@@ -230,7 +227,7 @@ class HostAdmin(admin.ModelAdmin):
             return "No: orders call this host as its limits allow."
         return format_html(
             "Since {} by {}: every order that would call this host waits until it is resumed.",
-            local_time(obj.paused_at),
+            to_the_second(obj.paused_at, "—"),
             obj.paused_by or "?",
         )
 
@@ -252,7 +249,7 @@ class HostAdmin(admin.ModelAdmin):
 
     @admin.display(description="breaker since", ordering="breaker_since")
     def breaker_since_shown(self, obj):
-        return local_time(obj.breaker_since)
+        return to_the_second(obj.breaker_since, "—")
 
     @admin.display(description="failure rate", ordering="breaker_failure_rate")
     def failure_rate(self, obj):

@@ -11,6 +11,7 @@ from django.utils.formats import date_format
 from django.utils.html import format_html
 from django.utils.timezone import localtime
 
+from definitions.admin import to_the_second
 from orders.admin.order_list import OrderListFilter, list_matching
 from orders.models import BatchRun
 from orders.selectors import failing_steps
@@ -22,10 +23,6 @@ ERROR_HOVER_CHARACTERS = 1000
 def clipped(text: str, hover: str | None = None) -> str:
     """Text cut with an ellipsis where its column ends (CSS), whole on hover."""
     return format_html('<span class="sm-clip" title="{}">{}</span>', hover or text, text)
-
-
-def to_the_second(value) -> str:
-    return date_format(localtime(value), "Y-m-d H:i:s") if value else ""
 
 
 def date_over_time(value) -> str:

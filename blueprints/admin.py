@@ -32,7 +32,7 @@ from definitions.admin import (
     may_read_definitions,
 )
 from definitions.admin_versions import VersionPages, VersionsInline
-from definitions.flow import steps_left_out
+from definitions.graph import steps_left_out
 from definitions.validation import DefinitionError, definition_warnings, validate_blueprint
 from expressions import registered_functions
 

@@ -19,6 +19,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from html import escape
 
+from definitions import graph
+
 BOX_WIDTH = 240
 BOX_HEIGHT = 46
 BRANCH_WIDTH = 150
@@ -173,30 +175,31 @@ def _terminal_order(steps: list[dict]) -> list[str]:
 
 
 def _edges(steps: list[dict]) -> list[Edge]:
+    """The flow graph's edges (definitions.graph) as arrows: to a step, or to a terminal
+    for the order's end (a failure that ends the order is not drawn: every step has one)."""
     ids = {step["id"] for step in steps}
-    edges: list[Edge] = []
-    for index, step in enumerate(steps):
-        following = steps[index + 1]["id"] if index + 1 < len(steps) else DONE
-        source = step["id"]
-        if "choice" in step:
-            for branch in _items(step.get("choice")):
-                if _target(branch, "next") in ids:
-                    label = _short(str(branch.get("when", "")))
-                    edges.append(Edge(source, branch["next"], label, "choice"))
-            if _target(step, "default") in ids:
-                edges.append(Edge(source, step["default"], "default", "choice"))
-        elif "end" not in step or "call" in step or "parallel" in step:
-            if not step.get("end"):
-                if _target(step, "next") in ids:
-                    edges.append(Edge(source, step["next"], "next", "next"))
-                else:
-                    edges.append(Edge(source, following, "", "next"))
-        end = _target(step, "end") if "choice" not in step else None
-        if end in TERMINALS:
-            edges.append(Edge(source, TERMINALS[end], "", "ends" if end == "failed" else "next"))
-        if _target(step, "on_failed") in ids:
-            edges.append(Edge(source, step["on_failed"], "on_failed", "failed"))
-    return edges
+    arrows: list[Edge] = []
+    for edge in graph.edges(steps):
+        if edge.target is None:
+            if edge.on != "failure" and edge.ends in TERMINALS:
+                style = "ends" if edge.ends == graph.FAILED else "next"
+                arrows.append(Edge(edge.source, TERMINALS[edge.ends], "", style))
+        elif edge.target not in ids:
+            continue
+        elif edge.on == "branch":
+            arrows.append(Edge(edge.source, edge.target, _short(edge.label), "choice"))
+        elif edge.on == "default":
+            arrows.append(Edge(edge.source, edge.target, "default", "choice"))
+        elif edge.on == "failure":
+            arrows.append(Edge(edge.source, edge.target, "on_failed", "failed"))
+        else:
+            named = _target(_step(steps, edge.source), "next") == edge.target
+            arrows.append(Edge(edge.source, edge.target, "next" if named else "", "next"))
+    return arrows
+
+
+def _step(steps: list[dict], step_id: str) -> dict:
+    return next(step for step in steps if step["id"] == step_id)
 
 
 def _items(value) -> list[dict]:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from jsonschema import Draft202012Validator, SchemaError, ValidationError, validators
 
-from definitions.flow import flow_targets, step_kind, unreachable_steps
+from definitions.graph import KINDS, declared_targets, step_kind, unreachable_steps
 from definitions.storable import shown, text_problem, unstorable, unstorable_fields
 from expressions import compile_errors
 from expressions.language import template_strings
@@ -28,7 +28,6 @@ SCHEMA_DIR = Path(__file__).resolve().parent / "schemas"
 API_CALL_SCHEMA = "api-call.schema.json"
 BLUEPRINT_SCHEMA = "blueprint.schema.json"
 
-STEP_KINDS = ("call", "choice", "parallel", "end")
 BRANCH_FLOW_KEYS = ("next", "on_failed", "end")
 UNREACHABLE = "unreachable from the first step"
 
@@ -158,11 +157,11 @@ def _step_errors(step, prefix: str, root, path: list) -> list[str]:
         return [_error(place, "must be an object")]
     kind = step_kind(step)
     if kind is None:
-        present = [kind for kind in ("call", "choice", "parallel") if kind in step]
+        present = [kind for kind in KINDS if kind != "end" and kind in step]
         if present:
             names = " and ".join(f'"{name}"' for name in present)
             return [_error(place, f"a step is one kind only, but has both {names}")]
-        kinds = ", ".join(f'"{kind}"' for kind in STEP_KINDS)
+        kinds = ", ".join(f'"{kind}"' for kind in KINDS)
         return [_error(place, f"unknown step kind: use one of {kinds}")]
     validator = _validator(BLUEPRINT_SCHEMA, f"{kind}_step")
     return _schema_errors(validator, step, prefix, root, base=path)
@@ -330,7 +329,7 @@ def _target_errors(definition: dict, prefix: str) -> list[str]:
         _error(step_place(prefix, definition, path), f'no step "{target}"')
         for index, step in enumerate(steps)
         if isinstance(step, dict)
-        for path, target in flow_targets(step, ["steps", index])
+        for path, target in declared_targets(step, ["steps", index])
         if _is_id(target) and target not in step_ids
     ]
 

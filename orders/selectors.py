@@ -19,7 +19,7 @@ from django.utils import timezone
 from django.utils.functional import cached_property
 
 from blueprints.models import Blueprint
-from orders.engine.flow import step_kind
+from definitions.graph import step_kind
 from orders.models import BatchLane, BatchRun, Order, StepLog
 
 # The dashboard's counts and /health/'s `due` count this many orders at most, so that they

@@ -23,6 +23,7 @@ from jsonschema.validators import validator_for
 from apicalls.rendering import CallRequest, log_request
 from blueprints.models import Blueprint
 from blueprints.services import workflow_definition
+from definitions.graph import step_kind
 from definitions.validation import join_place
 from expressions.secrets import mask
 from hosts.gate import Permit
@@ -38,7 +39,6 @@ from orders.engine.flow import (
     StepError,
     Succeeded,
     run_step,
-    step_kind,
 )
 from orders.engine.paths import Finish, move_to, refusal_before_step, what_follows
 from orders.intake import payload_errors

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from apicalls.rendering import CallRequest, render_request
+from definitions.graph import step_kind
 from expressions import ExpressionError, is_true, render
 from hosts.gate import Hold, Permit
 from orders.engine import calls, retry
@@ -150,13 +151,6 @@ class Turn(Protocol):
         """(status, posted data) of a callback; "expired" once its timeout has passed."""
 
     def open_callback(self, *, token: str, step: str, timeout_seconds: float) -> None: ...
-
-
-def step_kind(step: Mapping) -> str:
-    for kind in ("call", "choice", "parallel"):
-        if kind in step:
-            return kind
-    return "end"
 
 
 def base_context(state: OrderState, turn: Turn) -> dict:

@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from definitions.graph import COMPLETED, FAILED, after_failure, after_success
 from orders.engine.flow import Failed, OrderState, StepError, Succeeded
 
 
@@ -39,23 +40,17 @@ class Finish:
 def what_follows(
     step: Mapping, outcome: Succeeded | Failed, step_order: Sequence[str]
 ) -> GoTo | Finish:
-    """After a success: the step's `end`, else its `next`, else the following step, else
-    completed. After a failure: `on_failed`, else failed."""
+    """The flow graph's edge for the outcome (definitions.graph), as a move or an end."""
     if isinstance(outcome, Failed):
-        target = step.get("on_failed")
-        if target is None:
-            return Finish("failed", f'step "{outcome.error.step}": {outcome.error.message}')
-        return GoTo(target)
-    if step.get("end"):
-        error = "" if step["end"] == "completed" else f'step "{step["id"]}" ended the order'
-        return Finish(step["end"], error)
-    target = outcome.next_step or following_step(step_order, step["id"])
-    return GoTo(target) if target else Finish("completed")
-
-
-def following_step(step_order: Sequence[str], step_id: str) -> str | None:
-    index = list(step_order).index(step_id)
-    return step_order[index + 1] if index + 1 < len(step_order) else None
+        edge = after_failure(step)
+        if edge.target is None:
+            return Finish(FAILED, f'step "{outcome.error.step}": {outcome.error.message}')
+        return GoTo(edge.target)
+    edge = after_success(step, step_order, outcome.next_step)
+    if edge.target is not None:
+        return GoTo(edge.target)
+    error = "" if edge.ends == COMPLETED else f'step "{step["id"]}" ended the order'
+    return Finish(edge.ends, error)
 
 
 def refusal_before_step(

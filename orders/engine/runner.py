@@ -15,6 +15,7 @@ from typing import Any
 
 from django.utils import timezone
 
+from definitions.graph import step_kind
 from expressions.secrets import mask
 from orders.engine.config import EngineConfig
 from orders.engine.flow import (
@@ -28,7 +29,6 @@ from orders.engine.flow import (
     StepError,
     Succeeded,
     run_step,
-    step_kind,
 )
 from orders.engine.journal import CancelRequested, Journal
 from orders.engine.paths import Finish, move_to, refusal_before_step, what_follows

@@ -108,7 +108,8 @@ def step_edges(step: Mapping, following: str | None) -> list[Edge]:
         return [Edge(source, "end", None, _text(step.get("end")))]
     found: list[Edge] = []
     if kind.branches:
-        for branch in step.get("choice") or []:
+        choice = step.get("choice")
+        for branch in choice if isinstance(choice, list) else []:
             if isinstance(branch, dict) and _text(branch.get("next")):
                 label = str(branch.get("when", ""))
                 found.append(Edge(source, "branch", branch["next"], label=label))
@@ -128,7 +129,8 @@ def edges(steps: Sequence) -> Iterator[Edge]:
     for index, step in enumerate(steps):
         if isinstance(step, Mapping):
             following = steps[index + 1] if index + 1 < len(steps) else None
-            yield from step_edges(step, _text(following.get("id")) if following else None)
+            following_id = following.get("id") if isinstance(following, Mapping) else None
+            yield from step_edges(step, _text(following_id))
 
 
 def after_success(step: Mapping, step_order: Sequence[str], chosen: str | None = None) -> Edge:

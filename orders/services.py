@@ -21,9 +21,9 @@ from django.utils import timezone
 
 from blueprints.models import Blueprint, WorkflowSnapshot
 from blueprints.services import workflow_snapshot
-from orders.engine.rows import insert_row
 from orders.intake import concurrency_key_errors, forget_intake, intake_for, payload_errors
 from orders.models import Order
+from orders.rows import insert_row
 from orders.transitions import begin_new_runs, cancel_locked, lock_orders
 
 CHUNK_SIZE = 1000

@@ -1,7 +1,7 @@
 """Every change of an order's state, in one place: its status, its current step, its claim
 and the log rows that record each change.
 
-The runner writes through `HeldOrder` (each write conditional on the claim token of its
+The runner writes through `ClaimedOrder` (each write conditional on the claim token of its
 turn), the batch claims with `mark_claimed` and releases with `release_after_error`, and
 a callback wakes a waiting order; the services start new runs and cancel, one order or a
 thousand at a time, set-based (a few statements for a thousand orders as for one).
@@ -26,8 +26,10 @@ from django.db.models.fields.json import KT, KeyTransform
 from django.db.models.functions import Coalesce, NullIf
 from django.utils import timezone
 
+from definitions import graph
 from expressions.secrets import mask
-from orders.engine.rows import (
+from orders.models import Callback, Order, OrderEvent, StepLog
+from orders.rows import (
     insert_events,
     insert_row,
     update_rows,
@@ -35,7 +37,9 @@ from orders.engine.rows import (
     write_order,
     write_transaction,
 )
-from orders.models import Callback, Order, OrderEvent, StepLog
+
+# The status the flow graph's ends (definitions.graph) leave an order in.
+ENDED_AS = {graph.COMPLETED: Order.Status.COMPLETED, graph.FAILED: Order.Status.FAILED}
 
 INTERNAL_ERROR = "internal error"
 MAX_INTERNAL_ERRORS = 3
@@ -93,27 +97,19 @@ def mark_claimed(tokens: dict[int, uuid.UUID], *, now: datetime, lease_until: da
         cursor.execute(sql, params)
 
 
-class HeldOrder:
+class ClaimedOrder:
     """The writes of one turn on an order it claimed, each made only while the claim holds.
 
-    Log rows are queued and written with the next write of the order. Everything written
-    here passes the secrets mask: the order's step state and error, and the log rows.
+    Log rows are queued and written with the next write of the order. What is written
+    comes masked from the runner (`orders.engine.flow.masked_outcome`) and the journal.
     `notify`: the order's workflow names a `notify_url`, so a status written (the order
     is `running` all through a turn) records its event in the same transaction.
     """
 
-    def __init__(
-        self,
-        order_pk: int,
-        claim_token: uuid.UUID,
-        secret_values: list[str],
-        *,
-        notify: bool = False,
-    ):
+    def __init__(self, order_pk: int, claim_token: uuid.UUID, *, notify: bool):
         self.order_pk = order_pk
         self.notify = notify
         self.claim_token = claim_token
-        self.secret_values = secret_values
         self.cancel_requested = False
         self.close_callbacks = False
         # The order's update after a step that is followed by a call, written with that
@@ -157,9 +153,6 @@ class HeldOrder:
         fields["updated_at"] = now
         if release:
             fields.update(claim_token=None, lease_expires_at=None)
-        for name in ("step_state", "error"):
-            if name in fields:
-                fields[name] = mask(fields[name], self.secret_values)
         held = {"pk": self.order_pk, "claim_token": self.claim_token}
         with self._lock:
             pending, self._pending_logs = self._pending_logs, []
@@ -193,16 +186,19 @@ class HeldOrder:
         return fields.get("status")
 
     def write_retry(self, entry: StepLog, *, counts_attempt: bool) -> None:
-        """A failed attempt that will be retried is written at once, with the attempt count."""
+        """A failed attempt that will be retried is written at once, with the attempt count.
+
+        The write also looks for a cancel asked for during the step, as every write of the
+        turn does: it sets `cancel_requested`, and the retry is not sent."""
+        values: dict[str, Any] = {"updated_at": timezone.now()}
+        if counts_attempt:
+            values["attempt"] = entry.attempt
+        held = {"pk": self.order_pk, "claim_token": self.claim_token}
         with write_transaction():
-            if counts_attempt:
-                updated = update_rows(
-                    Order,
-                    where={"pk": self.order_pk, "claim_token": self.claim_token},
-                    values={"attempt": entry.attempt, "updated_at": timezone.now()},
-                )
-                if not updated:
+            if not update_rows(Order, where={**held, "cancel_requested": False}, values=values):
+                if not update_rows(Order, where=held, values=values):
                     raise LostClaim
+                self.cancel_requested = True
             write_log(entry)
 
 

@@ -30,15 +30,14 @@ from hosts.gate import Permit
 from hosts.names import host_of
 from orders.engine import calls
 from orders.engine.config import EngineConfig
-from orders.engine.flow import (
+from orders.engine.flow import OrderState, run_step
+from orders.engine.outcomes import (
     AwaitingCallback,
     Ended,
     Failed,
-    OrderState,
     RetryLater,
-    StepError,
     Succeeded,
-    run_step,
+    masked_outcome,
 )
 from orders.engine.paths import Finish, move_to, refusal_before_step, what_follows
 from orders.intake import payload_errors
@@ -293,22 +292,21 @@ class DryWalk:
         self, step: dict, outcome: Succeeded | Failed | Ended, state: OrderState, visit: Visit
     ) -> Finish | None:
         """Apply an outcome as the runner does; the Finish when the order would end."""
+        outcome = masked_outcome(outcome, self.config.secret_values)
         if isinstance(outcome, Ended):
-            visit.outcome, visit.error = "ended", self.masked(outcome.error)
+            visit.outcome, visit.error = "ended", outcome.error
             return Finish(outcome.status, outcome.error)
         if isinstance(outcome, Succeeded):
-            visit.outcome, visit.saved = "succeeded", self.masked(outcome.saved)
+            visit.outcome, visit.saved = "succeeded", outcome.saved
             state.data = {**state.data, **visit.saved}
             state.steps_in_run += 1
             follows = what_follows(step, outcome, self.step_order)
             error = None
         else:
             visit.outcome = "failed"
-            error = StepError(
-                outcome.error.step, self.masked(outcome.error.message), outcome.error.status
-            )
+            error = outcome.error
             visit.error = error.message
-            follows = what_follows(step, Failed(error), self.step_order)
+            follows = what_follows(step, outcome, self.step_order)
         if isinstance(follows, Finish):
             return follows
         if error is not None:

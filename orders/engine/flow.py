@@ -19,79 +19,18 @@ from expressions import ExpressionError, is_true, render
 from hosts.gate import Hold, Permit
 from orders.engine import calls, retry
 from orders.engine.config import EngineConfig
+from orders.engine.outcomes import (
+    AwaitingCallback,
+    Ended,
+    Failed,
+    HeldBack,
+    Outcome,
+    RetryLater,
+    StepError,
+    Succeeded,
+)
 
 IDEMPOTENCY_NAMESPACE = uuid.UUID("8f6f7c1e-2a55-4f3e-9a53-3c1c1e4b7d10")
-
-
-@dataclass(frozen=True)
-class StepError:
-    """The failure that sends an order down an `on_failed` path; templates see it as `error`."""
-
-    step: str
-    message: str
-    status: int | None = None
-
-    def as_context(self) -> dict:
-        return {"step": self.step, "message": self.message, "status": self.status}
-
-
-# The closed set of step outcomes.
-
-
-@dataclass(frozen=True)
-class Succeeded:
-    """The step is done: merge `saved` into `data` and go on."""
-
-    saved: dict = field(default_factory=dict)
-    next_step: str | None = None
-
-
-@dataclass(frozen=True)
-class Failed:
-    """The step failed after its retries: take `on_failed`, or fail the order."""
-
-    error: StepError
-
-
-@dataclass(frozen=True)
-class RetryLater:
-    """A retry is due in `delay` seconds, too long to sleep in this turn."""
-
-    delay: float
-    attempt: int
-    step_state: dict
-
-
-@dataclass(frozen=True)
-class HeldBack:
-    """The call's host may not be called now (paused, breaker open, over a limit): the
-    order waits `hold.delay` seconds; nothing was sent and no attempt is counted."""
-
-    hold: Hold
-    step_path: str
-    attempt: int
-    step_state: dict
-
-
-@dataclass(frozen=True)
-class AwaitingCallback:
-    """The call went out; the order waits for its callback until `timeout_seconds` pass."""
-
-    token: str
-    timeout_seconds: float
-    step_state: dict
-    starts_wait: bool = True  # False when an order already waiting is looked at again
-
-
-@dataclass(frozen=True)
-class Ended:
-    """An `end` step finished the order."""
-
-    status: str
-    error: str = ""
-
-
-Outcome = Succeeded | Failed | RetryLater | HeldBack | AwaitingCallback | Ended
 
 
 @dataclass

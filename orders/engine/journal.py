@@ -25,9 +25,9 @@ from hosts.names import host_of
 from orders.engine import calls
 from orders.engine.config import EngineConfig
 from orders.engine.flow import OrderState
-from orders.engine.rows import insert_row, write_lock
 from orders.models import Callback, StepLog
-from orders.transitions import HeldOrder, log_entry
+from orders.rows import insert_row, write_lock
+from orders.transitions import ClaimedOrder, log_entry
 
 
 class CancelRequested(Exception):
@@ -37,8 +37,8 @@ class CancelRequested(Exception):
 class Journal:
     """The `Turn` the flow functions call, for one claimed order."""
 
-    def __init__(self, held: HeldOrder, state: OrderState, config: EngineConfig):
-        self.held = held
+    def __init__(self, claimed: ClaimedOrder, state: OrderState, config: EngineConfig):
+        self.claimed = claimed
         self.state = state
         self.config = config
         self._attempts: dict[int, StepLog] = {}  # in-flight attempt rows, by id
@@ -49,7 +49,7 @@ class Journal:
 
     def _entry(self, *, step: str, kind: str, outcome: str, **fields: Any) -> StepLog:
         return log_entry(
-            order_pk=self.held.order_pk,
+            order_pk=self.claimed.order_pk,
             run=self.state.run,
             step=step,
             kind=kind,
@@ -59,7 +59,7 @@ class Journal:
 
     def step_note(self, *, step: str, note: str, failed: bool = False) -> None:
         """Log a step that sends nothing (choice, end) or a callback's result."""
-        self.held.queue_log(
+        self.claimed.queue_log(
             self._entry(
                 step=step,
                 kind=StepLog.Kind.STEP,
@@ -81,7 +81,7 @@ class Journal:
         cut = [key for key, value in saved.items() if logged[key] is not value]
         if cut:
             response["truncated"] = cut
-        self.held.queue_log(
+        self.claimed.queue_log(
             self._entry(
                 step=step,
                 kind=StepLog.Kind.STEP,
@@ -105,8 +105,8 @@ class Journal:
                 max_body_bytes=self.config.log_body_bytes,
             ),
         )
-        if self.held.deferred:
-            self.held.write(then_insert=entry)
+        if self.claimed.deferred:
+            self.claimed.write(then_insert=entry)
             if entry.pk is None:
                 raise CancelRequested
         else:
@@ -130,7 +130,7 @@ class Journal:
 
     def held_back(self, *, step: str, reason: str, delay: float) -> None:
         """Log why the order waits for its host (once for each spell of waiting)."""
-        self.held.queue_log(
+        self.claimed.queue_log(
             self._entry(
                 step=step,
                 kind=StepLog.Kind.STEP,
@@ -166,12 +166,14 @@ class Journal:
                 max_body_bytes=self.config.log_body_bytes,
             )
         if outcome == StepLog.Outcome.RETRYING:
-            self.held.write_retry(entry, counts_attempt=entry.step == self.state.current_step)
+            self.claimed.write_retry(entry, counts_attempt=entry.step == self.state.current_step)
+            if self.claimed.cancel_requested:
+                raise CancelRequested
         else:
-            self.held.queue_log(entry)
+            self.claimed.queue_log(entry)
 
     def attempt_refused(self, *, step: str, attempt: int, error: str) -> None:
-        self.held.queue_log(
+        self.claimed.queue_log(
             self._entry(
                 step=step,
                 attempt=attempt,
@@ -190,7 +192,7 @@ class Journal:
 
     def callback_token(self, *, step: str) -> str:
         """Derived, not random, so a crash re-run of the step sends the same callback URL."""
-        name = f"{self.held.order_pk}:{self.state.run}:{self.state.steps_in_run}:{step}"
+        name = f"{self.claimed.order_pk}:{self.state.run}:{self.state.steps_in_run}:{step}"
         return hmac.new(self.config.token_key, name.encode(), hashlib.sha256).hexdigest()[:40]
 
     def open_callback(self, *, token: str, step: str, timeout_seconds: float) -> None:
@@ -201,7 +203,7 @@ class Journal:
         _, created = Callback.objects.get_or_create(
             token=token,
             defaults={
-                "order_id": self.held.order_pk,
+                "order_id": self.claimed.order_pk,
                 "run": self.state.run,
                 "step": step,
                 "expires_at": expires_at,

@@ -19,7 +19,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from definitions.graph import COMPLETED, FAILED, after_failure, after_success
-from orders.engine.flow import Failed, OrderState, StepError, Succeeded
+from orders.engine.flow import OrderState
+from orders.engine.outcomes import Failed, StepError, Succeeded
 
 
 @dataclass(frozen=True)

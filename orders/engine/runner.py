@@ -1,7 +1,7 @@
 """Advance one claimed order as far as it can go, persisting each outcome atomically.
 
 Every write to the order is conditional on the claim token the batch gave this turn
-(`transitions.HeldOrder`): a worker that lost its lease (paused, partitioned) finds its
+(`transitions.ClaimedOrder`): a worker that lost its lease (paused, partitioned) finds its
 writes refused and stops, and can never overwrite the work of the worker that took the
 order over.
 """
@@ -16,25 +16,24 @@ from typing import Any
 from django.utils import timezone
 
 from definitions.graph import step_kind
-from expressions.secrets import mask
 from orders.engine.config import EngineConfig
-from orders.engine.flow import (
+from orders.engine.flow import OrderState, run_step
+from orders.engine.journal import CancelRequested, Journal
+from orders.engine.outcomes import (
     AwaitingCallback,
     Ended,
     Failed,
     HeldBack,
-    OrderState,
     Outcome,
     RetryLater,
     StepError,
     Succeeded,
-    run_step,
+    masked_outcome,
 )
-from orders.engine.journal import CancelRequested, Journal
 from orders.engine.paths import Finish, move_to, refusal_before_step, what_follows
-from orders.engine.rows import read_order, write_transaction
 from orders.models import Callback, Order, StepLog
-from orders.transitions import HeldOrder, LostClaim
+from orders.rows import read_order, write_transaction
+from orders.transitions import ENDED_AS, ClaimedOrder, LostClaim
 
 logger = logging.getLogger(__name__)
 
@@ -72,20 +71,19 @@ def advance_order(order_pk: int, claim_token: uuid.UUID, config: EngineConfig | 
 
 class OrderTurn:
     """One turn of one order: read it, then run step after step, each outcome persisted
-    through the claim-holding `HeldOrder`, until the order ends or waits."""
+    through the claim-holding `ClaimedOrder`, until the order ends or waits."""
 
     def __init__(self, order_pk: int, claim_token: uuid.UUID, config: EngineConfig):
         self.order_pk = order_pk
         self.config = config
-        self.secret_values = config.secret_values
-        self.held = HeldOrder(order_pk, claim_token, self.secret_values)
+        self.claim_token = claim_token
 
     # The loop.
 
     def run(self) -> str:
         order = read_order(
             pk=self.order_pk,
-            claim_token=self.held.claim_token,
+            claim_token=self.claim_token,
             names=ORDER_FIELDS,
             interrupted={
                 "outcome": StepLog.Outcome.INTERRUPTED,
@@ -94,20 +92,22 @@ class OrderTurn:
         )
         if order is None:
             raise LostClaim
-        self.held.cancel_requested = order["cancel_requested"]
-        self.state = order_state(self.order_pk, order)
-        self.journal = journal = Journal(self.held, self.state, self.config)
         workflow = self.config.workflow(order["snapshot_id"])
-        self.held.notify = bool(workflow.notify_url)
+        self.claimed = ClaimedOrder(
+            self.order_pk, self.claim_token, notify=bool(workflow.notify_url)
+        )
+        self.claimed.cancel_requested = order["cancel_requested"]
+        self.state = order_state(self.order_pk, order)
+        self.journal = journal = Journal(self.claimed, self.state, self.config)
         self.steps, self.step_order = workflow.steps, workflow.step_order
         self.api_calls = workflow.api_calls
 
         while True:
-            if self.held.cancel_requested:
+            if self.claimed.cancel_requested:
                 return self.finish(Order.Status.CANCELLED, "cancelled while running")
             refusal = refusal_before_step(self.state, self.steps, self.config.max_steps_per_run)
             if refusal is not None:
-                return self.finish(refusal.status, refusal.error)
+                return self.finish(ENDED_AS[refusal.status], refusal.error)
             step = self.steps[self.state.current_step]
             try:
                 outcome = run_step(step, self.state, self.api_calls, journal)
@@ -119,14 +119,15 @@ class OrderTurn:
 
     def apply(self, step: dict, outcome: Outcome) -> str | None:
         """Persist one outcome; returns the order's status when the turn ends, else None."""
+        outcome = masked_outcome(outcome, self.config.secret_values)
         if isinstance(outcome, Succeeded):
             return self.advance(step, outcome)
         if isinstance(outcome, Failed):
             return self.fail_step(step, outcome.error)
         if isinstance(outcome, Ended):
-            return self.finish(outcome.status, outcome.error)
+            return self.finish(ENDED_AS[outcome.status], outcome.error)
         if isinstance(outcome, RetryLater):
-            return self.held.write(
+            return self.claimed.write(
                 status=Order.Status.WAITING,
                 due_at=timezone.now() + timedelta(seconds=outcome.delay),
                 attempt=outcome.attempt,
@@ -140,14 +141,13 @@ class OrderTurn:
         raise TypeError(f"unknown outcome {outcome!r}")
 
     def advance(self, step: dict, outcome: Succeeded) -> str | None:
-        # A secret saved by mistake is stored masked, like everywhere else.
-        saved = mask(outcome.saved, self.secret_values)
+        saved = outcome.saved  # a secret saved by mistake is masked, like everywhere else
         self.journal.step_saved(step=step["id"], saved=saved)
         self.state.data = {**self.state.data, **saved}
         self.state.steps_in_run += 1
         follows = what_follows(step, outcome, self.step_order)
         if isinstance(follows, Finish):
-            return self.finish(follows.status, follows.error)
+            return self.finish(ENDED_AS[follows.status], follows.error)
         next_step = follows.step
         move_to(self.state, next_step)
         fields = {
@@ -162,32 +162,30 @@ class OrderTurn:
             # whatever this turn writes first): one commit per step. A crash in between
             # loses only this step's outcome, and this step runs again: the one in
             # flight, as the contract allows.
-            self.held.defer(**fields)
+            self.claimed.defer(**fields)
         else:
-            self.held.write(**fields)
+            self.claimed.write(**fields)
         return None
 
     def fail_step(self, step: dict, error: StepError) -> str | None:
-        message = mask(error.message, self.secret_values)
         # "Reprocess from the failed step" starts here again, with the data saved before it.
         self.state.resume_point = {"step": step["id"], "data": self.state.data}
         # A late post to the step's token must not wake the order.
-        self.held.close_callbacks = bool(step.get("wait_for_callback"))
-        masked = StepError(error.step, message, error.status)
+        self.claimed.close_callbacks = bool(step.get("wait_for_callback"))
         failure = {"failed_step": error.step, "failed_http_status": error.status}
-        follows = what_follows(step, Failed(masked), self.step_order)
+        follows = what_follows(step, Failed(error), self.step_order)
         if isinstance(follows, Finish):
-            return self.finish(follows.status, follows.error, **failure)
+            return self.finish(ENDED_AS[follows.status], follows.error, **failure)
         target = follows.step
         self.state.steps_in_run += 1
-        move_to(self.state, target, error=masked)
-        self.held.write(
+        move_to(self.state, target, error=error)
+        self.claimed.write(
             current_step=target,
             attempt=0,
             steps_in_run=self.state.steps_in_run,
             step_state=self.state.step_state,
             resume_point=self.state.resume_point,
-            error=f'step "{error.step}": {message}',
+            error=f'step "{error.step}": {error.message}',
             **failure,
         )
         return None
@@ -207,7 +205,7 @@ class OrderTurn:
             "count": before.get("count", 0) + 1 if same else 1,
             "reason": hold.reason,
         }
-        return self.held.write(
+        return self.claimed.write(
             status=Order.Status.WAITING,
             due_at=timezone.now() + timedelta(seconds=hold.delay),
             attempt=outcome.attempt,
@@ -225,12 +223,12 @@ class OrderTurn:
             callback = Callback.objects.select_for_update().get(token=outcome.token)
             self.state.step_state = outcome.step_state
             if callback.status != Callback.Status.WAITING:
-                self.held.write(step_state=outcome.step_state)
+                self.claimed.write(step_state=outcome.step_state)
                 return None
             if outcome.starts_wait:
                 callback.expires_at = timezone.now() + timedelta(seconds=outcome.timeout_seconds)
                 callback.save(update_fields=["expires_at"])
-            return self.held.write(
+            return self.claimed.write(
                 status=Order.Status.WAITING,
                 due_at=callback.expires_at,
                 step_state=outcome.step_state,
@@ -240,13 +238,13 @@ class OrderTurn:
     def finish(self, status: str, error: str, **fields: Any) -> str:
         if "held" in self.state.step_state:  # the wait for a host is over
             fields["step_state"] = {k: v for k, v in self.state.step_state.items() if k != "held"}
-        self.held.write(
+        self.claimed.write(
             **fields,
             status=status,
             data=self.state.data,
             resume_point=self.state.resume_point,
             steps_in_run=self.state.steps_in_run,
-            error=mask(error, self.secret_values),
+            error=error,
             due_at=None,
             finished_at=timezone.now(),
             release=True,

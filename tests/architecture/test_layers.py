@@ -103,3 +103,56 @@ def test_the_engine_imports_no_request_api_or_admin_code(path):
 @pytest.mark.parametrize("path", modules(), ids=ids(modules()))
 def test_no_module_is_over_450_lines(path):
     assert len(path.read_text(encoding="utf-8").splitlines()) <= 450
+
+
+# Inside orders/, the modules import one way too, bottom up: the row SQL and the status
+# changes below the engine, the engine below what drives it, the web and the tasks on top.
+ORDERS_TIERS = [
+    ["orders.models"],
+    ["orders.rows"],
+    ["orders.transitions", "orders.intake", "orders.hosts_held"],
+    ["orders.engine"],
+    [
+        "orders.claims",
+        "orders.callbacks",
+        "orders.batch",
+        "orders.notifications",
+        "orders.selectors",
+        "orders.filters",
+        "orders.retention",
+    ],
+    ["orders.lanes", "orders.jobs", "orders.services", "orders.alerts"],
+    ["orders.tasks", "orders.api", "orders.admin", "orders.management", "orders.apps"],
+]
+
+
+def orders_tier_of(module: str) -> int | None:
+    for tier, names in enumerate(ORDERS_TIERS):
+        if any(module == name or module.startswith(name + ".") for name in names):
+            return tier
+    return None
+
+
+ORDERS_MODULES = [
+    path
+    for path in sorted((ROOT / "orders").rglob("*.py"))
+    if "migrations" not in path.parts and path != ROOT / "orders" / "__init__.py"
+]
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+@pytest.mark.parametrize("path", ORDERS_MODULES, ids=ids(ORDERS_MODULES))
+def test_a_module_of_orders_imports_only_its_own_tier_and_the_ones_below(path):
+    own = orders_tier_of(module_name(path))
+    assert own is not None, f"{module_name(path)} has no tier in ORDERS_TIERS"
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    upward = [
+        f"line {node.lineno}: {name}"
+        for name, node in imported(tree)
+        if name.startswith("orders.") and (orders_tier_of(name) or 0) > own
+    ]
+    assert upward == []

@@ -319,6 +319,25 @@ def test_cancel_requested_while_running_cancels_instead_of_waiting_for_a_retry(s
     assert order.due_at is None and order.claim_token is None
 
 
+def test_cancel_requested_during_a_step_is_seen_before_an_inline_retry_is_sent(server):
+    order_box = {}
+
+    def cancel_then_fail(_request):
+        Order.objects.filter(pk=order_box["pk"]).update(cancel_requested=True)
+        connection.close()
+        return Reply(503, {})
+
+    server.route("POST", "/a", cancel_then_fail)
+    retry = {"max_attempts": 3, "backoff_seconds": 0.01}
+    order = make_order([{"id": "a", "call": "a"}], [api_call("a", server.url + "/a", retry=retry)])
+    order_box["pk"] = order.pk
+    order = process(order)
+
+    assert order.status == Order.Status.CANCELLED
+    assert len(server.requests_to("/a")) == 1
+    assert list(order.log.filter(kind="attempt").values_list("outcome", flat=True)) == ["retrying"]
+
+
 def test_an_internal_error_is_tried_again_a_minute_later_and_fails_the_order_the_third_time():
     # A snapshot naming an API call it does not hold: validation keeps these out, so this
     # stands for any bug in the engine.

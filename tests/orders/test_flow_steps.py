@@ -12,16 +12,15 @@ from hosts.gate import Hold, Permit
 from hosts.names import host_of
 from orders.engine.calls import CallResult
 from orders.engine.config import EngineConfig
-from orders.engine.flow import (
+from orders.engine.flow import OrderState, run_step
+from orders.engine.outcomes import (
     AwaitingCallback,
     Ended,
     Failed,
     HeldBack,
-    OrderState,
     RetryLater,
     StepError,
     Succeeded,
-    run_step,
 )
 
 CONFIG = EngineConfig(

@@ -83,7 +83,7 @@ def rule(**fields) -> AlertRule:
 
 
 def verify(secret: str, header: str, body: bytes, tolerance: int = 300) -> bool:
-    """The README's recipe, as a receiver writes it."""
+    """The recipe of docs/api.md (Status notifications), as a receiver writes it."""
     parts = dict(part.split("=", 1) for part in header.split(","))
     timestamp = int(parts["t"])
     expected = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)

@@ -89,7 +89,7 @@ def _secret(settings):
 
 
 def verify(secret: str, header: str, body: bytes, *, tolerance: int = 300) -> bool:
-    """The README's recipe, as a receiver would write it."""
+    """The recipe of docs/api.md (Status notifications), as a receiver would write it."""
     parts = dict(part.split("=", 1) for part in header.split(","))
     timestamp = int(parts["t"])
     expected = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)

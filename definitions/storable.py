@@ -12,7 +12,7 @@ import json
 import re
 from typing import Any
 
-from django.conf import settings
+from core.conf import conf
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
@@ -53,7 +53,7 @@ def unstorable(value: Any, *, max_depth: int | None = None) -> list[tuple[list, 
     Iterative, so a value nested deeper than Python's recursion limit is judged too.
     """
     if max_depth is None:
-        max_depth = settings.STATE_MANAGER["MAX_JSON_DEPTH"]
+        max_depth = conf().max_json_depth
     problems: list[tuple[list, str]] = []
     # (value, its level of nesting, its path as a (parent path, key) chain, a key's problem)
     stack: list[tuple[Any, int, tuple | None, str | None]] = [(value, 1, None, None)]

@@ -23,11 +23,11 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import timedelta
 
-from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import F, Sum
 from django.utils import timezone
 
+from core.conf import conf
 from hosts.models import Host, HostWindow
 from hosts.rules import forget_rules
 
@@ -46,13 +46,13 @@ class BreakerSettings:
 
     @classmethod
     def current(cls) -> BreakerSettings:
-        config = settings.STATE_MANAGER
+        config = conf()
         return cls(
-            window_seconds=config["BREAKER_WINDOW_SECONDS"],
-            failure_rate=config["BREAKER_FAILURE_RATE"],
-            min_calls=config["BREAKER_MIN_CALLS"],
-            cooldown_seconds=config["BREAKER_COOLDOWN_SECONDS"],
-            probes=config["BREAKER_PROBES"],
+            window_seconds=config.breaker_window_seconds,
+            failure_rate=config.breaker_failure_rate,
+            min_calls=config.breaker_min_calls,
+            cooldown_seconds=config.breaker_cooldown_seconds,
+            probes=config.breaker_probes,
         )
 
     @property

@@ -15,9 +15,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from django.conf import settings
 from django.utils import timezone
 
+from core.conf import conf
 from hosts import breaker
 from hosts.limits import limits
 from hosts.rules import HostRule, current_rules
@@ -82,7 +82,7 @@ def enter(
             probe = admission
         if not rule.max_concurrent and not rule.rate_per_second:
             return Permit(host, probe=probe)
-        max_wait = float(settings.STATE_MANAGER["HOST_MAX_WAIT_SECONDS"])
+        max_wait = float(conf().host_max_wait_seconds)
         passage = _take_limits(rule, timeout, max_wait, held_before, sleep, probe)
     except Exception as exc:  # the database or Redis is down: hold rather than overrun
         logger.warning("the gate of host %s could not be checked: %s", host, exc)

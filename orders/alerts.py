@@ -25,6 +25,7 @@ from django.urls import reverse
 from django.utils import timezone
 from requests.utils import requote_uri
 
+from core.conf import conf
 from orders.filters import OrderListFilterSet, orders_matching
 from orders.models import AlertRule, Order
 from orders.notifications import post_json, signature
@@ -198,7 +199,7 @@ def orders_path(rule: AlertRule, now: datetime) -> str:
 
 def orders_url(rule: AlertRule, now: datetime) -> str:
     """`orders_path` as an absolute URL, for an alert read outside the admin."""
-    return settings.STATE_MANAGER["PUBLIC_URL"] + orders_path(rule, now)
+    return conf().public_url + orders_path(rule, now)
 
 
 def alert_for(rule: AlertRule, now: datetime, *, test: bool = False) -> Alert:
@@ -243,10 +244,10 @@ def _post(alert: Alert) -> str:
         return "no webhook URL to post to"
     body = alert.body()
     headers = {}
-    secret = settings.STATE_MANAGER["NOTIFY_SECRET"]
+    secret = conf().notify_secret
     if secret:
         headers["X-StateManager-Signature"] = signature(body, secret.encode(), int(time.time()))
-    result = post_json(url, body, headers=headers, allow=settings.STATE_MANAGER["OUTBOUND_ALLOW"])
+    result = post_json(url, body, headers=headers, allow=conf().outbound_allow)
     if result.refused:
         return without_url_secrets(f"webhook refused: {result.error}", url)
     if result.error:

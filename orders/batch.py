@@ -16,10 +16,10 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
-from django.conf import settings
 from django.db import close_old_connections, connections
 from django.utils import timezone
 
+from core.conf import conf
 from hosts import gate
 from orders import transitions
 from orders.claims import Claim, claim_due_orders, renew_leases
@@ -56,10 +56,10 @@ def run_batch(
     lease_seconds: float | None = None,
 ) -> BatchReport:
     """Claim at most `batch_size` due orders and advance each, `concurrency` at a time."""
-    config = settings.STATE_MANAGER
-    batch_size = batch_size or config["BATCH_SIZE"]
-    concurrency = concurrency or config["CONCURRENCY"]
-    lease_seconds = lease_seconds or config["LEASE_SECONDS"]
+    config = conf()
+    batch_size = batch_size or config.batch_size
+    concurrency = concurrency or config.concurrency
+    lease_seconds = lease_seconds or config.lease_seconds
     engine_config = EngineConfig.from_settings()
 
     started, started_at = time.monotonic(), timezone.now()

@@ -31,6 +31,7 @@ from django.utils import timezone
 from django_q.status import Stat
 from django_q.tasks import async_task
 
+from core.conf import conf
 from orders.batch import Heartbeat, run_batch, worker_name
 from orders.models import BatchLane
 
@@ -44,7 +45,7 @@ LANE_GROUP = "batch lanes"
 def lane_count() -> int:
     """STATE_MANAGER_MAX_PARALLEL_BATCHES, or with 0, the workers of every running cluster
     (as django-q2's cluster stats report them), or this cluster's when none report."""
-    configured = settings.STATE_MANAGER["MAX_PARALLEL_BATCHES"]
+    configured = conf().max_parallel_batches
     if configured > 0:
         return configured
     return fleet_workers() or int(settings.Q_CLUSTER.get("workers") or 1)
@@ -69,7 +70,7 @@ def dispatch_lanes(*, turn_seconds: float = TURN_SECONDS) -> list[int]:
     """Queue a turn for each lane that needs one; returns their numbers."""
     count = lane_count()
     now = timezone.now()
-    lease = timedelta(seconds=settings.STATE_MANAGER["LEASE_SECONDS"])
+    lease = timedelta(seconds=conf().lease_seconds)
     existing = set(BatchLane.objects.filter(number__lte=count).values_list("number", flat=True))
     BatchLane.objects.bulk_create(
         [BatchLane(number=n) for n in range(1, count + 1) if n not in existing],
@@ -109,9 +110,9 @@ class LaneTurn:
     turn_seconds: float = TURN_SECONDS
 
     def __post_init__(self) -> None:
-        config = settings.STATE_MANAGER
-        self.interval = config["INTERVAL_SECONDS"]
-        self.lease_seconds = config["LEASE_SECONDS"]
+        config = conf()
+        self.interval = config.interval_seconds
+        self.lease_seconds = config.lease_seconds
         self.holder = f"{worker_name()}:{uuid.uuid4().hex[:8]}"
         self.lost = threading.Event()
         self.batches = 0

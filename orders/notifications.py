@@ -19,11 +19,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import requests
-from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
+from core.conf import conf
 from expressions.language import ExpressionError, render
 from orders.engine.calls import OutboundRefused, session_for
 from orders.engine.retry import RetryPolicy, retry_delay
@@ -56,7 +56,7 @@ def deliver_due_events(*, limit: int = 100, rounds: int = 10, now: datetime | No
     """Post the due events, at most `limit` a round, each round the next event of the
     orders whose event the round before delivered; returns how many were delivered."""
     now = now or timezone.now()
-    secret = settings.STATE_MANAGER["NOTIFY_SECRET"]
+    secret = conf().notify_secret
     if not secret:
         held = OrderEvent.objects.filter(state=OrderEvent.State.PENDING).exclude(
             last_error=NO_SECRET
@@ -64,7 +64,7 @@ def deliver_due_events(*, limit: int = 100, rounds: int = 10, now: datetime | No
         if held.update(last_error=NO_SECRET):
             logger.warning("status notifications held: STATE_MANAGER_NOTIFY_SECRET is not set")
         return 0
-    allow = settings.STATE_MANAGER["OUTBOUND_ALLOW"]
+    allow = conf().outbound_allow
     delivered = 0
     for _ in range(rounds):
         count = sum(_deliver(event, secret.encode(), allow) for event in _take_due(limit, now))

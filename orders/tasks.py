@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import logging
 
-from django.conf import settings
 from django.utils import timezone
 from django_q.models import Schedule
 from django_q.tasks import async_task
 
+from core.conf import conf
 from orders import alerts
 from orders.jobs import job_run, jobs_tidy
 from orders.lanes import LaneTurn, dispatch_lanes
@@ -112,7 +112,7 @@ def run_lane(number: int) -> str:
 
 def purge() -> str:
     """The daily task: delete finished orders older than STATE_MANAGER_RETENTION_DAYS."""
-    days = settings.STATE_MANAGER["RETENTION_DAYS"]
+    days = conf().retention_days
     if days < 1:
         return "retention is off (STATE_MANAGER_RETENTION_DAYS=0)"
     result = purge_orders(older_than_days=days)

@@ -2,8 +2,9 @@
 
 import io
 
-from django.conf import settings
 from django.http import JsonResponse
+
+from core.conf import conf
 
 
 class RequestSizeLimit:
@@ -17,7 +18,7 @@ class RequestSizeLimit:
 
     def __call__(self, request):
         if request.path.startswith(self.prefix):
-            limit = settings.STATE_MANAGER["MAX_REQUEST_BYTES"]
+            limit = conf().max_request_bytes
             if self.too_large(request, limit):
                 return JsonResponse({"errors": [f"body: larger than {limit} bytes"]}, status=413)
         return self.get_response(request)

@@ -5,6 +5,8 @@ from pathlib import Path
 
 import dj_database_url
 
+from core.conf import Conf
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -125,7 +127,7 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "var" / "static"
 
-DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("STATE_MANAGER_MAX_REQUEST_BYTES", 1024 * 1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = Conf.from_environ().max_request_bytes
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -161,43 +163,8 @@ SPECTACULAR_SETTINGS = {
 
 REDIS_URL = os.environ.get("REDIS_URL", "")
 
-STATE_MANAGER = {
-    "PUBLIC_URL": os.environ.get("STATE_MANAGER_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/"),
-    "INTERVAL_SECONDS": env_int("STATE_MANAGER_INTERVAL_SECONDS", 60),
-    "BATCH_SIZE": env_int("STATE_MANAGER_BATCH_SIZE", 100),
-    "CONCURRENCY": env_int("STATE_MANAGER_CONCURRENCY", 10),
-    # Batch lanes running at once across the fleet; 0: as many as the django-q2 workers.
-    "MAX_PARALLEL_BATCHES": env_int("STATE_MANAGER_MAX_PARALLEL_BATCHES", 0),
-    "LEASE_SECONDS": env_int("STATE_MANAGER_LEASE_SECONDS", 60),
-    "MAX_STEPS_PER_RUN": env_int("STATE_MANAGER_MAX_STEPS_PER_RUN", 1000),
-    "MAX_REQUEST_BYTES": env_int("STATE_MANAGER_MAX_REQUEST_BYTES", 1024 * 1024),
-    # JSON nested deeper than this is refused at every door (the webhook, callbacks,
-    # definitions), well before Python's recursion limit.
-    "MAX_JSON_DEPTH": env_int("STATE_MANAGER_MAX_JSON_DEPTH", 64),
-    "OUTBOUND_ALLOW": env_list("STATE_MANAGER_OUTBOUND_ALLOW"),
-    "LOG_BODY_BYTES": env_int("STATE_MANAGER_LOG_BODY_BYTES", 4096),
-    # The shared secret status notifications are signed with; unset, none are sent.
-    "NOTIFY_SECRET": os.environ.get("STATE_MANAGER_NOTIFY_SECRET", ""),
-    # A retry wait up to this long is slept inside the order's turn; a longer one
-    # releases the order as `waiting` until it is due.
-    "MAX_INLINE_WAIT_SECONDS": env_int("STATE_MANAGER_MAX_INLINE_WAIT_SECONDS", 5),
-    # Finished orders older than this many days are deleted daily; 0 keeps them for ever.
-    "RETENTION_DAYS": env_int("STATE_MANAGER_RETENTION_DAYS", 0),
-    # The longest a call waits inside its order's turn for a slot at a host with limits;
-    # past it, the order is left waiting (due again when its host has room).
-    "HOST_MAX_WAIT_SECONDS": env_float("STATE_MANAGER_HOST_MAX_WAIT_SECONDS", 2.0),
-    # The circuit breaker of every outbound host (hosts/breaker.py): it opens when at least
-    # MIN_CALLS attempts were made in the last WINDOW_SECONDS and FAILURE_RATE of them failed
-    # (no answer, 5xx, 429); after COOLDOWN_SECONDS it lets PROBES calls through, and closes
-    # when they succeed. BREAKER_MIN_CALLS=0 turns it off.
-    "BREAKER_WINDOW_SECONDS": env_int("STATE_MANAGER_BREAKER_WINDOW_SECONDS", 60),
-    "BREAKER_FAILURE_RATE": env_float("STATE_MANAGER_BREAKER_FAILURE_RATE", 0.5),
-    "BREAKER_MIN_CALLS": env_int("STATE_MANAGER_BREAKER_MIN_CALLS", 20),
-    "BREAKER_COOLDOWN_SECONDS": env_float("STATE_MANAGER_BREAKER_COOLDOWN_SECONDS", 30.0),
-    "BREAKER_PROBES": env_int("STATE_MANAGER_BREAKER_PROBES", 3),
-    # The longest a batch may run before django-q2 gives up on it.
-    "BATCH_TIMEOUT_SECONDS": env_int("STATE_MANAGER_BATCH_TIMEOUT_SECONDS", 3600),
-}
+# Every STATE_MANAGER_* setting, typed, with its default: core/conf.py.
+STATE_MANAGER = Conf.from_environ()
 
 # E-mail, for alert rules: Django's SMTP backend at EMAIL_HOST:EMAIL_PORT unless told.
 EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend")
@@ -213,9 +180,9 @@ DEFAULT_FROM_EMAIL = os.environ.get("STATE_MANAGER_ALERT_FROM", "state-manager@l
 Q_CLUSTER = {
     "name": "statemanager",
     "workers": env_int("Q_WORKERS", 2),
-    "timeout": STATE_MANAGER["BATCH_TIMEOUT_SECONDS"],
+    "timeout": STATE_MANAGER.batch_timeout_seconds,
     # retry must exceed timeout so a long batch is never handed out a second time.
-    "retry": STATE_MANAGER["BATCH_TIMEOUT_SECONDS"] + 600,
+    "retry": STATE_MANAGER.batch_timeout_seconds + 600,
     "max_attempts": 1,
     "catch_up": False,
     "save_limit": 250,

@@ -1,5 +1,7 @@
 """Fixtures shared by every layer's tests. Fixtures used by one app live beside its tests."""
 
+from dataclasses import replace
+
 import pytest
 
 from hosts.breaker import tally
@@ -18,7 +20,7 @@ def _private_cache(settings):
 @pytest.fixture(autouse=True)
 def _outbound_allows_loopback(settings):
     """Tests call local HTTP servers on 127.0.0.1, which the engine refuses unless listed."""
-    settings.STATE_MANAGER = {**settings.STATE_MANAGER, "OUTBOUND_ALLOW": ["127.0.0.1"]}
+    settings.STATE_MANAGER = replace(settings.STATE_MANAGER, outbound_allow=["127.0.0.1"])
 
 
 @pytest.fixture(autouse=True)

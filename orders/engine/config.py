@@ -9,6 +9,7 @@ from functools import cached_property
 from django.conf import settings
 
 from blueprints.models import WorkflowSnapshot
+from core.conf import conf
 from expressions.secrets import load_secrets
 
 
@@ -64,13 +65,13 @@ class EngineConfig:
 
     @classmethod
     def from_settings(cls) -> EngineConfig:
-        config = settings.STATE_MANAGER
+        config = conf()
         return cls(
-            max_steps_per_run=config["MAX_STEPS_PER_RUN"],
-            outbound_allow=list(config["OUTBOUND_ALLOW"]),
-            max_inline_wait_seconds=float(config["MAX_INLINE_WAIT_SECONDS"]),
-            public_url=config["PUBLIC_URL"],
-            log_body_bytes=config["LOG_BODY_BYTES"],
+            max_steps_per_run=config.max_steps_per_run,
+            outbound_allow=list(config.outbound_allow),
+            max_inline_wait_seconds=float(config.max_inline_wait_seconds),
+            public_url=config.public_url,
+            log_body_bytes=config.log_body_bytes,
             token_key=settings.SECRET_KEY.encode(),
             secrets=load_secrets(),
         )

@@ -2,6 +2,7 @@
 now, "Send a test alert" (the page's button and the list's action) says where it went or
 why not, bad input is refused at its field, and an alert's link lists its orders."""
 
+from dataclasses import replace
 from datetime import timedelta
 from urllib.parse import urlsplit
 
@@ -159,7 +160,7 @@ def test_bad_input_is_refused_at_its_field(admin_client_for, superuser, changes,
 def test_the_alerts_link_lists_exactly_the_orders_it_counted(
     admin_client_for, support, make_orders, settings
 ):
-    settings.STATE_MANAGER = {**settings.STATE_MANAGER, "PUBLIC_URL": "https://sm.example"}
+    settings.STATE_MANAGER = replace(settings.STATE_MANAGER, public_url="https://sm.example")
     counted = make_orders(2)
     failed_at(counted)
     old, elsewhere, completed = make_orders(1), make_orders(1), make_orders(1)

@@ -2,6 +2,7 @@
 before and after each step, a waiting callback resolved by hand, and the live reload."""
 
 import re
+from dataclasses import replace
 
 import pytest
 from django.test import Client
@@ -163,7 +164,7 @@ def test_a_run_whose_first_entries_are_cut_off_says_its_data_is_not_known(
 def test_a_value_too_long_to_log_is_shown_cut_and_the_rest_still_replays(
     admin_client_for, support, server, settings
 ):
-    settings.STATE_MANAGER = {**settings.STATE_MANAGER, "LOG_BODY_BYTES": 30}
+    settings.STATE_MANAGER = replace(settings.STATE_MANAGER, log_body_bytes=30)
     server.route("POST", "/a", Reply(200, {"text": "y" * 100, "n": 3}))
     save = {"text": "{{ response.body.text }}", "n": "{{ response.body.n }}"}
     order = process(

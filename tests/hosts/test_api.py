@@ -5,6 +5,7 @@ the orders a host's pause held."""
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -291,7 +292,7 @@ def test_deleting_a_paused_host_makes_its_held_orders_due(superuser, shop, partn
 
 
 def test_changing_a_rate_starts_the_hosts_counters_afresh(editor, settings):
-    settings.STATE_MANAGER = {**settings.STATE_MANAGER, "HOST_MAX_WAIT_SECONDS": 0.0}
+    settings.STATE_MANAGER = replace(settings.STATE_MANAGER, host_max_wait_seconds=0.0)
     editor.post(HOSTS, {"host": "slow.example", "rate_per_second": 0.001}, format="json")
     assert isinstance(gate.enter("slow.example", timeout=1), gate.Permit)
     assert isinstance(gate.enter("slow.example", timeout=1), gate.Hold)  # next in 1000 s
@@ -344,7 +345,7 @@ def test_a_host_name_with_a_line_break_is_refused(editor):
 def test_deleting_a_host_forgets_its_failures_so_its_breaker_does_not_come_back(
     superuser, settings, tripped
 ):
-    settings.STATE_MANAGER = {**settings.STATE_MANAGER, "BREAKER_MIN_CALLS": 4}
+    settings.STATE_MANAGER = replace(settings.STATE_MANAGER, breaker_min_calls=4)
     breaker.add_to_window(tripped.host, int(time.time()), 10, 10)
 
     assert superuser.delete(f"{HOSTS}{tripped.host}/").status_code == 204

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -73,7 +74,7 @@ def holds(order: Order) -> list[StepLog]:
 
 @pytest.fixture
 def host_settings(settings):
-    settings.STATE_MANAGER = {**settings.STATE_MANAGER, "HOST_MAX_WAIT_SECONDS": 0.3}
+    settings.STATE_MANAGER = replace(settings.STATE_MANAGER, host_max_wait_seconds=0.3)
     return settings
 
 
@@ -152,14 +153,14 @@ def test_a_paused_host_holds_its_orders_logging_once_until_it_is_resumed(server,
 
 @pytest.fixture
 def breaker_settings(settings):
-    settings.STATE_MANAGER = {
-        **settings.STATE_MANAGER,
-        "BREAKER_MIN_CALLS": 4,
-        "BREAKER_FAILURE_RATE": 0.5,
-        "BREAKER_WINDOW_SECONDS": 60,
-        "BREAKER_COOLDOWN_SECONDS": 1.0,
-        "BREAKER_PROBES": 2,
-    }
+    settings.STATE_MANAGER = replace(
+        settings.STATE_MANAGER,
+        breaker_min_calls=4,
+        breaker_failure_rate=0.5,
+        breaker_window_seconds=60,
+        breaker_cooldown_seconds=1.0,
+        breaker_probes=2,
+    )
     return settings
 
 
@@ -274,10 +275,9 @@ def test_a_probe_that_is_held_gives_its_place_back(server, breaker_settings):
     )
     stale = limits().acquire(HOST, 1, ttl=60)  # a call in flight holds the only lease
     (order,) = orders_for(server, 1)
-    breaker_settings.STATE_MANAGER = {
-        **breaker_settings.STATE_MANAGER,
-        "HOST_MAX_WAIT_SECONDS": 0.1,
-    }
+    breaker_settings.STATE_MANAGER = replace(
+        breaker_settings.STATE_MANAGER, host_max_wait_seconds=0.1
+    )
 
     run_batch()
 

@@ -10,6 +10,7 @@ import itertools
 import socket
 import threading
 import time
+from dataclasses import replace
 from datetime import timedelta
 from urllib.parse import parse_qs, urlsplit
 
@@ -127,7 +128,7 @@ def test_the_threshold_reached_sends_one_email_however_often_the_check_runs(fail
 
 
 def test_the_link_selects_the_rules_failed_orders_of_the_window(fail, settings):
-    settings.STATE_MANAGER = {**settings.STATE_MANAGER, "PUBLIC_URL": "https://sm.example"}
+    settings.STATE_MANAGER = replace(settings.STATE_MANAGER, public_url="https://sm.example")
     rule(threshold=1, workflow="shop", step="charge", error_contains="502")
     fail()
 
@@ -241,7 +242,7 @@ def test_an_order_the_engine_fails_counts_at_the_step_that_failed(server):
 
 
 def test_a_webhook_alert_is_posted_signed(fail, server, settings):
-    settings.STATE_MANAGER = {**settings.STATE_MANAGER, "NOTIFY_SECRET": SECRET}
+    settings.STATE_MANAGER = replace(settings.STATE_MANAGER, notify_secret=SECRET)
     server.route("POST", "/alerts", Reply(204, ""))
     rule(
         channel=AlertRule.Channel.WEBHOOK,
@@ -333,7 +334,7 @@ def test_an_unreachable_webhook_names_its_host_but_not_the_token_in_its_path(fai
 
 
 def test_a_webhook_outside_the_outbound_allowlist_is_refused(fail, server, settings):
-    settings.STATE_MANAGER = {**settings.STATE_MANAGER, "OUTBOUND_ALLOW": []}
+    settings.STATE_MANAGER = replace(settings.STATE_MANAGER, outbound_allow=[])
     alerting = rule(
         channel=AlertRule.Channel.WEBHOOK, webhook_url=f"{server.url}/alerts", threshold=1
     )

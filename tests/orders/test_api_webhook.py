@@ -3,6 +3,7 @@
 import io
 import json
 import wsgiref.util
+from dataclasses import replace
 
 import pytest
 from django.contrib.auth.models import User
@@ -127,7 +128,7 @@ def test_bad_token_is_401(anonymous, shop):
 
 
 def test_body_over_the_limit_is_413_before_parsing(integration, shop, settings):
-    settings.STATE_MANAGER = {**settings.STATE_MANAGER, "MAX_REQUEST_BYTES": 100}
+    settings.STATE_MANAGER = replace(settings.STATE_MANAGER, max_request_bytes=100)
     body = {**ORDER, "payload": {"sku": "x" * 200, "qty": 1}}
 
     response = post(integration, body)
@@ -156,7 +157,7 @@ def call_wsgi(body: bytes, headers: dict) -> tuple[str, bytes]:
 
 @pytest.mark.django_db(transaction=True)
 def test_chunked_body_over_the_limit_is_413(integration, shop, settings):
-    settings.STATE_MANAGER = {**settings.STATE_MANAGER, "MAX_REQUEST_BYTES": 100}
+    settings.STATE_MANAGER = replace(settings.STATE_MANAGER, max_request_bytes=100)
     body = json.dumps({**ORDER, "payload": {"sku": "x" * 200, "qty": 1}}).encode()
     token = integration._credentials["HTTP_AUTHORIZATION"]
 

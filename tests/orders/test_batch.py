@@ -7,6 +7,7 @@ import sys
 import threading
 import time
 from collections import Counter
+from dataclasses import replace
 from datetime import timedelta
 from io import StringIO
 from pathlib import Path
@@ -107,7 +108,9 @@ def test_the_schedule_exists_once_after_repeated_migrations():
 
 
 def lanes_setting(settings, **values):
-    settings.STATE_MANAGER = {**settings.STATE_MANAGER, **values}
+    settings.STATE_MANAGER = replace(
+        settings.STATE_MANAGER, **{k.lower(): v for k, v in values.items()}
+    )
 
 
 @pytest.fixture(autouse=True)

@@ -1,6 +1,7 @@
 """The engine driving orders through blueprints, against a real local HTTP server."""
 
 import threading
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -236,7 +237,7 @@ def test_next_jumps_over_steps(server):
 
 
 def test_loop_guard_fails_a_run_with_too_many_steps(server, settings):
-    settings.STATE_MANAGER = {**settings.STATE_MANAGER, "MAX_STEPS_PER_RUN": 5}
+    settings.STATE_MANAGER = replace(settings.STATE_MANAGER, max_steps_per_run=5)
     steps = [
         {"id": "again", "choice": [{"when": "{{ true }}", "next": "again"}], "default": "again"},
     ]

@@ -1,5 +1,7 @@
 """The outbound allowlist: checked on resolved addresses, before any byte is sent, on every hop."""
 
+from dataclasses import replace
+
 import pytest
 
 from orders.models import Order
@@ -12,7 +14,7 @@ RETRY = {"max_attempts": 3, "backoff_seconds": 0.01}
 
 
 def allow(settings, *entries):
-    settings.STATE_MANAGER = {**settings.STATE_MANAGER, "OUTBOUND_ALLOW": list(entries)}
+    settings.STATE_MANAGER = replace(settings.STATE_MANAGER, outbound_allow=list(entries))
 
 
 def one_call_order(url: str) -> Order:

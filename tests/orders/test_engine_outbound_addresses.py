@@ -1,6 +1,7 @@
 """Outbound addresses: host names that do not resolve, and IPv6 addresses carrying IPv4 ones."""
 
 import ipaddress
+from dataclasses import replace
 
 import pytest
 
@@ -15,7 +16,7 @@ RETRY = {"max_attempts": 2, "backoff_seconds": 0.01}
 
 
 def allow(settings, *entries):
-    settings.STATE_MANAGER = {**settings.STATE_MANAGER, "OUTBOUND_ALLOW": list(entries)}
+    settings.STATE_MANAGER = replace(settings.STATE_MANAGER, outbound_allow=list(entries))
 
 
 def one_call_order(url: str) -> Order:

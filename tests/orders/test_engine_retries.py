@@ -3,6 +3,7 @@
 import socket
 import threading
 import time
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -139,7 +140,7 @@ def test_a_refused_connection_is_a_failed_attempt():
 
 
 def test_outbound_allowlist_refuses_loopback_unless_listed(server, settings):
-    settings.STATE_MANAGER = {**settings.STATE_MANAGER, "OUTBOUND_ALLOW": []}
+    settings.STATE_MANAGER = replace(settings.STATE_MANAGER, outbound_allow=[])
     server.route("POST", "/a", Reply(200))
     order = process(make_order([{"id": "a", "call": "a"}], [api_call("a", server.url + "/a")]))
 

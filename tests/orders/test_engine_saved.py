@@ -1,6 +1,8 @@
 """A step that saves something logs what it saved, with its outcome: the order page shows
 the data before and after each step from these entries."""
 
+from dataclasses import replace
+
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -69,7 +71,7 @@ def test_a_secret_saved_by_mistake_is_logged_masked(server, monkeypatch):
 
 
 def test_a_long_saved_value_is_logged_cut_and_named(server, settings):
-    settings.STATE_MANAGER = {**settings.STATE_MANAGER, "LOG_BODY_BYTES": 40}
+    settings.STATE_MANAGER = replace(settings.STATE_MANAGER, log_body_bytes=40)
     server.route("POST", "/a", Reply(200, {"text": "x" * 200}))
     save = {"text": "{{ response.body.text }}", "n": "{{ 7 }}"}
     order = process(
@@ -112,7 +114,7 @@ def test_logging_what_steps_saved_adds_no_round_trip_on_postgresql(server, setti
     if connection.vendor != "postgresql":
         pytest.skip("the one-statement writes are PostgreSQL's (DATABASE_URL=postgres://...)")
     # The breaker's counts go to the database apart from the steps, at most once a second.
-    settings.STATE_MANAGER = {**settings.STATE_MANAGER, "BREAKER_MIN_CALLS": 0}
+    settings.STATE_MANAGER = replace(settings.STATE_MANAGER, breaker_min_calls=0)
     for path in ("/a", "/b", "/c"):
         server.route("POST", path, Reply(200, {"ref": path}))
     api_calls = [api_call(name, f"{server.url}/{name}") for name in "abc"]

@@ -5,6 +5,7 @@ attempt row, before that call is sent; these tests pin what that must keep.
 """
 
 from collections import Counter
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -100,7 +101,7 @@ def test_each_step_makes_one_round_trip_on_postgresql(server, settings):
     if connection.vendor != "postgresql":
         pytest.skip("the one-statement writes are PostgreSQL's (DATABASE_URL=postgres://...)")
     # The breaker's counts go to the database apart from the steps, at most once a second.
-    settings.STATE_MANAGER = {**settings.STATE_MANAGER, "BREAKER_MIN_CALLS": 0}
+    settings.STATE_MANAGER = replace(settings.STATE_MANAGER, breaker_min_calls=0)
     order = three_calls(server)
     (claim,) = claim_due_orders(limit=1, lease_seconds=60)
     config = EngineConfig.from_settings()

@@ -9,6 +9,7 @@ import hmac
 import json
 import threading
 import time
+from dataclasses import replace
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -85,7 +86,7 @@ def receiver():
 
 @pytest.fixture(autouse=True)
 def _secret(settings):
-    settings.STATE_MANAGER = {**settings.STATE_MANAGER, "NOTIFY_SECRET": SECRET}
+    settings.STATE_MANAGER = replace(settings.STATE_MANAGER, notify_secret=SECRET)
 
 
 def verify(secret: str, header: str, body: bytes, *, tolerance: int = 300) -> bool:
@@ -170,7 +171,7 @@ def test_a_refused_delivery_is_retried_with_the_same_event_id_and_holds_the_next
 def test_the_outbound_allowlist_holds_for_notifications(server, receiver, settings):
     order = notifying_order(server, receiver)
     process(order)
-    settings.STATE_MANAGER = {**settings.STATE_MANAGER, "OUTBOUND_ALLOW": []}
+    settings.STATE_MANAGER = replace(settings.STATE_MANAGER, outbound_allow=[])
 
     deliver_due_events()
 
@@ -183,7 +184,7 @@ def test_the_outbound_allowlist_holds_for_notifications(server, receiver, settin
 def test_without_a_secret_nothing_is_sent_and_the_events_say_why(server, receiver, settings):
     order = notifying_order(server, receiver)
     process(order)
-    settings.STATE_MANAGER = {**settings.STATE_MANAGER, "NOTIFY_SECRET": ""}
+    settings.STATE_MANAGER = replace(settings.STATE_MANAGER, notify_secret="")
 
     assert deliver_due_events() == 0
 

@@ -2,6 +2,7 @@
 
 import io
 import json
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -97,7 +98,7 @@ def test_small_chunks_delete_everything_and_report_progress(aged, monkeypatch):
 
 
 def test_without_days_or_a_retention_setting_the_command_refuses(aged, settings):
-    settings.STATE_MANAGER = {**settings.STATE_MANAGER, "RETENTION_DAYS": 0}
+    settings.STATE_MANAGER = replace(settings.STATE_MANAGER, retention_days=0)
 
     with pytest.raises(CommandError, match="--older-than"):
         purge()
@@ -105,11 +106,11 @@ def test_without_days_or_a_retention_setting_the_command_refuses(aged, settings)
 
 def test_the_daily_task_follows_the_retention_setting(aged, settings):
     old = aged("completed", 40)
-    settings.STATE_MANAGER = {**settings.STATE_MANAGER, "RETENTION_DAYS": 0}
+    settings.STATE_MANAGER = replace(settings.STATE_MANAGER, retention_days=0)
     assert "off" in tasks.purge()
     assert Order.objects.filter(pk=old.pk).exists()
 
-    settings.STATE_MANAGER = {**settings.STATE_MANAGER, "RETENTION_DAYS": 30}
+    settings.STATE_MANAGER = replace(settings.STATE_MANAGER, retention_days=30)
     assert (
         tasks.purge() == "purged 1 orders and 2 log entries"
         or not Order.objects.filter(pk=old.pk).exists()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+from dataclasses import replace
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -148,7 +149,7 @@ def test_webhook_refuses_a_payload_nested_deeper_than_the_limit(integration, sho
 
 
 def test_the_depth_limit_is_a_setting(integration, shop, settings):
-    settings.STATE_MANAGER = {**settings.STATE_MANAGER, "MAX_JSON_DEPTH": 3}
+    settings.STATE_MANAGER = replace(settings.STATE_MANAGER, max_json_depth=3)
     payload = {"sku": "mug", "qty": 1, "deep": nested(3)}
 
     response = post_json(integration, "/api/orders/", {**ORDER, "payload": payload})

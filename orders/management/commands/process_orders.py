@@ -7,6 +7,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import DatabaseError, InterfaceError, OperationalError, connections
 
+from core.conf import conf
 from expressions.secrets import mask
 from orders.batch import run_batch
 
@@ -32,7 +33,7 @@ class Command(BaseCommand):
             return
         self.stopping = []
         previous = signal.signal(signal.SIGTERM, lambda *_: self.stopping.append(True))
-        interval = settings.STATE_MANAGER["INTERVAL_SECONDS"]
+        interval = conf().interval_seconds
         self.stdout.write(f"Processing orders every {interval}s after each batch; Ctrl-C stops.")
         try:
             self.loop(interval)

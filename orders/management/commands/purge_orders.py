@@ -1,8 +1,8 @@
 import sys
 
-from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from core.conf import conf
 from orders.retention import PurgeResult, purge_count, purge_orders
 
 
@@ -19,7 +19,7 @@ class Command(BaseCommand):
         parser.add_argument("--export", metavar="FILE.jsonl", help="'-' for standard output")
 
     def handle(self, *args, days, dry_run, export, **options):
-        days = days if days is not None else settings.STATE_MANAGER["RETENTION_DAYS"]
+        days = days if days is not None else conf().retention_days
         if days < 1:
             raise CommandError(
                 "--older-than: give a number of days of at least 1 "

@@ -6,10 +6,10 @@ import secrets
 import time
 
 import requests
-from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from rest_framework.authtoken.models import Token
 
+from core.conf import conf
 from orders.models import Order
 from orders.services import order_create
 
@@ -35,7 +35,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument(
             "--url",
-            default=settings.STATE_MANAGER["PUBLIC_URL"],
+            default=conf().public_url,
             help="where the server runs (default STATE_MANAGER_PUBLIC_URL)",
         )
         parser.add_argument(

@@ -13,6 +13,7 @@ from django.db import transaction
 from rest_framework.authtoken.models import Token
 
 from blueprints.services import definitions_import
+from core.conf import conf
 from definitions.validation import DefinitionError
 
 DEFINITIONS = Path(settings.BASE_DIR) / "demo" / "definitions.json"
@@ -44,7 +45,7 @@ class Command(BaseCommand):
             except DefinitionError as exc:
                 raise CommandError(f"{options['file']} is invalid:\n{exc}") from exc
             token = self.integration_token(options["integration_user"])
-        public_url = settings.STATE_MANAGER["PUBLIC_URL"]
+        public_url = conf().public_url
         calls, blueprints = len(document["api_calls"]), len(document["blueprints"])
         self.stdout.write(f"Demo definitions: {calls} API calls, {blueprints} blueprint(s).")
         self.stdout.write(f"Admin:    {public_url}/admin/")

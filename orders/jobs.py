@@ -36,7 +36,6 @@ logger = logging.getLogger(__name__)
 CHUNK_SIZE = 1000
 # A job of at most this many orders runs within the request that starts it.
 INLINE_LIMIT = 1000
-RUN_TASK = "orders.tasks.run_bulk_job"
 STALLED_AFTER = timedelta(minutes=5)
 PREPARED_FOR = timedelta(days=1)
 ACTIVE = (BulkJob.Status.QUEUED, BulkJob.Status.RUNNING)
@@ -116,8 +115,17 @@ def job_start(job: BulkJob, *, options: dict | None = None) -> BulkJob:
     return job
 
 
+def run_bulk_job(job_id: int) -> str:
+    """The django-q2 task of a bulk reprocess or cancel job, from where it stands."""
+    job = BulkJob.objects.filter(pk=job_id).first()
+    if job is None:
+        return f"bulk job {job_id}: no such job"
+    job = job_run(job)
+    return f"bulk job {job.pk}: {job.status}, {job.done} done, {job.skipped} skipped"
+
+
 def _queue(job: BulkJob) -> None:
-    async_task(RUN_TASK, job.pk, task_name=f"bulk-job-{job.pk}", group="bulk jobs")
+    async_task(run_bulk_job, job.pk, task_name=f"bulk-job-{job.pk}", group="bulk jobs")
 
 
 def job_run(job: BulkJob, *, progress: Callable[[BulkJob], None] | None = None) -> BulkJob:

@@ -38,7 +38,6 @@ from orders.models import BatchLane
 logger = logging.getLogger(__name__)
 
 TURN_SECONDS = 60.0
-RUN_LANE = "orders.tasks.run_lane"
 LANE_GROUP = "batch lanes"
 
 
@@ -96,9 +95,15 @@ def dispatch_lanes(*, turn_seconds: float = TURN_SECONDS) -> list[int]:
     return queued
 
 
+def run_lane(number: int) -> str:
+    """The django-q2 task of one turn of batch lane `number` (queued by the dispatch or by
+    the lane itself)."""
+    return LaneTurn(number).run()
+
+
 def queue_turn(number: int) -> None:
     async_task(
-        RUN_LANE, number, task_name=f"lane-{number}-{uuid.uuid4().hex[:8]}", group=LANE_GROUP
+        run_lane, number, task_name=f"lane-{number}-{uuid.uuid4().hex[:8]}", group=LANE_GROUP
     )
 
 

@@ -16,9 +16,12 @@ from django_q.tasks import async_task
 
 from core.conf import conf
 from orders import alerts
-from orders.jobs import job_run, jobs_tidy
-from orders.lanes import LaneTurn, dispatch_lanes
-from orders.models import BulkJob
+from orders.jobs import jobs_tidy
+
+# Where tasks queued by earlier releases name a lane's turn and a bulk job.
+from orders.jobs import run_bulk_job as run_bulk_job  # noqa: I001
+from orders.lanes import dispatch_lanes
+from orders.lanes import run_lane as run_lane
 from orders.notifications import deliver_due_events, has_due_events
 from orders.retention import purge_orders
 
@@ -33,6 +36,9 @@ PURGE_FUNC = "orders.tasks.purge"
 DELIVER_FUNC = "orders.tasks.deliver_events"
 ALERTS_NAME = "State Manager alert rules"
 ALERTS_FUNC = "orders.tasks.check_alerts"
+# Tasks queued by earlier releases name these as "orders.tasks.run_lane" and
+# "orders.tasks.run_bulk_job"; the lanes and the jobs queue them as functions now.
+QUEUED_BY_NAME = (run_lane, run_bulk_job)
 
 
 def ensure_schedule() -> Schedule:
@@ -94,20 +100,6 @@ def deliver_events() -> str:
 def check_alerts() -> str:
     """Every minute: send the alerts of the rules whose threshold is reached."""
     return f"sent {alerts.check_alerts()} alerts"
-
-
-def run_bulk_job(job_id: int) -> str:
-    """A bulk reprocess or cancel job, from where it stands (queued by `job_start`)."""
-    job = BulkJob.objects.filter(pk=job_id).first()
-    if job is None:
-        return f"bulk job {job_id}: no such job"
-    job = job_run(job)
-    return f"bulk job {job.pk}: {job.status}, {job.done} done, {job.skipped} skipped"
-
-
-def run_lane(number: int) -> str:
-    """One turn of batch lane `number` (queued by the dispatch or by the lane itself)."""
-    return LaneTurn(number).run()
 
 
 def purge() -> str:

@@ -103,8 +103,10 @@ def percent(rate: float | None) -> str:
     return "—" if rate is None else f"{rate * 100:.0f}%"
 
 
-@admin.register(Host)
 class HostAdmin(admin.ModelAdmin):
+    """Registered by the admin site's setup (statemanager/admin.py), which gives it
+    `count_held_orders` as a registration option."""
+
     form = HostForm
     list_display = (
         "host",
@@ -118,8 +120,9 @@ class HostAdmin(admin.ModelAdmin):
     search_fields = ("host",)
     actions = ["pause_hosts", "resume_hosts", "close_breakers"]
     readonly_fields = ("pause_info", "breaker", "breaker_since_shown", "failure_rate", "held")
-    # How many orders each host holds, a static method a layer that knows orders sets
-    # (statemanager's admin), as the hosts cannot.
+    # How many orders the gate of each host holds (the page shows "—" without it): the
+    # hosts lie below the orders and cannot count them, so the site's setup hands in the
+    # orders' count when it registers this admin.
     count_held_orders: Callable[[Iterable[str]], dict[str, int]] | None = None
 
     def get_fieldsets(self, request, obj=None):

@@ -28,6 +28,8 @@ class CallbackUsed(CallbackError):
 
 
 REASON_MAX_LENGTH = 1000
+# The log keeps a callback's data up to this many bytes of UTF-8 JSON.
+CALLBACK_LOG_MAX_BYTES = 4096
 
 
 def callback_receive(
@@ -133,6 +135,23 @@ def _step_is_over(callback: Callback) -> str:
     return ""
 
 
-def _truncated(data: Any, limit: int = 4096) -> Any:
-    text = json.dumps(data)
-    return data if len(text) <= limit else text[:limit] + f"…[truncated {len(text) - limit} bytes]"
+def _truncated(data: Any, limit: int = CALLBACK_LOG_MAX_BYTES) -> Any:
+    """`data` as it is when its JSON takes at most `limit` bytes in UTF-8; else the start of
+    that JSON text and a note of its size, cut so that both, stored as one JSON string
+    (escapes counted), still take at most `limit` bytes."""
+    size = _json_bytes(data)
+    if size <= limit:
+        return data
+    note = f"… [truncated, {size} bytes in all]"
+    room = limit - _json_bytes(note)  # the string's quotes counted once, here
+    kept = []
+    for char in json.dumps(data, ensure_ascii=False):
+        room -= _json_bytes(char) - 2
+        if room < 0:
+            break
+        kept.append(char)
+    return "".join(kept) + note
+
+
+def _json_bytes(value: Any) -> int:
+    return len(json.dumps(value, ensure_ascii=False).encode())

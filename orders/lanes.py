@@ -14,6 +14,11 @@ django-q2 worker takes the turn's task from the broker (any qcluster, any machin
   interval; a lane whose next batch is further away than a turn is left to the dispatch.
 - `dispatch_lanes` (the django-q2 schedule, every minute) queues a turn for every lane
   that is neither held nor queued (or whose queued task was lost with its worker).
+- A batch that fails on an unexpected error (a bug, not the database's) ends the turn and
+  backs the lane off: its next batch no sooner than ERROR_BACKOFF_SECONDS (or the interval)
+  from now, queued by the dispatch, so a batch that keeps failing is no hot loop. A
+  database error leaves the turn as it is: the lease runs out, and the dispatch hands
+  the lane out anew.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.db import DatabaseError
 from django.db.models import F, Q
 from django.utils import timezone
 from django_q.status import Stat
@@ -39,6 +45,9 @@ logger = logging.getLogger(__name__)
 
 TURN_SECONDS = 60.0
 LANE_GROUP = "batch lanes"
+# After a batch failed on an unexpected error, its lane's next batch is this far away at
+# least (the interval when longer).
+ERROR_BACKOFF_SECONDS = TURN_SECONDS
 
 
 def lane_count() -> int:
@@ -121,6 +130,7 @@ class LaneTurn:
         self.holder = f"{worker_name()}:{uuid.uuid4().hex[:8]}"
         self.lost = threading.Event()
         self.batches = 0
+        self.failed = False
 
     def run(self) -> str:
         lane = self.acquire()
@@ -136,13 +146,21 @@ class LaneTurn:
                         if time.monotonic() + wait > deadline:
                             break
                         time.sleep(wait)
-                    report = run_batch()
+                    try:
+                        report = run_batch()
+                    except DatabaseError:  # left to the lease (see above)
+                        raise
+                    except Exception:
+                        next_batch_at = self.batch_failed()
+                        break
                     self.batches += 1
                     next_batch_at = self.batch_ended(report.claimed)
                     if time.monotonic() >= deadline:
                         break
         finally:
             self.end(next_batch_at)
+        if self.failed:
+            return f"lane {self.number}: {self.batches} batches, then one failed"
         return f"lane {self.number}: {self.batches} batches"
 
     def acquire(self) -> BatchLane | None:
@@ -177,12 +195,24 @@ class LaneTurn:
         )
         return next_batch_at
 
+    def batch_failed(self) -> datetime:
+        """Log the error with its traceback, once, and back the lane off."""
+        delay = max(self.interval, ERROR_BACKOFF_SECONDS)
+        logger.exception("lane %s: batch failed; next batch in %gs", self.number, delay)
+        self.failed = True
+        next_batch_at = timezone.now() + timedelta(seconds=delay)
+        BatchLane.objects.filter(number=self.number, holder=self.holder).update(
+            next_batch_at=next_batch_at
+        )
+        return next_batch_at
+
     def end(self, next_batch_at: datetime | None) -> None:
         """Release the lane, and queue its next turn when it is due within a turn (else
-        the dispatch queues it when it is)."""
+        the dispatch queues it when it is; after a failed batch, always the dispatch)."""
         now = timezone.now()
         requeue = (
             not self.lost.is_set()
+            and not self.failed
             and self.number <= lane_count()
             and (
                 next_batch_at is None or next_batch_at <= now + timedelta(seconds=self.turn_seconds)

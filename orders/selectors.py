@@ -166,10 +166,10 @@ def orders_total() -> tuple[int, bool]:
 
 
 def orders_failed_at(step: str, *, base: QuerySet | None = None) -> QuerySet:
-    """The orders of `base` (default: all) whose run took the failure of `step`: the call or
-    parallel step that failed, not the `end` step its `on_failed` path led to. The order
-    list's "failed step" filter and the dashboard's failures select with this; the partial
-    index `order_failed_step` serves it."""
+    """The orders of `base` (default: all) whose run took the failure of `step`: the call,
+    parallel or choice step that failed, not the `end` step its `on_failed` path led to.
+    The order list's "failed step" filter and the dashboard's failures select with this;
+    the partial index `order_failed_step` serves it."""
     return (Order.objects.all() if base is None else base).filter(failed_step=step)
 
 
@@ -192,9 +192,13 @@ def failed_orders_by_step(limit: int = 20) -> list[dict]:
     ]
 
 
+# The kinds of step whose run can fail: a call, a parallel step's branch, a choice's `when`.
+FAILING_KINDS = ("call", "parallel", "choice")
+
+
 def failing_steps(workflow: str = "") -> list[str]:
-    """The ids of the steps that can fail (call and parallel steps) in the blueprints, or in
-    the blueprint `workflow` when given, sorted: the choices of the order list's failed-step
+    """The ids of the steps that can fail (`FAILING_KINDS`) in the blueprints, or in the
+    blueprint `workflow` when given, sorted: the choices of the order list's failed-step
     filter, read from the blueprints rather than from a DISTINCT over every order."""
     blueprints = Blueprint.objects.order_by()
     if workflow:
@@ -204,7 +208,7 @@ def failing_steps(workflow: str = "") -> list[str]:
             step["id"]
             for steps in blueprints.values_list("steps", flat=True)
             for step in (steps if isinstance(steps, list) else [])
-            if isinstance(step, dict) and "id" in step and step_kind(step) in ("call", "parallel")
+            if isinstance(step, dict) and "id" in step and step_kind(step) in FAILING_KINDS
         }
     )
 

@@ -1,4 +1,5 @@
-"""The admin site as the product's workplace: its title and the dashboard on the index."""
+"""The admin site as the product's workplace: its title, the admins that need what only
+this layer knows, and the dashboard on the index."""
 
 from __future__ import annotations
 
@@ -31,8 +32,9 @@ admin.site.site_header = "State Manager"
 admin.site.site_title = "State Manager"
 admin.site.index_title = "Dashboard"
 
-# The host's page counts the orders its gate holds, which the hosts package cannot.
-HostAdmin.count_held_orders = staticmethod(held_order_counts)
+# The host's page counts the orders its gate holds, which the hosts package cannot: its
+# admin is registered here, given the orders' count (Django subclasses it with the option).
+admin.site.register(Host, HostAdmin, count_held_orders=staticmethod(held_order_counts))
 
 
 # The dashboard.

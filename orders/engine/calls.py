@@ -17,7 +17,6 @@ import threading
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 import requests
@@ -29,6 +28,7 @@ from apicalls.rendering import CallRequest, truncated
 from expressions import is_true
 from expressions.secrets import mask, mask_headers
 from expressions.values import depth, map_strings, storable_text
+from orders.engine.retry import retry_after_seconds
 
 MAX_RESPONSE_BYTES = 10 * 1024 * 1024
 MAX_REDIRECTS = 5
@@ -247,7 +247,7 @@ def send(request: CallRequest, *, allow: Iterable[str]) -> CallResult:
         headers=headers,
         body=_parse_body(content, headers.get("Content-Type", ""), response.encoding),
         duration_ms=_ms(started),
-        retry_after=_retry_after(response),
+        retry_after=retry_after_seconds(response.status_code, response.headers.get("Retry-After")),
     )
 
 
@@ -311,21 +311,6 @@ def _parse_body(content: bytes, content_type: str, encoding: str | None) -> Any:
             return text
         return map_strings(value, storable_text)
     return text
-
-
-def _retry_after(response: requests.Response) -> float | None:
-    """Seconds from a Retry-After on a 429 or 503 (a number or an HTTP date)."""
-    value = response.headers.get("Retry-After")
-    if response.status_code not in (429, 503) or not value:
-        return None
-    try:
-        return max(float(value), 0.0)
-    except ValueError:
-        pass
-    try:
-        return max(parsedate_to_datetime(value).timestamp() - time.time(), 0.0)
-    except (TypeError, ValueError):
-        return None
 
 
 # Deciding and describing.

@@ -40,6 +40,7 @@ from orders.engine.outcomes import (
     masked_outcome,
 )
 from orders.engine.paths import Finish, move_to, refusal_before_step, what_follows
+from orders.engine.retry import retry_after_seconds
 from orders.intake import payload_errors
 
 # A dry run answers within a web request: it gives up after this many attempts in all
@@ -71,13 +72,8 @@ class Sample:
     callback: dict = field(default_factory=dict)
 
     def result(self) -> calls.CallResult:
-        retry_after = None
         value = {k.lower(): v for k, v in self.headers.items()}.get("retry-after")
-        if self.status in (429, 503) and value is not None:
-            try:
-                retry_after = max(float(value), 0.0)
-            except ValueError:
-                retry_after = None
+        retry_after = retry_after_seconds(self.status, None if value is None else str(value))
         return calls.CallResult(
             status=self.status, headers=dict(self.headers), body=self.body, retry_after=retry_after
         )

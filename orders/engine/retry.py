@@ -10,9 +10,12 @@ True
 
 from __future__ import annotations
 
+import math
 import random
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
 from typing import Protocol
 
 # A Retry-After is honoured up to a day; a longer one says the API is gone for good.
@@ -59,6 +62,32 @@ def is_retryable(result: AttemptResult) -> bool:
 
 def can_retry(policy: RetryPolicy, attempt: int, result: AttemptResult) -> bool:
     return attempt < policy.max_attempts and is_retryable(result)
+
+
+def retry_after_seconds(
+    status: int | None, value: str | None, *, now: float | None = None
+) -> float | None:
+    """The seconds a `Retry-After` on a 429 or 503 asks for, given as seconds or as an HTTP
+    date (0 for a date past); None for another status, no header or one that is neither.
+    The real run and the dry run read it here alike.
+
+    >>> retry_after_seconds(503, "120"), retry_after_seconds(500, "120")
+    (120.0, None)
+    >>> retry_after_seconds(429, "Wed, 21 Oct 2015 07:28:00 GMT", now=1445412420.0)
+    60.0
+    >>> retry_after_seconds(429, "soon") is None, retry_after_seconds(429, "nan") is None
+    (True, True)
+    """
+    if status not in (429, 503) or not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            seconds = parsedate_to_datetime(value).timestamp() - (now or time.time())
+        except (TypeError, ValueError):
+            return None
+    return max(seconds, 0.0) if math.isfinite(seconds) else None
 
 
 def retry_delay(policy: RetryPolicy, attempt: int, *, retry_after: float | None = None) -> float:

@@ -8,6 +8,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from blueprints.models import WorkflowSnapshot
+from blueprints.services import workflow_snapshot
+from orders.claims import claim_due_orders
+from orders.engine.runner import advance_order
 from orders.models import BatchRun, Order, StepLog
 
 pytestmark = pytest.mark.django_db
@@ -99,7 +102,8 @@ def test_order_list_offers_the_steps_that_can_fail_as_the_failed_step_filter(
         specs = [spec for spec in changelist.filter_specs if spec.title == "failed step"]
         return [value for spec in specs for value, _ in spec.lookup_choices]
 
-    assert offered() == ["charge", "fulfil", "review", "validate"]  # calls and parallels
+    # Calls and parallels, and choices (a `when` that breaks fails the order there).
+    assert offered() == ["charge", "fulfil", "review", "route", "validate"]
     assert offered(workflow="no-such-blueprint") == []
     assert offered(workflow="no-such-blueprint", failed_step="gone") == ["gone"]
 
@@ -116,6 +120,31 @@ def test_order_list_filters_by_the_step_that_failed_not_by_the_log(
 
     assert listed(client, failed_step="charge") == at_charge
     assert listed(client, failed_step="validate") == at_validate
+
+
+def test_an_order_failed_at_a_choice_step_is_offered_and_found_by_the_failed_step_filter(
+    admin_client_for, support, blueprint
+):
+    # At the choice "route", whose `when` (data.total > 1000) breaks on a text total.
+    order = Order.objects.create(
+        order_id="ORD-CHOICE",
+        workflow=blueprint.slug,
+        snapshot=workflow_snapshot(blueprint=blueprint),
+        payload={"sku": "ABC", "qty": 1, "email": "a@example.com"},
+        data={"total": "a lot"},
+        current_step="route",
+    )
+    (claim,) = claim_due_orders(limit=1, lease_seconds=60)
+    advance_order(claim.order_pk, claim.token)  # in this test's transaction, not a batch's
+    order.refresh_from_db()
+    assert (order.status, order.failed_step) == (Order.Status.FAILED, "route")
+    client = admin_client_for(support)
+
+    changelist = client.get(reverse(CHANGELIST), {"workflow": blueprint.slug}).context["cl"]
+
+    (spec,) = [spec for spec in changelist.filter_specs if spec.title == "failed step"]
+    assert "route" in [value for value, _ in spec.lookup_choices]  # offered unasked
+    assert listed(client, workflow=blueprint.slug, failed_step="route") == [order]
 
 
 def test_order_list_filters_by_error_http_status_and_blueprint_version(

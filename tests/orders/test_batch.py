@@ -1,5 +1,6 @@
 """Batches: caps, claims across processes, leases after a crash, the schedule."""
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -21,12 +22,13 @@ from django_q.brokers import get_broker
 from django_q.models import Schedule
 from django_q.signing import SignedPackage
 
+from orders import lanes
 from orders.batch import run_batch
 from orders.claims import claim_due_orders
 from orders.engine.runner import advance_order
 from orders.lanes import LaneTurn, dispatch_lanes
 from orders.models import BatchLane, Order
-from orders.tasks import SCHEDULE_FUNC, ensure_schedule
+from orders.tasks import SCHEDULE_FUNC, ensure_schedule, run_lane
 from tests.localserver import Reply
 from tests.orders.workflows import api_call, make_order
 
@@ -224,6 +226,30 @@ def test_an_idle_lane_makes_one_claim_per_interval(settings):
     assert 4 <= len(claims) / 2 <= 5  # a claim reads expired leases, then due orders
     writes = [q for q in queries if q["sql"].startswith(("INSERT", "UPDATE"))]
     assert not [q for q in writes if '"orders_batchrun"' in q["sql"]]
+
+
+def test_a_lane_whose_batch_raises_backs_off_instead_of_queuing_itself_due_at_once(
+    settings, broker, monkeypatch, caplog
+):
+    """An unexpected error (not the database's) ends the turn with its traceback logged
+    once, and the lane's next batch a backoff from now, not the past `next_batch_at` that
+    had the lane queued again at once: a hot loop that kept a worker busy failing."""
+    lanes_setting(settings, INTERVAL_SECONDS=0, MAX_PARALLEL_BATCHES=1)
+
+    def engine_bug(**kwargs):
+        raise RuntimeError("engine bug")
+
+    monkeypatch.setattr(lanes, "run_batch", engine_bug)
+    before = timezone.now()
+    with contextlib.suppress(RuntimeError):  # without the fix, the error left the turn
+        run_lane(1)
+
+    lane = BatchLane.objects.get()
+    assert (lane.holder, lane.lease_expires_at) == ("", None)
+    assert queued_turns(broker) == [] and lane.queued_at is None
+    assert lane.next_batch_at >= before + timedelta(seconds=lanes.ERROR_BACKOFF_SECONDS)
+    tracebacks = [record for record in caplog.records if record.exc_info]
+    assert [str(record.exc_info[1]) for record in tracebacks] == ["engine bug"]
 
 
 # Claims and leases.

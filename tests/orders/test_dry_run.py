@@ -9,6 +9,8 @@ import copy
 import dataclasses
 import json
 import time
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 
 import pytest
 
@@ -178,6 +180,17 @@ def test_a_retry_after_is_honoured_as_a_wait_until_due():
 
     attempt = result.steps[2].attempts[0]
     assert 120.0 <= attempt.wait_seconds <= 132.0  # the Retry-After, plus jitter
+    assert attempt.waits == "order waiting"
+
+
+def test_a_retry_after_given_as_an_http_date_is_honoured_as_the_real_run_does():
+    in_two_minutes = format_datetime(datetime.now(UTC) + timedelta(seconds=120), usegmt=True)
+    sample = {"status": 429, "headers": {"retry-after": in_two_minutes}}
+
+    result = walk({**QUOTED, "charge": sample}, payments_charge={"retry": {}})
+
+    attempt = result.steps[2].attempts[0]
+    assert 118.0 <= attempt.wait_seconds <= 132.0  # until that date (to the second), + jitter
     assert attempt.waits == "order waiting"
 
 

@@ -1,12 +1,13 @@
 """`wait_for_callback`: the order waits until the outside system posts to its callback URL."""
 
+import json
 from datetime import timedelta
 
 import pytest
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from orders.models import Callback, Order
+from orders.models import Callback, Order, StepLog
 from tests.localserver import Reply
 from tests.orders.workflows import api_call, make_order, process
 
@@ -98,6 +99,35 @@ def test_a_token_works_once(server, waiting_order):
 
 def test_an_unknown_token_is_not_found(waiting_order):
     assert post_callback("no-such-token", "success").status_code == 404
+
+
+def logged_callback_data(order: Order):
+    return order.log.get(kind=StepLog.Kind.CALLBACK).response["data"]
+
+
+def stored_bytes(value) -> int:
+    """The size of a value as the log stores it: UTF-8 JSON."""
+    return len(json.dumps(value, ensure_ascii=False).encode())
+
+
+def test_callback_data_within_the_log_limit_in_utf8_bytes_is_logged_whole(server, waiting_order):
+    data = {"note": "é" * 2000}  # 4,012 bytes of UTF-8 JSON; 12,012 characters ASCII-escaped
+    assert stored_bytes(data) <= 4096
+
+    assert post_callback(posted_token(server), "success", data).status_code == 202
+
+    assert logged_callback_data(waiting_order) == data
+
+
+def test_callback_data_over_the_log_limit_is_cut_to_it_in_utf8_bytes(server, waiting_order):
+    data = {"note": "日本" * 2000}  # 12,012 bytes of UTF-8 JSON
+
+    assert post_callback(posted_token(server), "success", data).status_code == 202
+
+    logged = logged_callback_data(waiting_order)
+    assert 4000 < stored_bytes(logged) <= 4096  # cut at the limit, not short of it
+    assert logged.startswith('{"note": "日本日本')  # the text, not its escapes
+    assert logged.endswith(f"… [truncated, {stored_bytes(data)} bytes in all]")
 
 
 def test_a_callback_that_beats_the_call_response_is_not_lost(server):

@@ -25,6 +25,16 @@ from expressions.language import environment, template_strings
 ROOT_NAMES = ("input", "data", "order", "params", "response", "callback", "error", "secrets")
 
 
+def order_name(*, order_id: str, workflow: str, created_at: str, run: int) -> dict:
+    """What templates see as `order`, wherever they are rendered (steps, the concurrency
+    key, `notify_url`).
+
+    >>> order_name(order_id="A-1", workflow="shop", created_at="2026-01-01T00:00:00", run=2)
+    {'order_id': 'A-1', 'workflow': 'shop', 'created_at': '2026-01-01T00:00:00', 'run': 2}
+    """
+    return {"order_id": order_id, "workflow": workflow, "created_at": created_at, "run": run}
+
+
 @functools.lru_cache(maxsize=4096)
 def _tree(source: str) -> nodes.Template | None:
     try:

@@ -3,8 +3,10 @@ and rate, in that order (contract section 9).
 
 `enter` gives a `Permit` (the call may go; `leave` must follow it) or a `Hold` (the
 order must wait, and when to look again). Hosts without a `Host` row pass at the cost
-of a dictionary lookup: the rows are read once a second per process (at once after a
-save in this process), and the counters are only touched for hosts with limits.
+of a dictionary lookup (the rows are read once a second per process, at once after a
+save in this process); the limits' counters are only touched for hosts with limits.
+Every call, to any host, is counted in this process for the circuit breaker, which
+holds for every host; the counts are flushed to the database about once a second.
 """
 
 from __future__ import annotations

@@ -152,7 +152,7 @@ def release_after_error(claim: Claim, exc: Exception, engine_config: EngineConfi
         order_pk=claim.order_pk,
         claim_token=claim.token,
         exc=exc,
-        secret_values=[value for value in engine_config.secrets.values() if value],
+        secret_values=engine_config.secret_values,
     )
 
 

@@ -16,6 +16,7 @@ from blueprints.models import Blueprint, WorkflowSnapshot
 from blueprints.services import workflow_snapshot
 from definitions.validation import api_call_slugs_used
 from expressions.language import ExpressionError, render
+from expressions.names import order_name
 
 # As long as `Order.concurrency_key` may be.
 MAX_CONCURRENCY_KEY = 500
@@ -123,12 +124,9 @@ def concurrency_key_errors(
         return "", []
     context = {
         "input": payload,
-        "order": {
-            "order_id": order_id,
-            "workflow": workflow,
-            "created_at": created_at.isoformat(),
-            "run": 1,
-        },
+        "order": order_name(
+            order_id=order_id, workflow=workflow, created_at=created_at.isoformat(), run=1
+        ),
     }
     try:
         value = render(template, context, "concurrency_key")

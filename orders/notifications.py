@@ -25,6 +25,7 @@ from django.utils import timezone
 
 from core.conf import conf
 from expressions.language import ExpressionError, render
+from expressions.names import order_name
 from orders.engine.calls import OutboundRefused, session_for
 from orders.engine.retry import RetryPolicy, retry_delay
 from orders.models import Order, OrderEvent
@@ -121,12 +122,12 @@ def notify_url(order: Order) -> str:
     template = order.snapshot.definition["blueprint"]["notify_url"]
     context = {
         "input": order.payload,
-        "order": {
-            "order_id": order.order_id,
-            "workflow": order.workflow,
-            "created_at": order.created_at.isoformat(),
-            "run": order.run,
-        },
+        "order": order_name(
+            order_id=order.order_id,
+            workflow=order.workflow,
+            created_at=order.created_at.isoformat(),
+            run=order.run,
+        ),
     }
     return str(render(template, context, "notify_url"))
 

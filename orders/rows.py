@@ -64,7 +64,9 @@ def _cursor(db):
         return db.cursor()
     db.close_if_health_check_failed()  # as `db.cursor()` does
     db.ensure_connection()
-    return db._prepare_cursor(psycopg.Cursor(db.connection))
+    db.validate_thread_sharing()
+    cursor = psycopg.Cursor(db.connection)
+    return db.make_debug_cursor(cursor) if db.queries_logged else db.make_cursor(cursor)
 
 
 def _quote(name: str) -> str:
@@ -322,8 +324,8 @@ def insert_events(
     given `where_status`, whose status is one of them), in one `INSERT … SELECT`: orders
     that notify nobody cost nothing more than the statement. `status` and `previous` as
     given, else the order's own status: read before the change for `previous`, after it
-    for `status`; its step and error as they are. Returns the ids given out (none when
-    nothing was inserted)."""
+    for `status`; its step and error as they are. Returns the ids of the events inserted
+    (read back only when some of the orders got none)."""
     if not pks:
         return []
     db = connections[DEFAULT_DB_ALIAS]
@@ -366,4 +368,13 @@ def insert_events(
     params += [*ids, *where_status]
     with db.cursor() as cursor:
         cursor.execute(sql, params)
-        return list(ids.values()) if cursor.rowcount else []
+        inserted = cursor.rowcount
+    if inserted == len(ids):
+        return list(ids.values())
+    if not inserted:
+        return []
+    return list(
+        OrderEvent.objects.filter(event_id__in=ids.values())
+        .order_by("order_id")
+        .values_list("event_id", flat=True)
+    )

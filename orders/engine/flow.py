@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from apicalls.rendering import CallRequest, render_request
 from definitions.graph import step_kind
 from expressions import ExpressionError, is_true, render
+from expressions.names import order_name
 from hosts.gate import Hold, Permit
 from orders.engine import calls, retry
 from orders.engine.config import EngineConfig
@@ -97,12 +98,12 @@ def base_context(state: OrderState, turn: Turn) -> dict:
     return {
         "input": state.input,
         "data": state.data,
-        "order": {
-            "order_id": state.order_id,
-            "workflow": state.workflow,
-            "created_at": state.created_at,
-            "run": state.run,
-        },
+        "order": order_name(
+            order_id=state.order_id,
+            workflow=state.workflow,
+            created_at=state.created_at,
+            run=state.run,
+        ),
         "secrets": dict(turn.config.secrets),
         "error": state.step_state.get("error"),
         "params": {},

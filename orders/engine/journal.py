@@ -153,9 +153,7 @@ class Journal:
         error: str = "",
     ) -> None:
         with self._lock:
-            entry = self._attempts.pop(log_id, None)
-        if entry is None:
-            entry = StepLog.objects.get(pk=log_id)
+            entry = self._attempts.pop(log_id)
         entry.outcome = outcome
         entry.error = self._masked(error)
         if result is not None:

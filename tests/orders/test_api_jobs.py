@@ -1,6 +1,5 @@
 """POST /api/orders/reprocess/ and /api/orders/cancel/ as jobs, GET /api/orders/jobs/{id}/."""
 
-
 import pytest
 from django_q.brokers import get_broker
 from django_q.signing import SignedPackage

@@ -14,7 +14,7 @@ from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
@@ -23,6 +23,7 @@ from orders.claims import claim_due_orders
 from orders.engine.runner import advance_order
 from orders.models import Order, OrderEvent
 from orders.notifications import deliver_due_events
+from orders.rows import insert_events
 from tests.localserver import Reply
 from tests.orders.workflows import api_call, make_order, process
 from tests.statemanager.fixtures import *  # noqa: F403
@@ -300,3 +301,17 @@ def test_each_frontend_may_name_its_own_notify_url_in_the_order(editor, shop, se
     assert process(order).status == "completed"
     assert deliver_due_events() == 2
     assert [path for path, _, _ in receiver.received] == ["/mine"] * 2
+
+
+def test_the_events_recorded_for_a_change_are_those_of_the_orders_that_notify(server, receiver):
+    notifying = notifying_order(server, receiver, order_id="N-2")
+    silent = make_order([{"id": "charge", "call": "charge"}], [api_call("charge", server.url)])
+    Order.objects.filter(pk__in=[notifying.pk, silent.pk]).update(status=Order.Status.FAILED)
+
+    with transaction.atomic():
+        events = insert_events(
+            [notifying.pk, silent.pk], now=timezone.now(), status=Order.Status.PENDING
+        )
+
+    assert events == list(notifying.events.values_list("event_id", flat=True))
+    assert len(events) == 1 and not silent.events.exists()

@@ -9,7 +9,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from definitions.storable import unstorable
+from core.storable import unstorable
 from expressions.secrets import load_secrets, mask
 from orders.models import Callback, Order
 from orders.transitions import wake_for_callback

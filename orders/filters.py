@@ -19,7 +19,7 @@ from django.db.models.lookups import Exact, In
 from django.http import QueryDict
 from django_filters.fields import IsoDateTimeField
 
-from definitions.storable import shown, text_problem
+from core.storable import shown, text_problem
 from orders.hosts_held import orders_held_by
 from orders.models import BatchRun, Order
 from orders.selectors import orders_due, orders_failed_at, orders_logged_during

@@ -7,7 +7,7 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from definitions.api import BadRequest, flat_errors
+from core.api import BadRequest, flat_errors
 from statemanager.outage import UNAVAILABLE, database_unavailable
 
 

@@ -3,7 +3,7 @@ from rest_framework import exceptions, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from definitions.api import (
+from core.api import (
     ActionPermissions,
     BadRequest,
     Detail,
@@ -12,7 +12,7 @@ from definitions.api import (
     Pagination,
     storable_body,
 )
-from definitions.storable import text_problem
+from core.storable import text_problem
 from hosts.models import Host
 from hosts.names import canonical_host, host_problem
 from hosts.services import (

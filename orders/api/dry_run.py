@@ -9,7 +9,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from blueprints.models import Blueprint
-from definitions.api import ActionPermissions, BadRequest, Detail, Errors, storable_body
+from core.api import ActionPermissions, BadRequest, Detail, Errors, storable_body
 from orders.engine.dry_run import DryRunInvalid, blueprint_dry_run
 
 from .serializers import LogRequestSerializer, LogResponseSerializer

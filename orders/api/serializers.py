@@ -3,7 +3,7 @@ import json
 from django.urls import reverse
 from rest_framework import serializers
 
-from definitions.storable import has_control_character
+from core.storable import has_control_character
 from orders.filters import OrderFilterSet, is_business_key, selection_is_narrowed
 from orders.models import BulkJob, Order, OrderEvent, StepLog
 from orders.notifications import EVENT_TYPE

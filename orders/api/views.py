@@ -14,7 +14,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from definitions.api import (
+from core.api import (
     ActionPermissions,
     BadRequest,
     Conflict,

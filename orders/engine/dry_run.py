@@ -23,7 +23,7 @@ from jsonschema.validators import validator_for
 from apicalls.rendering import CallRequest, log_request
 from blueprints.models import Blueprint
 from blueprints.services import workflow_definition
-from definitions.validation import join_place
+from core.errors import join_place
 from expressions.secrets import mask
 from hosts.gate import Permit
 from hosts.names import host_of

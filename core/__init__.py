@@ -1,0 +1,1 @@
+"""Web plumbing every app shares, at the bottom: it imports no other project package."""

@@ -1,4 +1,5 @@
-"""What every API view shares: permissions, pagination, the error shapes and the router."""
+"""What every API view shares: permissions, pagination, the error shapes, the exception
+handler and the router."""
 
 from __future__ import annotations
 
@@ -8,9 +9,12 @@ from typing import Any
 from rest_framework import exceptions, serializers, status
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.permissions import BasePermission, DjangoModelPermissions
+from rest_framework.response import Response
 from rest_framework.routers import SimpleRouter
+from rest_framework.views import exception_handler as drf_exception_handler
+from rest_framework.views import set_rollback
 
-from core.errors import join_place
+from core.errors import ServiceError, join_place
 from core.storable import unstorable, unstorable_fields
 
 # How long a token's answer from ActionPermissions is kept (see there).
@@ -88,11 +92,6 @@ class BadRequest(exceptions.APIException):
         super().__init__("; ".join(errors))
 
 
-class Conflict(exceptions.APIException):
-    status_code = status.HTTP_409_CONFLICT
-    default_detail = "Conflict."
-
-
 def storable_body(data: Any) -> Any:
     """The request body, once no string or key in it is text PostgreSQL cannot store and
     no field nests deeper than STATE_MANAGER_MAX_JSON_DEPTH; else a 400 naming each place.
@@ -104,6 +103,24 @@ def storable_body(data: Any) -> Any:
     if problems:
         raise BadRequest([f"{join_place('', path) or 'body'}: {why}" for path, why in problems])
     return data
+
+
+def exception_handler(exc: Exception, context: dict) -> Response | None:
+    """DRF's handler, with every 400 in one shape, {"errors": ["<place>: <reason>", ...]},
+    and each service's refusal answered with its own status: the one place where errors
+    become HTTP responses."""
+    if isinstance(exc, ServiceError):
+        set_rollback()
+        if exc.status_code == status.HTTP_400_BAD_REQUEST:
+            return Response({"errors": exc.reasons}, status=exc.status_code)
+        return Response({"detail": exc.detail}, status=exc.status_code)
+    if isinstance(exc, BadRequest):
+        return Response({"errors": exc.errors}, status=status.HTTP_400_BAD_REQUEST)
+    if isinstance(exc, exceptions.ParseError):
+        return Response({"errors": [f"body: {exc.detail}"]}, status=status.HTTP_400_BAD_REQUEST)
+    if isinstance(exc, exceptions.ValidationError):
+        return Response({"errors": flat_errors(exc.detail)}, status=status.HTTP_400_BAD_REQUEST)
+    return drf_exception_handler(exc, context)
 
 
 def flat_errors(detail: Any, place: str = "") -> list[str]:

@@ -10,7 +10,7 @@ from rest_framework.response import Response
 
 from core.api import BadRequest, Detail, Errors, ModelPermissions, Pagination
 from core.storable import text_problem
-from definitions.validation import DefinitionError, definition_warnings
+from definitions.validation import definition_warnings
 
 
 class DefinitionViewSet(viewsets.GenericViewSet):
@@ -61,11 +61,7 @@ class DefinitionViewSet(viewsets.GenericViewSet):
         return self.replaced(instance, definition, request)
 
     def destroy(self, request, slug=None):
-        instance = self.get_object()
-        try:
-            self.remove(instance)
-        except DefinitionError as exc:
-            raise BadRequest(exc.errors) from exc
+        self.remove(self.get_object())
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     def replaced(self, instance, definition: dict, request) -> Response:
@@ -81,10 +77,7 @@ class DefinitionViewSet(viewsets.GenericViewSet):
         return {**data, "warnings": warnings} if warnings else data
 
     def saved(self, definition: dict, request):
-        try:
-            return self.save(definition, request.user)
-        except DefinitionError as exc:
-            raise BadRequest(exc.errors) from exc
+        return self.save(definition, request.user)
 
     @staticmethod
     def body(request) -> dict:

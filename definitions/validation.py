@@ -16,7 +16,7 @@ from pathlib import Path
 
 from jsonschema import Draft202012Validator, SchemaError, ValidationError, validators
 
-from core.errors import join_place
+from core.errors import ServiceError, join_place
 from core.storable import shown, text_problem, unstorable, unstorable_fields
 from definitions.flow import flow_targets, step_kind, unreachable_steps
 from expressions import compile_errors
@@ -73,12 +73,16 @@ _PATTERN_REASONS = {
 }
 
 
-class DefinitionError(Exception):
+class DefinitionError(ServiceError):
     """A definition was refused; `errors` lists every problem as `"<place>: <reason>"`."""
 
     def __init__(self, errors: Iterable[str]):
         self.errors = list(errors)
         super().__init__("\n".join(self.errors))
+
+    @property
+    def reasons(self) -> list[str]:
+        return self.errors
 
 
 @cache

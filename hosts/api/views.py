@@ -16,8 +16,7 @@ from core.storable import text_problem
 from hosts.models import Host
 from hosts.names import canonical_host, host_problem
 from hosts.services import (
-    HostError,
-    PauseNotAllowed,
+    PAUSE_PERMISSION,
     host_close_breaker,
     host_delete,
     host_pause,
@@ -30,7 +29,6 @@ from .serializers import HostSerializer, HostWriteSerializer
 DENIED = {401: Detail, 403: Detail}
 INVALID = {400: OpenApiResponse(Errors, description="Every problem, each with its field.")}
 OPERATION = {200: HostSerializer, 404: Detail, **DENIED}
-PAUSE_PERMISSION = "hosts.pause_host"
 
 
 @extend_schema_view(
@@ -144,22 +142,13 @@ class HostViewSet(viewsets.GenericViewSet):
         for field in ("rate_per_second", "max_concurrent"):
             if field in data:
                 setattr(host, field, data[field])
-        try:
-            return host_save(
-                host=host,
-                actor=request.user.get_username(),
-                paused=data.get("paused"),
-                given=given,
-                may_pause=request.user.has_perm(PAUSE_PERMISSION),
-            )
-        except PauseNotAllowed as exc:
-            raise exceptions.PermissionDenied(
-                f"Pausing or resuming a host needs the permission {PAUSE_PERMISSION}."
-            ) from exc
-        except HostError as exc:
-            raise BadRequest(exc.errors) from exc
-        except Host.DoesNotExist as exc:
-            raise exceptions.NotFound(str(exc)) from exc
+        return host_save(
+            host=host,
+            actor=request.user.get_username(),
+            paused=data.get("paused"),
+            given=given,
+            may_pause=request.user.has_perm(PAUSE_PERMISSION),
+        )
 
     @extend_schema(
         summary="Pause host",

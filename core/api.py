@@ -15,7 +15,6 @@ from rest_framework.views import exception_handler as drf_exception_handler
 from rest_framework.views import set_rollback
 
 from core.errors import ServiceError, join_place
-from core.storable import unstorable, unstorable_fields
 
 # How long a token's answer from ActionPermissions is kept (see there).
 PERMISSION_CACHE_SECONDS = 10.0
@@ -90,19 +89,6 @@ class BadRequest(exceptions.APIException):
     def __init__(self, errors: list[str]):
         self.errors = errors
         super().__init__("; ".join(errors))
-
-
-def storable_body(data: Any) -> Any:
-    """The request body, once no string or key in it is text PostgreSQL cannot store and
-    no field nests deeper than STATE_MANAGER_MAX_JSON_DEPTH; else a 400 naming each place.
-
-    Called before a serializer sees the body: a serializer would store such text, or
-    recurse through such nesting.
-    """
-    problems = unstorable_fields(data) if isinstance(data, dict) else unstorable(data)
-    if problems:
-        raise BadRequest([f"{join_place('', path) or 'body'}: {why}" for path, why in problems])
-    return data
 
 
 def exception_handler(exc: Exception, context: dict) -> Response | None:

@@ -10,7 +10,6 @@ from core.api import (
     Errors,
     ModelPermissions,
     Pagination,
-    storable_body,
 )
 from core.storable import text_problem
 from hosts.models import Host
@@ -127,11 +126,12 @@ class HostViewSet(viewsets.GenericViewSet):
 
     @staticmethod
     def valid(request, defaults: dict, *, partial: bool = False) -> dict:
-        """The request's body, checked: an object, storable text, each field valid."""
+        """The request's body, checked: an object (its text checked by the parser), each
+        field valid."""
         if not isinstance(request.data, dict):
             raise BadRequest(["body: must be a JSON object"])
         fields = request.data.dict() if hasattr(request.data, "dict") else request.data
-        body = {**defaults, **storable_body(dict(fields))}
+        body = {**defaults, **fields}
         serializer = HostWriteSerializer(data=body, partial=partial)
         serializer.is_valid(raise_exception=True)
         return serializer.validated_data

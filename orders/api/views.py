@@ -14,7 +14,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from core.api import ActionPermissions, Detail, Errors, Pagination, storable_body
+from core.api import ActionPermissions, Detail, Errors, Pagination
 from orders import services
 from orders.api.throttling import CountingScopedRateThrottle
 from orders.callbacks import callback_receive
@@ -158,7 +158,7 @@ class OrderViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         },
     )
     def create(self, request):
-        body = OrderCreateSerializer(data=storable_body(request.data))
+        body = OrderCreateSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         order, created = services.order_create(**body.validated_data)
         if created:
@@ -189,7 +189,7 @@ class OrderViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
     @action(detail=True, methods=["post"])
     def reprocess(self, request, order_id=None):
         order = self.get_object()
-        options = ReprocessSerializer(data=storable_body(request.data))
+        options = ReprocessSerializer(data=request.data)
         options.is_valid(raise_exception=True)
         order = services.order_reprocess(
             order=order,
@@ -218,7 +218,7 @@ class OrderViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
     )
     @action(detail=False, methods=["post"], url_path="reprocess", url_name="bulk-reprocess")
     def bulk_reprocess(self, request):
-        body = BulkReprocessSerializer(data=storable_body(request.data))
+        body = BulkReprocessSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         options = body.validated_data
         return self.bulk_job(
@@ -240,7 +240,7 @@ class OrderViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
     )
     @action(detail=False, methods=["post"], url_path="cancel", url_name="bulk-cancel")
     def bulk_cancel(self, request):
-        body = BulkCancelSerializer(data=storable_body(request.data))
+        body = BulkCancelSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         return self.bulk_job(request, body, BulkJob.Kind.CANCEL, {})
 
@@ -369,7 +369,7 @@ class CallbackView(APIView):
         auth=[],
     )
     def post(self, request, token: str):
-        body = CallbackSerializer(data=storable_body(request.data))
+        body = CallbackSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         order = callback_receive(token=token, **body.validated_data)
         return Response(

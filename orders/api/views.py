@@ -248,8 +248,7 @@ class OrderViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         """Freeze the body's selection into a job and start it: 202 with its counts (the
         final ones when it ran at once, else the orders selected) and the job to follow."""
         selected = body.validated_data
-        filters = {name: request.data.get(name) for name in OrderFilterSet.SELECTING}
-        filters = {name: value for name, value in filters.items() if value is not None}
+        filters = {name: selected[name] for name in OrderFilterSet.SELECTING if name in selected}
         filters.update(selected["keys"])
         order_ids = selected.get("order_ids")
         job = job_prepare(

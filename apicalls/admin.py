@@ -18,11 +18,8 @@ from django.utils.html import format_html, format_html_join
 from apicalls.models import ApiCall, ApiCallVersion
 from apicalls.rendering import render_preview
 from apicalls.services import api_call_delete, api_call_save, api_call_users
-from definitions.admin import (
-    DefinitionAdmin,
-    PrettyJSONField,
-    add_definition_errors,
-)
+from core.admin import PrettyJSONField
+from definitions.admin import DefinitionAdmin, add_definition_errors
 from definitions.admin_versions import VersionPages, VersionsInline
 from definitions.validation import DefinitionError, definition_warnings, validate_api_call
 from expressions import ExpressionError

@@ -24,13 +24,8 @@ from blueprints.services import (
     blueprint_resume,
     blueprint_save,
 )
-from definitions.admin import (
-    DefinitionAdmin,
-    PrettyJSONField,
-    add_definition_errors,
-    doc_html,
-    may_read_definitions,
-)
+from core.admin import PrettyJSONField, doc_html
+from definitions.admin import DefinitionAdmin, add_definition_errors, may_read_definitions
 from definitions.admin_versions import VersionPages, VersionsInline
 from definitions.graph import steps_left_out
 from definitions.validation import DefinitionError, definition_warnings, validate_blueprint

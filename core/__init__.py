@@ -1,1 +1,3 @@
-"""The shared core below every app: the settings object and the web plumbing."""
+"""The shared core below every app: the settings object, the doorbells and the web plumbing
+(DRF permissions, pagination, errors, parsers; admin widgets). It imports no other project
+package."""

@@ -15,7 +15,8 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django.views.decorators.http import require_POST
 
-from definitions.admin import DefinitionVersionInline, to_the_second
+from core.admin import to_the_second
+from definitions.admin import DefinitionVersionInline
 from definitions.validation import DefinitionError, definition_warnings
 from definitions.versions import definition_text, side_by_side
 

@@ -1,136 +1,16 @@
-"""What every API view shares: permissions, the error shape, the router, definitions CRUD."""
+"""The API's CRUD of definitions (API calls, blueprints) by slug, and its OpenAPI description."""
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
-from rest_framework import exceptions, serializers, status, viewsets
-from rest_framework.pagination import PageNumberPagination
-from rest_framework.permissions import BasePermission, DjangoModelPermissions
+from rest_framework import status, viewsets
 from rest_framework.response import Response
-from rest_framework.routers import SimpleRouter
 
-from definitions.storable import text_problem, unstorable, unstorable_fields
-from definitions.validation import DefinitionError, definition_warnings, join_place
-
-# How long a token's answer from ActionPermissions is kept (see there).
-PERMISSION_CACHE_SECONDS = 10.0
-
-
-class ActionPermissions(BasePermission):
-    """Each view maps its actions to the permissions they need (`view.action_permissions`).
-
-    An action the map leaves out is refused; superusers have every permission. For a
-    token, the answer for the actions a view lists in `cached_permission_actions` (the
-    webhook) is kept in process memory for PERMISSION_CACHE_SECONDS: Django's check costs
-    two queries, as much as the rest of a webhook post. So a permission or group taken
-    away still counts that long there, while a deleted token or a deactivated user is
-    refused at once (DRF reads the token and its user on every request).
-    """
-
-    granted: dict[tuple, tuple[bool, float]] = {}
-
-    def has_permission(self, request, view) -> bool:
-        user = request.user
-        if not (user and user.is_authenticated):
-            return False
-        required = view.action_permissions.get(view.action)
-        if required is None:
-            return False
-        token = getattr(request.auth, "key", None)
-        if token is None or view.action not in getattr(view, "cached_permission_actions", ()):
-            return user.has_perms(required)
-        key = (token, user.pk, tuple(required))
-        now = time.monotonic()
-        answer = self.granted.get(key)
-        if answer is None or answer[1] < now:
-            if len(self.granted) > 10_000:  # tokens since deleted: forget them all now and then
-                self.granted.clear()
-            answer = (user.has_perms(required), now + PERMISSION_CACHE_SECONDS)
-            self.granted[key] = answer
-        return answer[0]
-
-
-class ModelPermissions(DjangoModelPermissions):
-    """DjangoModelPermissions that also needs the model's `view` permission to read."""
-
-    perms_map = {
-        **DjangoModelPermissions.perms_map,
-        "GET": ["%(app_label)s.view_%(model_name)s"],
-        "HEAD": ["%(app_label)s.view_%(model_name)s"],
-    }
-
-
-class Pagination(PageNumberPagination):
-    """PAGE_SIZE per page unless the client asks for `page_size` (at most 1000)."""
-
-    page_size_query_param = "page_size"
-    max_page_size = 1000
-
-
-class Errors(serializers.Serializer):
-    """Every 400: a list of problems, each `"<place>: <reason>"`."""
-
-    errors = serializers.ListField(child=serializers.CharField())
-
-
-class Detail(serializers.Serializer):
-    """Every other error: one sentence."""
-
-    detail = serializers.CharField()
-
-
-class BadRequest(exceptions.APIException):
-    status_code = status.HTTP_400_BAD_REQUEST
-
-    def __init__(self, errors: list[str]):
-        self.errors = errors
-        super().__init__("; ".join(errors))
-
-
-class Conflict(exceptions.APIException):
-    status_code = status.HTTP_409_CONFLICT
-    default_detail = "Conflict."
-
-
-def storable_body(data: Any) -> Any:
-    """The request body, once no string or key in it is text PostgreSQL cannot store and
-    no field nests deeper than STATE_MANAGER_MAX_JSON_DEPTH; else a 400 naming each place.
-
-    Called before a serializer sees the body: a serializer would store such text, or
-    recurse through such nesting.
-    """
-    problems = unstorable_fields(data) if isinstance(data, dict) else unstorable(data)
-    if problems:
-        raise BadRequest([f"{join_place('', path) or 'body'}: {why}" for path, why in problems])
-    return data
-
-
-def flat_errors(detail: Any, place: str = "") -> list[str]:
-    """DRF's nested error detail as `"<place>: <reason>"` lines."""
-    if isinstance(detail, dict):
-        lines = []
-        for key, value in detail.items():
-            if key == "non_field_errors":
-                lines += flat_errors(value, place)
-            else:
-                lines += flat_errors(value, join_place(place, [key]))
-        return lines
-    if isinstance(detail, list):
-        if all(not isinstance(item, dict | list) for item in detail):
-            return [f"{place}: {item}" if place else str(item) for item in detail]
-        lines = []
-        for index, item in enumerate(detail):
-            lines += flat_errors(item, f"{place}[{index}]")
-        return lines
-    return [f"{place}: {detail}" if place else str(detail)]
-
-
-def api_router() -> SimpleRouter:
-    """A router without format suffixes: slugs and order ids may contain dots."""
-    return SimpleRouter()
+from core.api import BadRequest, Detail, Errors, ModelPermissions, Pagination
+from core.storable import text_problem
+from definitions.validation import definition_warnings
 
 
 class DefinitionViewSet(viewsets.GenericViewSet):
@@ -146,6 +26,9 @@ class DefinitionViewSet(viewsets.GenericViewSet):
     pagination_class = Pagination
     filter_backends = []
     noun = "definition"
+    # The definitions' validator checks the body's text and nesting as the parser would, and
+    # names a step by its index and id: `steps[0] (id "quote").save.total`.
+    check_storable_body = False
 
     def save(self, definition: dict, user) -> Any:
         raise NotImplementedError
@@ -181,11 +64,7 @@ class DefinitionViewSet(viewsets.GenericViewSet):
         return self.replaced(instance, definition, request)
 
     def destroy(self, request, slug=None):
-        instance = self.get_object()
-        try:
-            self.remove(instance)
-        except DefinitionError as exc:
-            raise BadRequest(exc.errors) from exc
+        self.remove(self.get_object())
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     def replaced(self, instance, definition: dict, request) -> Response:
@@ -201,10 +80,7 @@ class DefinitionViewSet(viewsets.GenericViewSet):
         return {**data, "warnings": warnings} if warnings else data
 
     def saved(self, definition: dict, request):
-        try:
-            return self.save(definition, request.user)
-        except DefinitionError as exc:
-            raise BadRequest(exc.errors) from exc
+        return self.save(definition, request.user)
 
     @staticmethod
     def body(request) -> dict:

@@ -16,8 +16,9 @@ from pathlib import Path
 
 from jsonschema import Draft202012Validator, SchemaError, ValidationError, validators
 
+from core.errors import ServiceError, join_place
+from core.storable import shown, text_problem, unstorable, unstorable_fields
 from definitions.graph import KINDS, declared_targets, step_kind, unreachable_steps
-from definitions.storable import shown, text_problem, unstorable, unstorable_fields
 from expressions import compile_errors
 from expressions.language import template_strings
 from expressions.names import ROOT_NAMES, name_errors, secret_names
@@ -71,12 +72,16 @@ _PATTERN_REASONS = {
 }
 
 
-class DefinitionError(Exception):
+class DefinitionError(ServiceError):
     """A definition was refused; `errors` lists every problem as `"<place>: <reason>"`."""
 
     def __init__(self, errors: Iterable[str]):
         self.errors = list(errors)
         super().__init__("\n".join(self.errors))
+
+    @property
+    def reasons(self) -> list[str]:
+        return self.errors
 
 
 @cache
@@ -94,17 +99,6 @@ def _validator(name: str, definition: str | None = None) -> Draft202012Validator
         for key in ("type", "required", "properties", "additionalProperties", "if", "then"):
             schema.pop(key, None)
     return Draft202012Validator(schema)
-
-
-def join_place(prefix: str, path: Iterable) -> str:
-    """`steps`, 3, `call` -> `steps[3].call`, below `prefix` (which may be empty)."""
-    place = prefix
-    for part in path:
-        if isinstance(part, int):
-            place += f"[{part}]"
-        else:
-            place = f"{place}.{part}" if place else str(part)
-    return place
 
 
 def _error(place: str, reason: str) -> str:

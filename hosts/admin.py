@@ -14,7 +14,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 
-from definitions.admin import to_the_second
+from core.admin import to_the_second
 from hosts.breaker import BreakerSettings
 from hosts.models import Host
 from hosts.names import canonical_host

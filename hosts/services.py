@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from core.errors import ServiceError
 from hosts.breaker import close_breaker
 from hosts.limits import limits
 from hosts.models import Host, HostLease, HostWindow
@@ -24,16 +25,33 @@ MAX_RATE_PER_SECOND = 1_000_000.0
 MAX_CONCURRENT = 1_000_000
 
 
-class HostError(Exception):
+# Who may pause, resume or close a host's breaker.
+PAUSE_PERMISSION = "hosts.pause_host"
+
+
+class HostError(ServiceError):
     """A host that cannot be saved; each error is `"<field>: <reason>"`."""
 
     def __init__(self, errors: list[str]):
         self.errors = errors
         super().__init__("; ".join(errors))
 
+    @property
+    def reasons(self) -> list[str]:
+        return self.errors
 
-class PauseNotAllowed(Exception):
+
+class PauseNotAllowed(ServiceError):
     """The save would pause or resume the host, and its user may not."""
+
+    status_code = 403
+    detail = f"Pausing or resuming a host needs the permission {PAUSE_PERMISSION}."
+
+
+class HostDeleted(ServiceError, Host.DoesNotExist):
+    """The host was deleted while it was being saved."""
+
+    status_code = 404
 
 
 def host_save(
@@ -63,7 +81,7 @@ def host_save(
                 .first()
             )
             if before is None:
-                raise Host.DoesNotExist(f'host "{host.host}" was deleted meanwhile')
+                raise HostDeleted(f'host "{host.host}" was deleted meanwhile')
             host.paused_at, host.paused_by = before["paused_at"], before["paused_by"]
             if given is not None:
                 for name in ("rate_per_second", "max_concurrent"):

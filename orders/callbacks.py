@@ -9,22 +9,36 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from definitions.storable import unstorable
+from core.errors import ServiceError
+from core.storable import unstorable
 from expressions.secrets import load_secrets, mask
 from orders.models import Callback, Order
 from orders.transitions import wake_for_callback
 
 
-class CallbackError(Exception):
+class CallbackError(ServiceError):
     pass
 
 
 class CallbackNotFound(CallbackError):
     """No callback has this token."""
 
+    status_code = 404
+    detail = "No callback has this token."  # the message is the token: not for the caller
+
 
 class CallbackUsed(CallbackError):
     """The token was used already, or its wait timed out."""
+
+    status_code = 409
+
+
+class CallbackOutcomeInvalid(CallbackError, ValueError):
+    """An outcome other than "success" or "failure"."""
+
+    @property
+    def reasons(self) -> list[str]:
+        return [f"outcome: {self}"]
 
 
 REASON_MAX_LENGTH = 1000
@@ -42,7 +56,7 @@ def callback_receive(
     sent the call sees the resolved callback itself before it would start to wait.
     """
     if outcome not in ("success", "failure"):
-        raise ValueError('outcome must be "success" or "failure"')
+        raise CallbackOutcomeInvalid('outcome must be "success" or "failure"')
     # The outside system may echo a secret it was sent; it is stored masked like the log.
     data = mask(data or {}, load_secrets().values())
     now = timezone.now()

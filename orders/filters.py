@@ -19,7 +19,8 @@ from django.db.models.lookups import Exact, In
 from django.http import QueryDict
 from django_filters.fields import IsoDateTimeField
 
-from definitions.storable import shown, text_problem
+from core.errors import ServiceError
+from core.storable import shown, text_problem
 from orders.hosts_held import orders_held_by
 from orders.models import BatchRun, Order
 from orders.selectors import orders_due, orders_failed_at, orders_logged_during
@@ -158,7 +159,7 @@ class OrderListFilterSet(OrderFilterSet):
         return queryset.none() if batch is None else orders_logged_during(batch, base=queryset)
 
 
-class SelectionInvalid(ValueError):
+class SelectionInvalid(ServiceError, ValueError):
     """Filters whose values do not parse; `errors` maps each filter to its messages."""
 
     def __init__(self, errors):
@@ -166,6 +167,11 @@ class SelectionInvalid(ValueError):
         super().__init__(
             "; ".join(f"{name}: {' '.join(messages)}" for name, messages in errors.items())
         )
+
+    @property
+    def reasons(self) -> list[str]:
+        """A line for each message of each filter."""
+        return [f"{name}: {m}" for name, messages in self.errors.items() for m in messages]
 
 
 def orders_matching(

@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from blueprints.models import Blueprint, WorkflowSnapshot
 from blueprints.services import workflow_snapshot
+from core.errors import ServiceError
 from orders.intake import concurrency_key_errors, forget_intake, intake_for, payload_errors
 from orders.models import Order
 from orders.rows import insert_row
@@ -31,8 +32,9 @@ START_FROM = ("failed", "start")
 VERSIONS = ("pinned", "latest")
 
 
-class OrderError(Exception):
-    """An operation on an order that cannot be done; the message says why."""
+class OrderError(ServiceError):
+    """An operation on an order that cannot be done; the message says why (a 400, unless
+    the subclass says otherwise)."""
 
 
 class UnknownWorkflow(OrderError):
@@ -44,14 +46,22 @@ class PayloadInvalid(OrderError):
         self.errors = errors
         super().__init__("\n".join(errors))
 
+    @property
+    def reasons(self) -> list[str]:
+        return self.errors
+
 
 class OrderConflict(OrderError):
     """The order id is taken by an order with another workflow or payload."""
+
+    status_code = 409
 
 
 class ReprocessRefused(OrderError):
     """The order is not one this reprocess applies to (running, pending, waiting, or
     completed when resuming from the failed step)."""
+
+    status_code = 409
 
 
 class OrderRunning(ReprocessRefused):
@@ -59,7 +69,7 @@ class OrderRunning(ReprocessRefused):
 
 
 class OrderFinished(OrderError):
-    pass
+    status_code = 409
 
 
 class ReprocessInvalid(OrderError):

@@ -13,7 +13,7 @@ from django.db import connection
 from django.utils.translation import gettext_lazy as _
 from rest_framework import authentication, exceptions
 
-from definitions.storable import text_problem
+from core.storable import text_problem
 
 
 class TokenAuthentication(authentication.TokenAuthentication):

@@ -7,7 +7,7 @@ text only NUL gets this far. The same on SQLite, which could store it.
 
 from django.http import HttpResponseBadRequest, HttpResponseNotFound, JsonResponse
 
-from definitions.storable import shown, text_problem
+from core.storable import shown, text_problem
 
 
 class UnstorableURLText:

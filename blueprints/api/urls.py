@@ -1,4 +1,4 @@
-from definitions.api import api_router
+from core.api import api_router
 
 from .views import BlueprintViewSet
 

@@ -4,7 +4,8 @@ from rest_framework.response import Response
 
 from blueprints.models import Blueprint
 from blueprints.services import blueprint_pause, blueprint_resume, blueprint_save
-from definitions.api import ActionPermissions, DefinitionViewSet, Detail, definition_schema
+from core.api import ActionPermissions, Detail
+from definitions.api import DefinitionViewSet, definition_schema
 
 from .serializers import BlueprintPauseSerializer, BlueprintSerializer
 

@@ -3,7 +3,7 @@ import math
 from drf_spectacular.utils import extend_schema_serializer
 from rest_framework import serializers
 
-from definitions.storable import text_problem
+from core.storable import text_problem
 from hosts.models import Host
 from hosts.names import canonical_host, host_problem
 from hosts.services import MAX_CONCURRENT, MAX_RATE_PER_SECOND

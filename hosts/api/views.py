@@ -3,21 +3,19 @@ from rest_framework import exceptions, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from definitions.api import (
+from core.api import (
     ActionPermissions,
     BadRequest,
     Detail,
     Errors,
     ModelPermissions,
     Pagination,
-    storable_body,
 )
-from definitions.storable import text_problem
+from core.storable import text_problem
 from hosts.models import Host
 from hosts.names import canonical_host, host_problem
 from hosts.services import (
-    HostError,
-    PauseNotAllowed,
+    PAUSE_PERMISSION,
     host_close_breaker,
     host_delete,
     host_pause,
@@ -30,7 +28,6 @@ from .serializers import HostSerializer, HostWriteSerializer
 DENIED = {401: Detail, 403: Detail}
 INVALID = {400: OpenApiResponse(Errors, description="Every problem, each with its field.")}
 OPERATION = {200: HostSerializer, 404: Detail, **DENIED}
-PAUSE_PERMISSION = "hosts.pause_host"
 
 
 @extend_schema_view(
@@ -129,11 +126,12 @@ class HostViewSet(viewsets.GenericViewSet):
 
     @staticmethod
     def valid(request, defaults: dict, *, partial: bool = False) -> dict:
-        """The request's body, checked: an object, storable text, each field valid."""
+        """The request's body, checked: an object (its text checked by the parser), each
+        field valid."""
         if not isinstance(request.data, dict):
             raise BadRequest(["body: must be a JSON object"])
         fields = request.data.dict() if hasattr(request.data, "dict") else request.data
-        body = {**defaults, **storable_body(dict(fields))}
+        body = {**defaults, **fields}
         serializer = HostWriteSerializer(data=body, partial=partial)
         serializer.is_valid(raise_exception=True)
         return serializer.validated_data
@@ -144,22 +142,13 @@ class HostViewSet(viewsets.GenericViewSet):
         for field in ("rate_per_second", "max_concurrent"):
             if field in data:
                 setattr(host, field, data[field])
-        try:
-            return host_save(
-                host=host,
-                actor=request.user.get_username(),
-                paused=data.get("paused"),
-                given=given,
-                may_pause=request.user.has_perm(PAUSE_PERMISSION),
-            )
-        except PauseNotAllowed as exc:
-            raise exceptions.PermissionDenied(
-                f"Pausing or resuming a host needs the permission {PAUSE_PERMISSION}."
-            ) from exc
-        except HostError as exc:
-            raise BadRequest(exc.errors) from exc
-        except Host.DoesNotExist as exc:
-            raise exceptions.NotFound(str(exc)) from exc
+        return host_save(
+            host=host,
+            actor=request.user.get_username(),
+            paused=data.get("paused"),
+            given=given,
+            may_pause=request.user.has_perm(PAUSE_PERMISSION),
+        )
 
     @extend_schema(
         summary="Pause host",

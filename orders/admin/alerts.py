@@ -14,7 +14,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from blueprints.models import Blueprint
-from definitions.admin import to_the_second
+from core.admin import to_the_second
 from orders.admin.order_failures import clipped
 from orders.alerts import AlertNotSent, failed_in_window, orders_path, send_test_alert
 from orders.models import AlertRule

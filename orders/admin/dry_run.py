@@ -18,7 +18,8 @@ from django.urls import path
 from django.utils.html import format_html
 
 from blueprints.models import Blueprint
-from definitions.admin import PrettyJSONField, add_definition_errors, json_text
+from core.admin import PrettyJSONField, json_text
+from definitions.admin import add_definition_errors
 from orders.engine.dry_run import (
     Attempt,
     DryRun,

@@ -11,7 +11,7 @@ from django.utils.formats import date_format
 from django.utils.html import format_html
 from django.utils.timezone import localtime
 
-from definitions.admin import to_the_second
+from core.admin import to_the_second
 from orders.admin.order_list import OrderListFilter, list_matching
 from orders.models import BatchRun
 from orders.selectors import failing_steps

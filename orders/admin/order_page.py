@@ -15,7 +15,7 @@ from django.urls import path, reverse
 from django.utils.safestring import mark_safe
 
 from blueprints.diagram import blueprint_svg
-from definitions.admin import json_block, json_text
+from core.admin import json_block, json_text
 from orders.admin.base import status_badge
 from orders.admin.timeline import timeline_runs, visits_of
 from orders.callbacks import CallbackError, callback_resolve_by_hand, waiting_callback

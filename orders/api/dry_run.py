@@ -9,8 +9,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from blueprints.models import Blueprint
-from definitions.api import ActionPermissions, BadRequest, Detail, Errors, storable_body
-from orders.engine.dry_run import DryRunInvalid, blueprint_dry_run
+from core.api import ActionPermissions, Detail, Errors
+from orders.engine.dry_run import blueprint_dry_run
 
 from .serializers import LogRequestSerializer, LogResponseSerializer
 
@@ -117,10 +117,7 @@ class BlueprintDryRunView(APIView):
         blueprint = Blueprint.objects.filter(slug=slug).first()
         if blueprint is None:
             return Response({"detail": "No blueprint has this slug."}, status=404)
-        body = DryRunRequestSerializer(data=storable_body(request.data))
+        body = DryRunRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        try:
-            result = blueprint_dry_run(blueprint=blueprint, **body.validated_data)
-        except DryRunInvalid as exc:
-            raise BadRequest(exc.errors) from exc
+        result = blueprint_dry_run(blueprint=blueprint, **body.validated_data)
         return Response(result.as_json())

@@ -3,7 +3,7 @@ import json
 from django.urls import reverse
 from rest_framework import serializers
 
-from definitions.storable import has_control_character
+from core.storable import has_control_character
 from orders.filters import OrderFilterSet, is_business_key, selection_is_narrowed
 from orders.models import BulkJob, Order, OrderEvent, StepLog
 from orders.notifications import EVENT_TYPE
@@ -145,6 +145,16 @@ def key_text(value) -> str:
     raise serializers.ValidationError("must be text, a number, true, false or null")
 
 
+class TimeTextField(serializers.DateTimeField):
+    """A time checked as DRF checks one, kept as the text given: the selection reads it as
+    every door does (`orders_matching`, which also refuses an impossible UTC offset), and a
+    job keeps its selection as given."""
+
+    def to_internal_value(self, value):
+        super().to_internal_value(value)
+        return value
+
+
 class BulkReprocessSerializer(ReprocessSerializer):
     """Either `order_ids`, or at least one of the list's filters, business keys included
     (`"payload.customer.id": "C-42"`: keys of the body whose names are not fixed)."""
@@ -154,8 +164,8 @@ class BulkReprocessSerializer(ReprocessSerializer):
         child=serializers.ChoiceField(choices=Order.Status.choices), required=False
     )
     workflow = serializers.CharField(required=False)
-    created_after = serializers.DateTimeField(required=False)
-    created_before = serializers.DateTimeField(required=False)
+    created_after = TimeTextField(required=False)
+    created_before = TimeTextField(required=False)
     search = serializers.CharField(required=False, help_text="Order id contains.")
     include_completed = serializers.BooleanField(
         default=False,

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from definitions.api import api_router
+from core.api import api_router
 
 from .dry_run import BlueprintDryRunView
 from .views import CallbackView, OrderViewSet

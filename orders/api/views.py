@@ -14,19 +14,11 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from definitions.api import (
-    ActionPermissions,
-    BadRequest,
-    Conflict,
-    Detail,
-    Errors,
-    Pagination,
-    storable_body,
-)
+from core.api import ActionPermissions, Detail, Errors, Pagination
 from orders import services
 from orders.api.throttling import CountingScopedRateThrottle
-from orders.callbacks import CallbackNotFound, CallbackUsed, callback_receive
-from orders.filters import OrderFilterSet, SelectionInvalid, orders_matching
+from orders.callbacks import callback_receive
+from orders.filters import OrderFilterSet, orders_matching
 from orders.jobs import INLINE_LIMIT, job_prepare, job_start
 from orders.models import BulkJob, Order, OrderEvent, StepLog
 from orders.selectors import EstimatedCountPaginator
@@ -70,15 +62,7 @@ class OrderFilterBackend(DjangoFilterBackend):
     view's `filterset_class` still describes them in the OpenAPI schema)."""
 
     def filter_queryset(self, request, queryset, view):
-        try:
-            return orders_matching(request.query_params, base=queryset)
-        except SelectionInvalid as exc:
-            raise selection_invalid(exc) from exc
-
-
-def selection_invalid(exc: SelectionInvalid) -> BadRequest:
-    """A 400 naming each filter whose value does not parse."""
-    return BadRequest([f"{name}: {m}" for name, messages in exc.errors.items() for m in messages])
+        return orders_matching(request.query_params, base=queryset)
 
 
 class OrderPagination(Pagination):
@@ -174,16 +158,9 @@ class OrderViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         },
     )
     def create(self, request):
-        body = OrderCreateSerializer(data=storable_body(request.data))
+        body = OrderCreateSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        try:
-            order, created = services.order_create(**body.validated_data)
-        except services.UnknownWorkflow as exc:
-            raise BadRequest([str(exc)]) from exc
-        except services.PayloadInvalid as exc:
-            raise BadRequest(exc.errors) from exc
-        except services.OrderConflict as exc:
-            raise Conflict(str(exc)) from exc
+        order, created = services.order_create(**body.validated_data)
         if created:
             return Response(NEW_ORDER.to_representation(order), status=status.HTTP_201_CREATED)
         return Response(self.order_data(order), status=status.HTTP_200_OK)
@@ -212,19 +189,14 @@ class OrderViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
     @action(detail=True, methods=["post"])
     def reprocess(self, request, order_id=None):
         order = self.get_object()
-        options = ReprocessSerializer(data=storable_body(request.data))
+        options = ReprocessSerializer(data=request.data)
         options.is_valid(raise_exception=True)
-        try:
-            order = services.order_reprocess(
-                order=order,
-                start_from=options.validated_data["from"],
-                version=options.validated_data["version"],
-                actor=actor(request),
-            )
-        except services.ReprocessRefused as exc:
-            raise Conflict(str(exc)) from exc
-        except services.ReprocessInvalid as exc:
-            raise BadRequest([str(exc)]) from exc
+        order = services.order_reprocess(
+            order=order,
+            start_from=options.validated_data["from"],
+            version=options.validated_data["version"],
+            actor=actor(request),
+        )
         return Response(self.order_data(order), status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(
@@ -246,7 +218,7 @@ class OrderViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
     )
     @action(detail=False, methods=["post"], url_path="reprocess", url_name="bulk-reprocess")
     def bulk_reprocess(self, request):
-        body = BulkReprocessSerializer(data=storable_body(request.data))
+        body = BulkReprocessSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         options = body.validated_data
         return self.bulk_job(
@@ -268,7 +240,7 @@ class OrderViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
     )
     @action(detail=False, methods=["post"], url_path="cancel", url_name="bulk-cancel")
     def bulk_cancel(self, request):
-        body = BulkCancelSerializer(data=storable_body(request.data))
+        body = BulkCancelSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         return self.bulk_job(request, body, BulkJob.Kind.CANCEL, {})
 
@@ -276,25 +248,17 @@ class OrderViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         """Freeze the body's selection into a job and start it: 202 with its counts (the
         final ones when it ran at once, else the orders selected) and the job to follow."""
         selected = body.validated_data
-        filters = {name: request.data.get(name) for name in OrderFilterSet.SELECTING}
-        filters = {name: value for name, value in filters.items() if value is not None}
+        filters = {name: selected[name] for name in OrderFilterSet.SELECTING if name in selected}
         filters.update(selected["keys"])
         order_ids = selected.get("order_ids")
-        try:
-            orders = orders_matching(filters, order_ids=order_ids)
-        except SelectionInvalid as exc:
-            raise selection_invalid(exc) from exc
-        try:
-            job = job_prepare(
-                kind=kind,
-                orders=orders,
-                selection={"order_ids": order_ids} if order_ids else filters,
-                options=options,
-                actor=actor(request),
-            )
-            job = job_start(job)
-        except services.ReprocessInvalid as exc:
-            raise BadRequest([str(exc)]) from exc
+        job = job_prepare(
+            kind=kind,
+            orders=orders_matching(filters, order_ids=order_ids),
+            selection={"order_ids": order_ids} if order_ids else filters,
+            options=options,
+            actor=actor(request),
+        )
+        job = job_start(job)
         ran = job.status in (BulkJob.Status.DONE, BulkJob.Status.FAILED)
         answer = {
             "count": job.done if ran else job.total,
@@ -343,10 +307,7 @@ class OrderViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
     @action(detail=True, methods=["post"])
     def cancel(self, request, order_id=None):
         order = self.get_object()
-        try:
-            order = services.order_cancel(order=order, actor=actor(request))
-        except services.OrderFinished as exc:
-            raise Conflict(str(exc)) from exc
+        order = services.order_cancel(order=order, actor=actor(request))
         return Response(self.order_data(order), status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(
@@ -407,16 +368,9 @@ class CallbackView(APIView):
         auth=[],
     )
     def post(self, request, token: str):
-        body = CallbackSerializer(data=storable_body(request.data))
+        body = CallbackSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        try:
-            order = callback_receive(token=token, **body.validated_data)
-        except CallbackNotFound:
-            return Response({"detail": "No callback has this token."}, status=404)
-        except CallbackUsed as exc:
-            return Response({"detail": str(exc)}, status=409)
-        except ValueError as exc:
-            raise BadRequest([f"outcome: {exc}"]) from exc
+        order = callback_receive(token=token, **body.validated_data)
         return Response(
             {"order_id": order.order_id, "status": order.status}, status=status.HTTP_202_ACCEPTED
         )

@@ -23,8 +23,8 @@ from jsonschema.validators import validator_for
 from apicalls.rendering import CallRequest, log_request
 from blueprints.models import Blueprint
 from blueprints.services import workflow_definition
+from core.errors import ServiceError, join_place
 from definitions.graph import step_kind
-from definitions.validation import join_place
 from expressions.secrets import mask
 from hosts.gate import Permit
 from hosts.names import host_of
@@ -50,12 +50,16 @@ CALLBACK_OUTCOMES = {"success": "succeeded", "failure": "failed", "timeout": "ex
 SAMPLE_KEYS = {"status", "body", "headers", "callback"}
 
 
-class DryRunInvalid(Exception):
+class DryRunInvalid(ServiceError):
     """The sample payload or responses cannot be used; each error names its place."""
 
     def __init__(self, errors: list[str]):
         self.errors = errors
         super().__init__("; ".join(errors))
+
+    @property
+    def reasons(self) -> list[str]:
+        return self.errors
 
 
 class TooManyAttempts(Exception):

@@ -12,7 +12,7 @@ from django.urls import reverse
 
 from apicalls.models import ApiCall
 from blueprints.models import Blueprint
-from definitions.admin import EDITOR_CSS, EDITOR_JS
+from core.admin import EDITOR_CSS, EDITOR_JS
 from tests.admin.conftest import staff_in
 from tests.blueprints import definitions
 

@@ -128,6 +128,14 @@ def test_bad_input_is_a_400_naming_the_field(superuser, body, field):
     assert not Host.objects.exists()
 
 
+@pytest.mark.parametrize("fmt", ["json", "multipart"])
+def test_a_nul_character_in_a_form_or_json_body_is_a_400_naming_the_field(superuser, fmt):
+    response = superuser.post(HOSTS, {"host": "a.example", "note": "a\x00b"}, format=fmt)
+
+    assert errors_of(response) == ["note: contains a NUL character"]
+    assert not Host.objects.exists()
+
+
 @pytest.mark.parametrize("number", ["NaN", "Infinity", "-Infinity", "1e999"])
 def test_numbers_json_cannot_carry_are_a_400(superuser, number):
     body = f'{{"host": "a.example", "rate_per_second": {number}}}'

@@ -2,6 +2,7 @@
 
 from datetime import timedelta
 
+import pytest
 from django.utils import timezone
 
 from orders.models import Callback, Order
@@ -23,6 +24,7 @@ def test_unknown_token_is_404(anonymous, waiting):
     response = anonymous.post("/api/callbacks/nope/", {"outcome": "success"}, format="json")
 
     assert response.status_code == 404
+    assert response.json() == {"detail": "No callback has this token."}
 
 
 def test_used_token_is_409(anonymous, waiting):
@@ -31,6 +33,7 @@ def test_used_token_is_409(anonymous, waiting):
     response = anonymous.post("/api/callbacks/tok-1/", {"outcome": "success"}, format="json")
 
     assert response.status_code == 409
+    assert response.json() == {"detail": "this callback was already failed"}
     assert Callback.objects.get(token="tok-1").status == "failed"
 
 
@@ -48,6 +51,19 @@ def test_bad_outcome_is_400(anonymous, waiting):
 
     assert response.status_code == 400
     assert response.json()["errors"][0].startswith("outcome: ")
+    assert Callback.objects.get(token="tok-1").status == "waiting"
+
+
+def test_a_value_error_not_about_the_outcome_is_not_answered_as_one(
+    anonymous, waiting, monkeypatch
+):
+    def unreadable_secrets():
+        raise ValueError("STATE_MANAGER_SECRET_KEY is not valid base64")
+
+    monkeypatch.setattr("orders.callbacks.load_secrets", unreadable_secrets)
+
+    with pytest.raises(ValueError, match="not valid base64"):  # a 500, not "outcome: …"
+        anonymous.post("/api/callbacks/tok-1/", {"outcome": "success"}, format="json")
     assert Callback.objects.get(token="tok-1").status == "waiting"
 
 

@@ -15,7 +15,7 @@ from rest_framework.throttling import ScopedRateThrottle
 from apicalls.models import ApiCall
 from apicalls.services import api_call_save
 from blueprints.services import blueprint_save
-from definitions import api
+from core import api
 from orders.models import Order
 from tests.statemanager.fixtures import *  # noqa: F403
 from tests.statemanager.fixtures import SHOP_SCHEMA

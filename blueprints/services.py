@@ -11,6 +11,7 @@ from django.utils import timezone
 from apicalls.models import ApiCall
 from apicalls.services import api_call_save
 from blueprints.models import Blueprint, BlueprintVersion, WorkflowSnapshot
+from core import doorbell
 from definitions.services import canonical_json, save_definition
 from definitions.validation import (
     DefinitionError,
@@ -55,6 +56,7 @@ def blueprint_pause(*, blueprint: Blueprint, actor: str) -> Blueprint:
 def blueprint_resume(*, blueprint: Blueprint, actor: str) -> Blueprint:
     """Let batches claim the blueprint's orders again; resuming a running one does nothing."""
     Blueprint.objects.filter(pk=blueprint.pk).update(paused_at=None, paused_by="")
+    doorbell.ring(doorbell.ORDERS)
     blueprint.refresh_from_db(fields=["paused_at", "paused_by"])
     return blueprint
 

@@ -6,11 +6,12 @@
 the environment variable `STATE_MANAGER_<FIELD>` (upper case), with the default a new
 deployment gets.
 
->>> Conf.from_environ({"STATE_MANAGER_BATCH_SIZE": "5", "STATE_MANAGER_OUTBOUND_ALLOW": "a, b"})
-... # doctest: +ELLIPSIS
-Conf(public_url='http://127.0.0.1:8000', interval_seconds=60, batch_size=5, ...)
->>> Conf.from_environ({}).outbound_allow
-()
+>>> conf = Conf.from_environ({"STATE_MANAGER_BATCH_SIZE": "5", "STATE_MANAGER_OUTBOUND_ALLOW": "a"})
+>>> conf.batch_size, conf.concurrency, conf.outbound_allow
+(5, 10, ('a',))
+>>> Conf.from_environ({"STATE_MANAGER_BATCH_SIZE": "many"})
+Traceback (most recent call last):
+ValueError: STATE_MANAGER_BATCH_SIZE: 'many' is not a number
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from django.conf import settings
 
@@ -29,8 +30,11 @@ PREFIX = "STATE_MANAGER_"
 class Conf:
     # Where this deployment is reached from outside (callback URLs, links in alerts).
     public_url: str = "http://127.0.0.1:8000"
-    # The longest a resting batch lane waits before it looks for due orders again.
+    # The longest a resting batch lane waits before it looks for due orders again (work
+    # that arrives, and orders that come due, wake it sooner).
     interval_seconds: int = 60
+    # A pause after every batch that claimed orders; 0: a backlog drains at once.
+    batch_pause_seconds: float = 0
     batch_size: int = 100
     concurrency: int = 10
     # Batch lanes running at once across the fleet; 0: as many as the django-q2 workers.
@@ -45,7 +49,7 @@ class Conf:
     outbound_allow: tuple[str, ...] = ()
     log_body_bytes: int = 4096
     # The shared secret status notifications are signed with; unset, none are sent.
-    notify_secret: str = ""
+    notify_secret: str = field(default="", repr=False)
     # A retry wait up to this long is slept inside the order's turn; a longer one
     # releases the order as `waiting` until it is due.
     max_inline_wait_seconds: float = 5
@@ -71,10 +75,11 @@ class Conf:
         """The settings from `STATE_MANAGER_*` variables; an empty one takes the default."""
         environ = os.environ if environ is None else environ
         values = {}
-        for field in dataclasses.fields(cls):
-            text = environ.get(PREFIX + field.name.upper(), "").strip()
+        for known in dataclasses.fields(cls):
+            name = PREFIX + known.name.upper()
+            text = environ.get(name, "").strip()
             if text:
-                values[field.name] = _parse(field.type, text, PREFIX + field.name.upper())
+                values[known.name] = _parse(known.type, text, name)
         conf = cls(**values)
         return dataclasses.replace(conf, public_url=conf.public_url.rstrip("/"))
 

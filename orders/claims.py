@@ -130,6 +130,34 @@ def claim_due_orders(
     return []
 
 
+def work_is_due(now: datetime | None = None) -> bool:
+    """Whether a claim now would find an order: the cheap read a resting lane makes once a
+    second where no broker pushes its wake-ups (`core.doorbell`). One query."""
+    now = now or timezone.now()
+    paused = Blueprint.objects.filter(paused_at__isnull=False).values("slug")
+    due = Order.objects.filter(
+        key_free(), status__in=[Order.Status.PENDING, Order.Status.WAITING], due_at__lte=now
+    ).exclude(workflow__in=paused)
+    expired = Order.objects.filter(status=Order.Status.RUNNING, lease_expires_at__lt=now)
+    return Order.objects.filter(Q(Exists(due)) | Q(Exists(expired.exclude(workflow__in=paused))))[
+        :1
+    ].exists()
+
+
+def next_due_at(now: datetime) -> datetime | None:
+    """When the soonest order that is not due yet comes due (a retry, a rest, a host's
+    hold, a callback's timeout): where a resting lane's rest ends at the latest. Reads
+    one entry of the index `order_claimable_due`."""
+    return (
+        Order.objects.filter(
+            status__in=[Order.Status.PENDING, Order.Status.WAITING], due_at__gt=now
+        )
+        .order_by("due_at")
+        .values_list("due_at", flat=True)
+        .first()
+    )
+
+
 def one_per_key(rows: list[tuple[int, str, str]]) -> list[int]:
     """The pks of (pk, workflow, concurrency_key) rows, but for the later orders of a
     workflow and key already taken, which stay due."""

@@ -11,6 +11,7 @@ from django.db.models import Count
 from django.db.models.fields.json import KT
 from django.utils import timezone
 
+from core import doorbell
 from orders.models import Order
 
 
@@ -25,7 +26,10 @@ def release_orders_held_by_pause(*, host: str) -> int:
     """Make the orders held because `host` was paused due now; returns how many. Orders
     already due, or held by another host or for another reason, are left as they are."""
     now = timezone.now()
-    return orders_held_by(host, kind="paused").filter(due_at__gt=now).update(due_at=now)
+    released = orders_held_by(host, kind="paused").filter(due_at__gt=now).update(due_at=now)
+    if released:
+        doorbell.ring(doorbell.ORDERS)
+    return released
 
 
 def on_host_resumed(sender, *, host: str, **kwargs) -> None:

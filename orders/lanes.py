@@ -1,17 +1,20 @@
 """Batch lanes: how the fleet runs batches side by side.
 
-A lane is the contract's batch loop: claim at most BATCH_SIZE due orders, run them
-CONCURRENCY at a time, wait for all, claim again INTERVAL_SECONDS after that batch ended.
-The fleet runs `lane_count()` lanes, each in turns of about TURN_SECONDS on whichever
-django-q2 worker takes the turn's task from the broker (any qcluster, any machine):
+A lane is the contract's batch loop, paced by orders/cadence.py: claim at most
+BATCH_SIZE due orders, run them CONCURRENCY at a time, wait for all, and claim the next
+batch at once while orders are due; when none are, rest until work arrives or comes due
+(at most INTERVAL_SECONDS). The fleet runs `lane_count()` lanes, each in turns of about
+TURN_SECONDS on whichever django-q2 worker takes the turn's task from the broker (any
+qcluster, any machine):
 
 - A turn holds the lane's lease (renewed by a heartbeat, like an order's claim), so two
   workers never run one lane; a lane whose worker died is free again when its lease runs
   out, and the next dispatch hands it out anew.
-- At the end of its turn a lane queues its next turn itself, behind whatever other tasks
-  wait, so a lane holds a worker for one turn at a time and other tasks get their turn.
-- An idle lane sleeps out the interval between its claims: one claim query per lane per
-  interval; a lane whose next batch is further away than a turn is left to the dispatch.
+- A lane rests inside its turn, so it is always there to wake; at the end of its turn it
+  queues its next turn itself. Each cluster keeps one worker free of lanes (`lanes_for`),
+  so that the next turn, the dispatch, status notifications' retries, alert checks and
+  bulk jobs never wait for a lane's turn to end.
+- While its turn runs, a lane's `Notifier` posts status notifications as they happen.
 - `dispatch_lanes` (the django-q2 schedule, every minute) queues a turn for every lane
   that is neither held nor queued (or whose queued task was lost with its worker).
 - A batch that fails on an unexpected error (a bug, not the database's) ends the turn and
@@ -39,42 +42,63 @@ from django_q.tasks import async_task
 
 from core.conf import conf
 from orders.batch import Heartbeat, run_batch, worker_name
+from orders.cadence import Notifier, follows_at_once, rest
 from orders.models import BatchLane
 
 logger = logging.getLogger(__name__)
 
-TURN_SECONDS = 60.0
+TURN_SECONDS = 600.0
 LANE_GROUP = "batch lanes"
 # After a batch failed on an unexpected error, its lane's next batch is this far away at
 # least (the interval when longer).
-ERROR_BACKOFF_SECONDS = TURN_SECONDS
+ERROR_BACKOFF_SECONDS = 60.0
 
 
 def lane_count() -> int:
-    """STATE_MANAGER_MAX_PARALLEL_BATCHES, or with 0, the workers of every running cluster
-    (as django-q2's cluster stats report them), or this cluster's when none report."""
+    """STATE_MANAGER_MAX_PARALLEL_BATCHES, or with 0, the lanes every running cluster's
+    workers allow (as django-q2's cluster stats report them), or this cluster's when
+    none report."""
     configured = conf().max_parallel_batches
     if configured > 0:
         return configured
-    return fleet_workers() or int(settings.Q_CLUSTER.get("workers") or 1)
+    return fleet_lanes() or lanes_for(int(settings.Q_CLUSTER.get("workers") or 1))
+
+
+def lanes_for(workers: int) -> int:
+    """The lanes a cluster of `workers` runs: all its workers but one, kept for the other
+    tasks (a lane's next turn, the dispatch, alert checks, bulk jobs); one at least.
+
+    >>> lanes_for(1), lanes_for(2), lanes_for(3), lanes_for(8)
+    (1, 1, 2, 7)
+    """
+    return max(1, workers - 1)
+
+
+def fleet_stats() -> list:
+    """The running clusters' stats. The Redis broker shares each cluster's; the ORM
+    broker keeps them in a per-process cache, so there it knows of none."""
+    try:
+        return list(Stat.get_all())
+    except Exception:  # a broker without stats, or one that is down
+        logger.warning("could not read the clusters' stats", exc_info=True)
+        return []
 
 
 def fleet_workers() -> int:
-    """Workers of the running clusters. The Redis broker shares each cluster's stats;
-    the ORM broker keeps them in a per-process cache, so there it knows of none."""
-    try:
-        stats = Stat.get_all()
-    except Exception:  # a broker without stats, or one that is down
-        logger.warning("could not read the clusters' stats", exc_info=True)
-        return 0
-    return sum(len(stat.workers) for stat in stats)
+    """Workers of the running clusters (none known on the ORM broker)."""
+    return sum(len(stat.workers) for stat in fleet_stats())
+
+
+def fleet_lanes() -> int:
+    """Lanes of the running clusters (none known on the ORM broker)."""
+    return sum(lanes_for(len(stat.workers)) for stat in fleet_stats())
 
 
 def _free(now: datetime) -> Q:
     return Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now)
 
 
-def dispatch_lanes(*, turn_seconds: float = TURN_SECONDS) -> list[int]:
+def dispatch_lanes() -> list[int]:
     """Queue a turn for each lane that needs one; returns their numbers."""
     count = lane_count()
     now = timezone.now()
@@ -85,15 +109,12 @@ def dispatch_lanes(*, turn_seconds: float = TURN_SECONDS) -> list[int]:
         ignore_conflicts=True,
     )
     # Not held, not already queued (a queued task older than a lease went with its
-    # worker), and due within the next dispatch.
+    # worker), and not backed off after a failed batch.
     needy = (
         BatchLane.objects.filter(number__lte=count)
         .filter(_free(now))
         .filter(Q(queued_at__isnull=True) | Q(queued_at__lt=now - lease))
-        .filter(
-            Q(next_batch_at__isnull=True)
-            | Q(next_batch_at__lte=now + timedelta(seconds=turn_seconds))
-        )
+        .filter(Q(next_batch_at__isnull=True) | Q(next_batch_at__lte=now))
     )
     queued = []
     for number in needy.values_list("number", flat=True):
@@ -136,32 +157,35 @@ class LaneTurn:
         lane = self.acquire()
         if lane is None:
             return f"lane {self.number}: skipped, another worker holds it"
-        next_batch_at = lane.next_batch_at
         deadline = time.monotonic() + self.turn_seconds
         try:
-            with Heartbeat(self.renew, interval=max(0.5, self.lease_seconds / 3), name="lane"):
-                while not self.lost.is_set():
-                    wait = (next_batch_at - timezone.now()).total_seconds() if next_batch_at else 0
-                    if wait > 0:
-                        if time.monotonic() + wait > deadline:
-                            break
-                        time.sleep(wait)
-                    try:
-                        report = run_batch()
-                    except DatabaseError:  # left to the lease (see above)
-                        raise
-                    except Exception:
-                        next_batch_at = self.batch_failed()
-                        break
-                    self.batches += 1
-                    next_batch_at = self.batch_ended(report.claimed)
-                    if time.monotonic() >= deadline:
-                        break
+            with (
+                Heartbeat(self.renew, interval=max(0.5, self.lease_seconds / 3), name="lane"),
+                Notifier(),
+            ):
+                self.drive(deadline)
         finally:
-            self.end(next_batch_at)
+            self.end()
         if self.failed:
             return f"lane {self.number}: {self.batches} batches, then one failed"
         return f"lane {self.number}: {self.batches} batches"
+
+    def drive(self, deadline: float) -> None:
+        """Batches as the cadence says until the turn's time is up or the lane is lost."""
+        while not self.lost.is_set():
+            try:
+                report = run_batch()
+            except DatabaseError:  # left to the lease (see above)
+                raise
+            except Exception:
+                self.batch_failed()
+                return
+            self.batches += 1
+            self.batch_ended(report.claimed)
+            if time.monotonic() >= deadline:
+                return
+            if not follows_at_once(report, self.lost):
+                rest(self.lost, until=deadline)
 
     def acquire(self) -> BatchLane | None:
         now = timezone.now()
@@ -188,12 +212,13 @@ class LaneTurn:
             logger.warning("lane %s: lease lost to another worker; ending the turn", self.number)
             self.lost.set()
 
-    def batch_ended(self, claimed: int) -> datetime:
-        next_batch_at = timezone.now() + timedelta(seconds=self.interval)
-        BatchLane.objects.filter(number=self.number, holder=self.holder).update(
-            next_batch_at=next_batch_at, turn_orders=F("turn_orders") + claimed
-        )
-        return next_batch_at
+    def batch_ended(self, claimed: int) -> None:
+        """Count the batch's orders for the lane's turn (the dashboard and /health/ show
+        them); an idle batch writes nothing."""
+        if claimed:
+            BatchLane.objects.filter(number=self.number, holder=self.holder).update(
+                turn_orders=F("turn_orders") + claimed
+            )
 
     def batch_failed(self) -> datetime:
         """Log the error with its traceback, once, and back the lane off."""
@@ -206,18 +231,11 @@ class LaneTurn:
         )
         return next_batch_at
 
-    def end(self, next_batch_at: datetime | None) -> None:
-        """Release the lane, and queue its next turn when it is due within a turn (else
-        the dispatch queues it when it is; after a failed batch, always the dispatch)."""
+    def end(self) -> None:
+        """Release the lane and queue its next turn (after a failed batch, or when the
+        fleet needs fewer lanes, the dispatch decides)."""
         now = timezone.now()
-        requeue = (
-            not self.lost.is_set()
-            and not self.failed
-            and self.number <= lane_count()
-            and (
-                next_batch_at is None or next_batch_at <= now + timedelta(seconds=self.turn_seconds)
-            )
-        )
+        requeue = not self.lost.is_set() and not self.failed and self.number <= lane_count()
         released = BatchLane.objects.filter(number=self.number, holder=self.holder).update(
             holder="",
             lease_expires_at=None,

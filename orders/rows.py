@@ -25,6 +25,7 @@ import psycopg
 from django.db import DEFAULT_DB_ALIAS, connections, models, transaction
 
 from blueprints.models import WorkflowSnapshot
+from core import doorbell
 from orders.models import Order, OrderEvent, StepLog
 
 FINISHED_ATTEMPT_FIELDS = ["outcome", "error", "duration_ms", "response"]
@@ -369,6 +370,8 @@ def insert_events(
     with db.cursor() as cursor:
         cursor.execute(sql, params)
         inserted = cursor.rowcount
+    if inserted:
+        doorbell.ring(doorbell.EVENTS)
     if inserted == len(ids):
         return list(ids.values())
     if not inserted:

@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from blueprints.models import Blueprint, WorkflowSnapshot
 from blueprints.services import workflow_snapshot
+from core import doorbell
 from core.errors import ServiceError
 from orders.intake import concurrency_key_errors, forget_intake, intake_for, payload_errors
 from orders.models import Order
@@ -135,6 +136,7 @@ def order_create(*, order_id: str, workflow: str, payload: Any) -> tuple[Order, 
             forget_intake(workflow)  # not a duplicate: perhaps the snapshot is gone
             raise
         return _replayed(existing, workflow=workflow, payload=payload), False
+    doorbell.ring(doorbell.ORDERS)
     return order, True
 
 

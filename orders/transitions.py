@@ -26,6 +26,7 @@ from django.db.models.fields.json import KT, KeyTransform
 from django.db.models.functions import Coalesce, NullIf
 from django.utils import timezone
 
+from core import doorbell
 from definitions import graph
 from expressions.secrets import mask
 from orders.models import Callback, Order, OrderEvent, StepLog
@@ -287,9 +288,11 @@ def wake_for_callback(
 def _wake(order_pk: int, *, now: datetime) -> None:
     waiting = (Order.Status.WAITING,)
     insert_events([order_pk], now=now, status=Order.Status.PENDING, where_status=waiting)
-    Order.objects.filter(pk=order_pk, status=Order.Status.WAITING).update(
+    woken = Order.objects.filter(pk=order_pk, status=Order.Status.WAITING).update(
         status=Order.Status.PENDING, due_at=now, updated_at=now
     )
+    if woken:
+        doorbell.ring(doorbell.ORDERS)
 
 
 # Reprocess and cancel, set-based. The callers lock the orders first, in the same
@@ -369,6 +372,7 @@ def begin_new_runs(
         OrderEvent.objects.filter(event_id__in=events).update(step=Subquery(step), error="")
     _log(pks, kind=StepLog.Kind.REPROCESS, actor=actor, now=now, request=request)
     callbacks_close(pks)
+    doorbell.ring(doorbell.ORDERS)
 
 
 def cancel_locked(rows: list[tuple[int, str]], *, actor: str, now: datetime) -> None:

@@ -179,7 +179,7 @@ DEFAULT_FROM_EMAIL = os.environ.get("STATE_MANAGER_ALERT_FROM", "state-manager@l
 
 Q_CLUSTER = {
     "name": "statemanager",
-    "workers": env_int("Q_WORKERS", 2),
+    "workers": env_int("Q_WORKERS", 3),
     "timeout": STATE_MANAGER.batch_timeout_seconds,
     # retry must exceed timeout so a long batch is never handed out a second time.
     "retry": STATE_MANAGER.batch_timeout_seconds + 600,

@@ -130,6 +130,7 @@ ORDERS_TIERS = [
         "orders.filters",
         "orders.retention",
     ],
+    ["orders.cadence"],
     ["orders.lanes", "orders.jobs", "orders.services", "orders.alerts"],
     ["orders.tasks", "orders.api", "orders.admin", "orders.management", "orders.apps"],
 ]

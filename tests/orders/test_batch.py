@@ -22,12 +22,15 @@ from django_q.brokers import get_broker
 from django_q.models import Schedule
 from django_q.signing import SignedPackage
 
+from apicalls.services import api_call_save
+from blueprints.services import blueprint_save
 from orders import lanes
 from orders.batch import run_batch
 from orders.claims import claim_due_orders
 from orders.engine.runner import advance_order
 from orders.lanes import LaneTurn, dispatch_lanes
 from orders.models import BatchLane, Order
+from orders.services import order_create
 from orders.tasks import SCHEDULE_FUNC, ensure_schedule, run_lane
 from tests.localserver import Reply
 from tests.orders.workflows import api_call, make_order
@@ -141,11 +144,11 @@ def test_the_dispatch_queues_one_turn_per_lane_and_no_more(settings, broker):
     assert sorted(queued_turns(broker)) == [(1,), (2,), (3,)]
 
 
-def test_with_no_limit_and_no_cluster_reporting_there_is_a_lane_per_configured_worker(
+def test_with_no_limit_and_no_cluster_reporting_a_cluster_keeps_one_worker_free_of_lanes(
     settings, broker
 ):
     lanes_setting(settings, MAX_PARALLEL_BATCHES=0)
-    settings.Q_CLUSTER = {**settings.Q_CLUSTER, "workers": 3}
+    settings.Q_CLUSTER = {**settings.Q_CLUSTER, "workers": 4}
 
     assert dispatch_lanes() == [1, 2, 3]
 
@@ -202,18 +205,68 @@ def test_a_lane_queues_its_next_turn_when_its_turn_ends(server, settings, broker
     assert lane.queued_at is not None and queued_turns(broker) == [(1,)]
 
 
-def test_a_lane_claims_again_only_the_interval_after_its_last_batch(server, settings):
+def resting_lane(seconds: float) -> threading.Thread:
+    """A turn of lane 1 on its own thread, for `seconds`."""
+
+    def turn():
+        try:
+            LaneTurn(1, turn_seconds=seconds).run()
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=turn)
+    thread.start()
+    return thread
+
+
+def test_a_resting_lane_wakes_when_an_order_arrives_not_at_its_interval(server, settings):
     lanes_setting(settings, INTERVAL_SECONDS=3600, MAX_PARALLEL_BATCHES=1)
-    LaneTurn(1, turn_seconds=0).run()  # the lane's previous batch just ended
+    server.route("POST", "/a", Reply(200))
+    api_call_save(definition={"slug": "a", "name": "a", "method": "POST", "url": server.url + "/a"})
+    blueprint_save(definition={"slug": "wake", "name": "Wake", "steps": [{"id": "a", "call": "a"}]})
+    turn = resting_lane(3.0)
+    time.sleep(0.5)  # the lane found nothing due: it rests, for an hour at most
+
+    order_create(order_id="W-1", workflow="wake", payload={})
+    created = time.monotonic()
+    assert wait_until(lambda: server.requests_to("/a"), timeout=2.5)
+    first_call = time.monotonic() - created
+    turn.join()
+
+    assert first_call < 1.5
+    assert Order.objects.get(order_id="W-1").status == "completed"
+
+
+def test_a_resting_lane_wakes_when_a_retry_comes_due(server, settings):
+    lanes_setting(settings, INTERVAL_SECONDS=3600, MAX_PARALLEL_BATCHES=1)
     server.route("POST", "/a", Reply(200))
     server.route("POST", "/b", Reply(200))
-    two_step_orders(server, 1)
+    (order,) = two_step_orders(server, 1)
+    Order.objects.filter(pk=order.pk).update(
+        status="waiting", due_at=timezone.now() + timedelta(seconds=1.5)
+    )
+    turn = resting_lane(3.0)
 
-    assert LaneTurn(1, turn_seconds=1).run() == "lane 1: 0 batches"
-    assert Order.objects.get().status == "pending"
-    # Its next batch is an hour away: the dispatch, not the lane, queues that turn.
-    assert BatchLane.objects.get().queued_at is None
-    assert dispatch_lanes() == []
+    assert wait_until(lambda: server.requests_to("/a"), timeout=2.8)
+    turn.join()
+
+    order.refresh_from_db()
+    assert order.status == "completed"
+
+
+def test_a_lane_drains_a_backlog_batch_after_batch_without_waiting_for_its_interval(
+    server, settings
+):
+    lanes_setting(settings, INTERVAL_SECONDS=3600, MAX_PARALLEL_BATCHES=1, BATCH_SIZE=2)
+    server.route("POST", "/a", Reply(200))
+    server.route("POST", "/b", Reply(200))
+    two_step_orders(server, 5)
+
+    report = LaneTurn(1, turn_seconds=1.0).run()  # 2, 2 and 1 orders, then none, ...
+
+    assert int(report.split()[2]) >= 4
+
+    assert Order.objects.filter(status="completed").count() == 5
 
 
 def test_an_idle_lane_makes_one_claim_per_interval(settings):
@@ -222,8 +275,9 @@ def test_an_idle_lane_makes_one_claim_per_interval(settings):
     with CaptureQueriesContext(connection) as queries:
         assert LaneTurn(1, turn_seconds=1.0).run() in ("lane 1: 4 batches", "lane 1: 5 batches")
 
-    claims = [q for q in queries if '"orders_order"' in q["sql"]]
-    assert 4 <= len(claims) / 2 <= 5  # a claim reads expired leases, then due orders
+    # A claim reads expired leases, then due orders; a rest reads when the next is due.
+    reads = [q for q in queries if '"orders_order"' in q["sql"]]
+    assert 4 <= len(reads) / 3 <= 5
     writes = [q for q in queries if q["sql"].startswith(("INSERT", "UPDATE"))]
     assert not [q for q in writes if '"orders_batchrun"' in q["sql"]]
 

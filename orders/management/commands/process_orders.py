@@ -1,7 +1,7 @@
 import logging
 import random
 import signal
-import time
+import threading
 
 from django.conf import settings
 from django.core.management.base import BaseCommand
@@ -10,6 +10,7 @@ from django.db import DatabaseError, InterfaceError, OperationalError, connectio
 from core.conf import conf
 from expressions.secrets import mask
 from orders.batch import run_batch
+from orders.cadence import Notifier, follows_at_once, rest
 
 logger = logging.getLogger(__name__)
 
@@ -21,7 +22,9 @@ MAX_BACKOFF_SECONDS = 30.0
 class Command(BaseCommand):
     help = (
         "Run a batch of due orders now, in this process (no qcluster needed), "
-        "or with no --once, a batch every STATE_MANAGER_INTERVAL_SECONDS until stopped."
+        "or with no --once, batches as orders come due until stopped (a backlog drains at "
+        "once; at rest, new work wakes the loop, and it looks at least every "
+        "STATE_MANAGER_INTERVAL_SECONDS)."
     )
 
     def add_arguments(self, parser):
@@ -31,23 +34,27 @@ class Command(BaseCommand):
         if once:
             self.stdout.write(self.describe(run_batch()))
             return
-        self.stopping = []
-        previous = signal.signal(signal.SIGTERM, lambda *_: self.stopping.append(True))
+        self.stopping = threading.Event()
+        previous = signal.signal(signal.SIGTERM, lambda *_: self.stopping.set())
         interval = conf().interval_seconds
-        self.stdout.write(f"Processing orders every {interval}s after each batch; Ctrl-C stops.")
+        self.stdout.write(
+            f"Processing orders as they come due (looking at least every {interval}s); "
+            "Ctrl-C stops."
+        )
         try:
-            self.loop(interval)
+            with Notifier():
+                self.loop()
         except KeyboardInterrupt:
             pass
         finally:
             signal.signal(signal.SIGTERM, previous)
         self.stdout.write("Stopped.")
 
-    def loop(self, interval: float) -> None:
-        """A batch, then the interval; a database outage is waited out with backoff, like
-        qcluster does, instead of ending the loop."""
+    def loop(self) -> None:
+        """Batches as the cadence says (orders/cadence.py); a database outage is waited out
+        with backoff, like qcluster does, instead of ending the loop."""
         backoff, failures = FIRST_BACKOFF_SECONDS, 0
-        while not self.stopping:
+        while not self.stopping.is_set():
             try:
                 report = run_batch()
             except (OperationalError, InterfaceError) as exc:
@@ -64,14 +71,18 @@ class Command(BaseCommand):
             if failures:
                 logger.warning("database available again after %d failed batches", failures)
                 backoff, failures = FIRST_BACKOFF_SECONDS, 0
-            self.stdout.write(self.describe(report))
-            self.pause(interval)
+            if report.claimed:
+                self.stdout.write(self.describe(report))
+            if not follows_at_once(report, self.stopping):
+                try:
+                    rest(self.stopping)
+                except (OperationalError, InterfaceError):
+                    close_connections()  # the next batch meets the outage, and backs off
+                    self.pause(backoff)
 
     def pause(self, seconds: float) -> None:
-        """Sleep, but stop within half a second of a SIGTERM."""
-        deadline = time.monotonic() + seconds
-        while not self.stopping and time.monotonic() < deadline:
-            time.sleep(min(0.5, seconds))
+        """Sleep, but stop at once on a SIGTERM."""
+        self.stopping.wait(seconds)
 
     def describe(self, report) -> str:
         if not report.claimed:

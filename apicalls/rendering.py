@@ -6,7 +6,9 @@ Used by the engine before it sends, and by the admin's "Try it", which sends not
 from __future__ import annotations
 
 import functools
+import ipaddress
 import json
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +20,7 @@ from expressions import ExpressionError, render
 from expressions.secrets import load_secrets, mask, mask_headers
 
 DEFAULT_TIMEOUT_SECONDS = 10.0
+HOST_NAME = re.compile(r"[a-z0-9_.-]+")  # what DNS is asked about, after IDNA
 
 
 @dataclass(frozen=True)
@@ -38,27 +41,98 @@ def render_request(api_call: Mapping, context: Mapping, *, idempotency_key: str)
     body = render(api_call["body"], context, "body") if "body" in api_call else None
     if method == "GET" and body == {}:
         body = None
-    if not isinstance(url, str) or urlsplit(url).scheme not in ("http", "https"):
-        raise ExpressionError(f'url: "{url}" is not an http or https URL')
-    if query:
-        prepared = requests.PreparedRequest()
-        prepared.prepare_url(url, {key: _query_value(value) for key, value in query.items()})
-        url = prepared.url
-    else:
-        url = _prepared_url(url)
+    secret_values = (context.get("secrets") or {}).values()
+    if not isinstance(url, str) or _scheme(url) not in ("http", "https"):
+        raise ExpressionError(mask(f'url: "{url}" is not an http or https URL', secret_values))
+    try:
+        url = _sendable_url(url, query)
+    except ValueError as exc:  # requests' InvalidURL and UnicodeError are ValueErrors too
+        message = f'url: "{url}" is not a valid URL: {url_reason(exc)}'
+        raise ExpressionError(mask(message, secret_values)) from None
     headers = {str(name): _header_value(value) for name, value in headers.items()}
     headers["Idempotency-Key"] = idempotency_key
     timeout = float(api_call.get("timeout_seconds") or DEFAULT_TIMEOUT_SECONDS)
     return CallRequest(method, url, headers, body, timeout)
 
 
+def _scheme(url: str) -> str:
+    try:
+        return urlsplit(url).scheme
+    except ValueError:  # its host is bad, which `_sendable_url` says
+        return url.partition(":")[0].strip().lower()
+
+
+def _sendable_url(url: str, query: Mapping) -> str:
+    """The URL as `requests` sends it, with `query`; raises ValueError for one that cannot
+    be sent, caught here rather than when sending (where it would be an internal error)."""
+    if not query:
+        return _prepared_url(url)
+    _check_host(url, prepared=False)
+    prepared = requests.PreparedRequest()
+    prepared.prepare_url(url, {key: _query_value(value) for key, value in query.items()})
+    _check_host(prepared.url)
+    return prepared.url
+
+
 @functools.lru_cache(maxsize=1024)
 def _prepared_url(url: str) -> str:
     """The URL as `requests` sends it; kept, since the calls of one API call mostly repeat
     their URL, and `requests` takes longer to build it than the templates to render."""
+    _check_host(url, prepared=False)  # first: requests' own words for these are less clear
     prepared = requests.PreparedRequest()
     prepared.prepare_url(url, None)
+    _check_host(prepared.url)
     return prepared.url
+
+
+def url_problem(url: str) -> str | None:
+    """Why a prepared URL (a redirect's too) cannot be sent, or None; cheap, for every hop.
+
+    >>> url_problem("https://api.partner.example:8443/v1?q=1") is None
+    True
+    >>> url_problem("http://127.0.0.1%09/")
+    'its host "127.0.0.1%09" has a character no host name has'
+    """
+    try:
+        _check_host(url)
+    except ValueError as exc:
+        return url_reason(exc)
+    return None
+
+
+def _check_host(url: str, *, prepared: bool = True) -> None:
+    """What `requests` lets through but the socket layer would refuse (or never ask DNS
+    about): no host, a bad port, a bracketed address that is none, DNS's length limits,
+    and (once `requests` made its IDNA form) a character no host name has."""
+    parts = urlsplit(url)  # raises for an unclosed "[" ("Invalid IPv6 URL")
+    port = parts.port  # raises for a port out of range or not a number
+    host = parts.hostname or ""
+    if not host:
+        raise ValueError("it names no host")
+    if port == 0:
+        raise ValueError("port 0 cannot be called")
+    if parts.netloc.rpartition("@")[2].startswith("["):
+        ipaddress.IPv6Address(host)  # raises "... does not appear to be an IPv6 address"
+        return
+    if not prepared and not host.isascii():
+        return  # requests turns it into its IDNA form first, checked after
+    if prepared and not HOST_NAME.fullmatch(host):
+        raise ValueError(f'its host "{host}" has a character no host name has')
+    labels = host.rstrip(".").split(".")
+    if any(not label for label in labels):
+        raise ValueError(f'its host "{host}" has an empty label')
+    if any(len(label) > 63 for label in labels):
+        raise ValueError(f'its host "{host}" has a label longer than 63 characters')
+    if len(host.rstrip(".")) > 253:
+        raise ValueError(f'its host "{host}" is longer than 253 characters')
+
+
+def url_reason(exc: ValueError) -> str:
+    """The reason without the prefixes `requests` and `urllib3` give it."""
+    reason = str(exc) or type(exc).__name__
+    for prefix in ("Failed to parse: ", "Invalid URL "):
+        reason = reason.removeprefix(prefix)
+    return reason
 
 
 def _query_value(value: Any) -> Any:

@@ -40,7 +40,8 @@ class Limits:
         raise NotImplementedError
 
     def acquire(self, host: str, max_concurrent: int, *, ttl: float) -> str | None:
-        """A lease token when fewer than `max_concurrent` requests are in flight, else None."""
+        """A lease token when fewer than `max_concurrent` requests are in flight, else None
+        (also, in Redis, for a lease's `ttl` after a restart that lost the leases)."""
         raise NotImplementedError
 
     def release(self, host: str, token: str) -> None:
@@ -70,9 +71,23 @@ redis.call('SET', KEYS[2], string.format('%.6f', queued + interval), 'EX', queue
 return {0, tostring(queued - now)}
 """
 
+# KEYS[2] holds when the server started (an upper bound: INFO gives whole seconds), written
+# by the first acquire for the host after the start. A server that lost its data in a
+# restart forgot the leases of calls still in flight, which may live a lease's ttl past
+# the restart: none is given before then. Persisted (AOF, RDB), the key and the leases
+# come back together, and the leases count as they are. Read on every call: one GET.
 ACQUIRE = """
 local now_parts = redis.call('TIME')
 local now = tonumber(now_parts[1]) + tonumber(now_parts[2]) / 1000000
+local started = tonumber(redis.call('GET', KEYS[2]) or '')
+if not started then
+  local info = redis.call('INFO', 'server')
+  started = now - tonumber(string.match(info, 'uptime_in_seconds:(%d+)')) + 1
+  redis.call('SET', KEYS[2], string.format('%.6f', started))
+end
+if now < started + tonumber(ARGV[3]) then
+  return 0
+end
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[2]) then
   redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), ARGV[1])
@@ -93,19 +108,19 @@ class RedisLimits(Limits):
         self._acquire = self.client.register_script(ACQUIRE)
 
     @staticmethod
-    def _keys(host: str) -> tuple[str, str, str]:
+    def _keys(host: str) -> tuple[str, str, str, str]:
         base = f"{KEY_PREFIX}{{{host}}}:"  # one hash slot per host, for Redis Cluster
-        return base + "rate", base + "queue", base + "inflight"
+        return base + "rate", base + "queue", base + "inflight", base + "started"
 
     def reserve(self, host: str, rate: float, *, max_wait: float) -> Slot:
-        rate_key, queue_key, _ = self._keys(host)
+        rate_key, queue_key, *_ = self._keys(host)
         granted, wait = self._reserve(keys=[rate_key, queue_key], args=[1.0 / rate, max_wait])
         return Slot(bool(int(granted)), float(wait))
 
     def acquire(self, host: str, max_concurrent: int, *, ttl: float) -> str | None:
         token = uuid.uuid4().hex
-        _, _, inflight = self._keys(host)
-        taken = self._acquire(keys=[inflight], args=[token, max_concurrent, ttl])
+        _, _, inflight, started = self._keys(host)
+        taken = self._acquire(keys=[inflight, started], args=[token, max_concurrent, ttl])
         return token if int(taken) else None
 
     def release(self, host: str, token: str) -> None:

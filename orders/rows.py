@@ -155,6 +155,50 @@ def insert_row(instance: models.Model) -> None:
     instance._state.adding = False
 
 
+def insert_log_while_claimed(entry: StepLog, *, order_pk: int, claim_token: Any) -> bool:
+    """`insert_row(entry)` while the order's claim token is `claim_token`, as one
+    `INSERT … SELECT … FROM order WHERE id = … AND claim_token = …`: the same round trip
+    as the plain insert. False, inserting nothing, once the claim is another's."""
+    db = connections[DEFAULT_DB_ALIAS]
+    where_fields = _fields(Order, ["pk", "claim_token"])
+    params = _insert_params(entry, db)
+    params += _where_params(where_fields, [order_pk, claim_token], db)
+    returning = db.features.can_return_columns_from_insert
+    sql = _insert_while_sql(db.vendor, tuple(f.column for f in where_fields), returning)
+    with _cursor(db) as cursor:
+        cursor.execute(sql, params)
+        if returning:
+            row = cursor.fetchone()
+            if row is None:
+                return False
+            entry.pk = row[0]
+        else:
+            if not cursor.rowcount:
+                return False
+            entry.pk = db.ops.last_insert_id(cursor, StepLog._meta.db_table, "id")
+    entry._state.adding = False
+    return True
+
+
+@functools.cache
+def _insert_while_sql(vendor: str, where: tuple[str, ...], returning: bool) -> str:
+    """The values are cast to their columns' types on PostgreSQL, which would take an
+    untyped parameter in a SELECT list for text (as in `_write_order_sql`)."""
+    db = connections[DEFAULT_DB_ALIAS]
+    log_fields = _insert_fields(StepLog())
+    names = ", ".join(_quote(f.column) for f in log_fields)
+    if vendor == "postgresql":
+        values = ", ".join(f"%s::{f.cast_db_type(db)}" for f in log_fields)
+    else:
+        values = ", ".join(["%s"] * len(log_fields))
+    conditions = " AND ".join(f"{_quote(column)} = %s" for column in where)
+    sql = (
+        f"INSERT INTO {_quote(StepLog._meta.db_table)} ({names}) SELECT {values} "
+        f"FROM {_quote(Order._meta.db_table)} WHERE {conditions}"
+    )
+    return f"{sql} RETURNING {_quote('id')}" if returning else sql
+
+
 def read_order(
     *, pk: int, claim_token: Any, names: list[str], interrupted: dict[str, Any]
 ) -> dict[str, Any] | None:

@@ -32,8 +32,10 @@ from expressions.secrets import mask
 from orders.models import Callback, Order, OrderEvent, StepLog
 from orders.rows import (
     insert_events,
+    insert_log_while_claimed,
     insert_row,
     update_rows,
+    write_lock,
     write_log,
     write_order,
     write_transaction,
@@ -125,6 +127,15 @@ class ClaimedOrder:
 
     def defer(self, **fields: Any) -> None:
         self.deferred.update(fields)
+
+    def insert(self, entry: StepLog) -> None:
+        """Insert a log row (an attempt, before it is sent) while the claim holds."""
+        with write_lock():
+            held = insert_log_while_claimed(
+                entry, order_pk=self.order_pk, claim_token=self.claim_token
+            )
+        if not held:
+            raise LostClaim
 
     def write(
         self, *, release: bool = False, then_insert: StepLog | None = None, **fields: Any

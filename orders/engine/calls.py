@@ -24,7 +24,7 @@ import urllib3
 from requests.adapters import HTTPAdapter
 from requests.structures import CaseInsensitiveDict
 
-from apicalls.rendering import CallRequest, truncated
+from apicalls.rendering import CallRequest, truncated, url_problem, url_reason
 from expressions import is_true
 from expressions.secrets import mask, mask_headers
 from expressions.values import depth, map_strings, storable_text
@@ -38,6 +38,19 @@ USER_AGENT = "state-manager/0.1"
 
 class OutboundRefused(requests.RequestException):
     """The host is not one the engine may call."""
+
+
+class UnsendableURL(requests.RequestException):
+    """A URL (a redirect's, the rendered one being checked before) that cannot be sent."""
+
+
+# What `requests` raises for a URL it cannot send (each also a ValueError but the last).
+URL_ERRORS = (
+    requests.exceptions.InvalidURL,
+    requests.exceptions.MissingSchema,
+    requests.exceptions.InvalidSchema,
+    UnsendableURL,
+)
 
 
 # The outbound allowlist.
@@ -164,6 +177,9 @@ class GuardedAdapter(HTTPAdapter):
         host_params, pool_kwargs = super().build_connection_pool_key_attributes(
             request, verify, cert
         )
+        problem = url_problem(request.url)
+        if problem:
+            raise UnsendableURL(f'invalid URL "{request.url}": {problem}')
         hostname, port = host_params["host"], host_params["port"]
         request.headers = CaseInsensitiveDict(request.headers or {})
         host_header = f"[{hostname}]" if ":" in hostname else hostname
@@ -239,8 +255,12 @@ def send(request: CallRequest, *, allow: Iterable[str]) -> CallResult:
         return CallResult(error=f"timed out after {request.timeout:g}s", duration_ms=_ms(started))
     except requests.TooManyRedirects:
         return CallResult(error=f"more than {MAX_REDIRECTS} redirects", duration_ms=_ms(started))
+    except URL_ERRORS as exc:  # sent again, it would fail again
+        return CallResult(error=_url_error(exc), duration_ms=_ms(started), refused=True)
     except requests.RequestException as exc:
         return CallResult(error=f"connection failed: {_reason(exc)}", duration_ms=_ms(started))
+    except ValueError as exc:  # urllib's own checks of a redirect's Location, such as "[::1"
+        return CallResult(error=_url_error(exc), duration_ms=_ms(started), refused=True)
     headers = map_strings(dict(response.headers), storable_text)
     return CallResult(
         status=response.status_code,
@@ -274,6 +294,12 @@ def _read_chunk(response: requests.Response) -> bytes:
         raise requests.Timeout(str(exc)) from exc
     except (urllib3.exceptions.HTTPError, OSError) as exc:
         raise requests.ConnectionError(str(exc)) from exc
+
+
+def _url_error(exc: Exception) -> str:
+    if isinstance(exc, UnsendableURL):
+        return str(exc)
+    return f"invalid URL: {url_reason(exc)}"
 
 
 def _reason(exc: requests.RequestException) -> str:

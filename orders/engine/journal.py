@@ -26,7 +26,6 @@ from orders.engine import calls
 from orders.engine.config import EngineConfig
 from orders.engine.flow import OrderState
 from orders.models import Callback, StepLog
-from orders.rows import insert_row, write_lock
 from orders.transitions import ClaimedOrder, log_entry
 
 
@@ -93,7 +92,8 @@ class Journal:
 
     def attempt_started(self, *, step: str, attempt: int, request: CallRequest) -> int:
         """Record the attempt before it is sent, with the previous step's outcome when it
-        waits to be written (one commit per step)."""
+        waits to be written (one commit per step); either way only while the claim holds, so
+        a worker resumed after its lease ran out sends nothing (`LostClaim`)."""
         entry = self._entry(
             step=step,
             attempt=attempt,
@@ -110,8 +110,7 @@ class Journal:
             if entry.pk is None:
                 raise CancelRequested
         else:
-            with write_lock():
-                insert_row(entry)
+            self.claimed.insert(entry)
         with self._lock:
             self._attempts[entry.pk] = entry
         return entry.pk

@@ -50,8 +50,8 @@ def is_retryable(result: AttemptResult) -> bool:
     """Timeouts, refused connections, 5xx and 429 are retried; other 4xx are not.
 
     A response outside 4xx that fails `success_when` (a 200 saying "not ready yet") is
-    retried too. A call refused by the outbound allowlist never is: it would only be
-    refused again.
+    retried too. A call refused by the outbound allowlist, or whose URL (or a redirect's)
+    cannot be sent, never is: it would only be refused again.
     """
     if result.refused:
         return False

@@ -27,6 +27,7 @@ from blueprints.services import blueprint_save
 from orders import lanes
 from orders.batch import run_batch
 from orders.claims import claim_due_orders
+from orders.engine import journal
 from orders.engine.runner import advance_order
 from orders.lanes import LaneTurn, dispatch_lanes
 from orders.models import BatchLane, Order
@@ -348,6 +349,29 @@ def test_a_worker_that_lost_its_claim_cannot_write_the_order(server):
     assert order.claim_token == new_claim.token != claim.token
     assert order.status == "running" and order.current_step == "a" and order.steps_in_run == 0
     assert server.requests_to("/b") == []
+
+
+def test_a_worker_whose_claim_was_taken_before_its_first_attempt_sends_nothing(server, monkeypatch):
+    """A worker stopped (SIGSTOP) between reading its order and recording the attempt: its
+    lease ran out and another worker claimed the order. Resumed, it must not send."""
+    server.route("POST", "/a", Reply(200))
+    (order,) = two_step_orders(server, 1)
+    (claim,) = claim_due_orders(limit=1, lease_seconds=60)
+    enter = journal.gate.enter
+
+    def taken_over_while_stopped(host, **kwargs):
+        Order.objects.filter(pk=order.pk).update(lease_expires_at=timezone.now())
+        claim_due_orders(limit=1, lease_seconds=60, now=timezone.now() + timedelta(seconds=1))
+        return enter(host, **kwargs)
+
+    monkeypatch.setattr(journal.gate, "enter", taken_over_while_stopped)
+
+    assert advance_order(claim.order_pk, claim.token) == "lost"
+
+    assert server.received == []
+    order.refresh_from_db()
+    assert order.claim_token != claim.token
+    assert not order.log.filter(kind="attempt").exists()
 
 
 # Several worker processes on one database.

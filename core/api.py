@@ -54,6 +54,20 @@ class ActionPermissions(BasePermission):
         return answer[0]
 
 
+class ReadsTheApi(BasePermission):
+    """The OpenAPI schema and its page: for the people and tokens that use the API beyond
+    the webhook (staff, or a user with some permission to view), not for a token that
+    may only post orders (the Integrations role)."""
+
+    def has_permission(self, request, view) -> bool:
+        user = request.user
+        if not (user and user.is_authenticated and user.is_active):
+            return False
+        if user.is_staff or user.is_superuser:
+            return True
+        return any(".view_" in permission for permission in user.get_all_permissions())
+
+
 class ModelPermissions(DjangoModelPermissions):
     """DjangoModelPermissions that also needs the model's `view` permission to read."""
 

@@ -155,6 +155,7 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Post orders, watch them move through their blueprints, reprocess them.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["core.api.ReadsTheApi"],
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",

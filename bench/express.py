@@ -19,6 +19,9 @@ against a local API answering after a fixed latency:
 
     DATABASE_URL=postgres://… REDIS_URL=redis://… .venv/bin/python -m bench.express
         [--singles 20] [--backlog 2000] [--latency-ms 50] [--clusters 1 3] [--idle-seconds 60]
+
+Without DATABASE_URL: the embedded default (a SQLite file, the ORM broker), start
+latencies only.
 """
 
 from __future__ import annotations
@@ -243,6 +246,18 @@ def drain(clusters: list[subprocess.Popen], server: LatencyServer, backlog: int,
     return steps_per_second, server.stats()["max_in_flight"], cpu_workers, cpu_services
 
 
+def lanes_running(clusters: int, timeout: float = 120) -> None:
+    """Wait until the lanes of `clusters` default qclusters (all workers but one each)
+    hold their leases."""
+    from django.conf import settings
+
+    from orders.lanes import lanes_for
+    from orders.models import BatchLane
+
+    lanes = clusters * lanes_for(int(settings.Q_CLUSTER["workers"]))
+    wait_for(lambda: BatchLane.objects.exclude(holder="").count() >= lanes, timeout=timeout)
+
+
 def idle_transactions(seconds: float) -> float:
     from django.db import connection
 
@@ -272,29 +287,32 @@ def main() -> None:
     parser.add_argument("--clusters", type=int, nargs="+", default=[1, 3])
     parser.add_argument("--idle-seconds", type=float, default=60)
     args = parser.parse_args()
-    if not os.environ.get("DATABASE_URL", "").startswith("postgres") or not os.environ.get(
-        "REDIS_URL"
-    ):
-        raise SystemExit("set DATABASE_URL to PostgreSQL and REDIS_URL: the deployed path")
+    postgres = os.environ.get("DATABASE_URL", "").startswith("postgres")
+    if postgres and not os.environ.get("REDIS_URL"):
+        raise SystemExit("set REDIS_URL beside a PostgreSQL DATABASE_URL: the deployed path")
+    if not postgres:
+        print("SQLite with the ORM broker (the embedded default): start latencies only")
     os.environ.setdefault("STATE_MANAGER_NOTIFY_SECRET", "bench")
     print(f"machine: {machine()}")
     with (
         LatencyServer(args.latency_ms / 1000, record_times=True) as server,
-        scratch_database(os.environ["DATABASE_URL"], suffix="express") as database_url,
+        scratch_database(os.environ.get("DATABASE_URL"), suffix="express") as database_url,
     ):
         receiver = Receiver()
         define(server.url, receiver.url)
         clusters = [start_default_cluster(database_url)]
         try:
-            time.sleep(8)  # the cluster starts, its schedule dispatches the lanes
-            print(f"idle: {idle_transactions(args.idle_seconds):.0f} transactions a minute")
+            lanes_running(1)  # the cluster started, its schedule dispatched the lanes
+            if postgres:
+                idle = idle_transactions(args.idle_seconds)
+                print(f"idle: {idle:.0f} transactions a minute")
             print(f"new order's first call: {percentiles(start_latency(server, args.singles))}")
             print(f"callback's resumption: {percentiles(callback_latency(server, 10))}")
             print(f"notification's arrival: {percentiles(receiver.latencies())}")
-            for count in args.clusters:
+            for count in args.clusters if postgres else []:
                 while len(clusters) < count:
                     clusters.append(start_default_cluster(database_url))
-                time.sleep(8 if count > 1 else 0)
+                lanes_running(count)
                 rate, in_flight, cpu_workers, cpu_services = drain(
                     clusters, server, args.backlog, f"drain{count}"
                 )

@@ -9,17 +9,22 @@ rests: a lost ring costs at most the rest's timeout, never an order.
   machine. The list is trimmed to MAX_RINGS, so a burst of ten thousand new orders
   wakes a waiter or two, not ten thousand times: a woken lane that claims a full batch
   rings again, so the others join the drain one after another.
-- Without Redis (the embedded default: SQLite, the ORM broker), a waiter looks once a
-  second with a cheap read its caller gives (`look`), and wakes when it finds work.
+- Without Redis, a ring touches a file that the waiters of this machine watch (a stat
+  every FILE_EVERY_SECONDS, no database read), which is all it takes on the embedded
+  default (SQLite: one machine); and a waiter looks once a second with a cheap read its
+  caller gives (`look`), which finds the work that other machines made due.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
+import tempfile
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import redis
 from django.conf import settings
@@ -37,8 +42,11 @@ RING_TTL_SECONDS = 300
 LOOK_EVERY_SECONDS = 1.0
 # The longest single blocking pop, so that a waiter's `stop` is seen soon.
 POP_SECONDS = 5.0
+FILE_EVERY_SECONDS = 0.05
 
 _clients: dict[int, object] = {}
+# The last touch of each bell's file that this process saw.
+_seen: dict[str, int] = {}
 _clients_lock = threading.Lock()
 
 
@@ -48,12 +56,17 @@ def uses_redis() -> bool:
 
 def ring(bell: str) -> None:
     """Wake a waiter at `bell` once the current transaction commits (at once outside one)."""
-    if uses_redis():
-        transaction.on_commit(lambda: ring_now(bell))
+    transaction.on_commit(lambda: ring_now(bell))
 
 
 def ring_now(bell: str) -> None:
     if not uses_redis():
+        try:
+            path = _bell_file(bell)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.touch()
+        except OSError as exc:
+            logger.warning("could not ring %s (%s); waiters look once a second", bell, exc)
         return
     key = KEY_PREFIX + bell
     try:
@@ -87,7 +100,9 @@ def wait(
                 continue
             except Exception as exc:
                 logger.warning("could not wait at %s (%s); looking instead", bell, exc)
-        if stop.wait(min(left, LOOK_EVERY_SECONDS)) or time.monotonic() >= deadline:
+        if _file_rang(bell, stop, min(left, LOOK_EVERY_SECONDS)):
+            return True
+        if stop.is_set() or time.monotonic() >= deadline:
             return False
         try:
             if look():
@@ -95,6 +110,33 @@ def wait(
         except Exception:  # the database, say: the caller meets it in its own next step
             return True
     return False
+
+
+def _bell_file(bell: str) -> Path:
+    """This machine's file for `bell`, one per database (`settings.DATABASES`)."""
+    database = settings.DATABASES["default"]
+    name = f"{database.get('HOST', '')}:{database.get('PORT', '')}:{database['NAME']}"
+    digest = hashlib.sha256(name.encode()).hexdigest()[:16]
+    return Path(tempfile.gettempdir()) / f"statemanager-bells-{digest}" / bell
+
+
+def _file_rang(bell: str, stop: threading.Event, seconds: float) -> bool:
+    """Watch `bell`'s file for `seconds`: True once it was touched since this process
+    last saw it ring."""
+    path = _bell_file(bell)
+    until = time.monotonic() + seconds
+    while True:
+        try:
+            touched = path.stat().st_mtime_ns
+        except OSError:
+            touched = 0
+        seen = _seen.setdefault(bell, touched)
+        if touched != seen:
+            _seen[bell] = touched
+            return True
+        left = until - time.monotonic()
+        if left <= 0 or stop.wait(min(left, FILE_EVERY_SECONDS)):
+            return False
 
 
 def _client():

@@ -3,9 +3,11 @@
 Templates see them as `secrets.<NAME>`; everything the engine stores (log rows, errors,
 saved data, callback data) goes through `mask` first, which replaces each secret with
 `***` in every form the engine, `requests` or an API echoing it may turn it into on the
-way: as it is, percent-encoded (either hex case, any mix of encoded and plain
-characters, `+` for a space), JSON-escaped, and in any letter case (a host name comes
-back lowercased).
+way, or a partner's encoder may write it in: as it is, percent-encoded (either hex
+case, `+` for a space), JSON-escaped (`\\uXXXX` in either hex case for any character,
+or the short escapes), its UTF-8 bytes read as ISO-8859-1 (a response header, as
+http.client decodes it), any mix of these from one character to the next, and in any
+letter case (a host name comes back lowercased).
 """
 
 from __future__ import annotations
@@ -45,6 +47,8 @@ def mask(value: Any, secret_values: Iterable[str]) -> Any:
     {'url': 'https://x/?key=***', 'n': 1, 'list': ['***']}
     >>> mask("q=a%2Bb%2fc+d&p=a+b/c%20d", ["a+b/c d"])
     'q=***&p=***'
+    >>> mask(r'a: s\\u002bcr\\u0022\\u00EBt, b: s%2bcr%22%C3%ABt, c: s+cr"Ã«t', ['s+cr"ët'])
+    'a: ***, b: ***, c: ***'
     """
     pattern = secrets_pattern(tuple(sorted({s for s in secret_values if s})))
     if pattern is None:
@@ -69,15 +73,23 @@ def _secret_form(secret: str) -> str:
 
 @functools.cache
 def _character_forms(character: str) -> str:
+    encoded = character.encode("utf-8", "surrogatepass")
     forms = [re.escape(character)]
-    forms.append("".join(f"%{byte:02x}" for byte in character.encode("utf-8", "surrogatepass")))
+    forms.append("".join(f"%{byte:02x}" for byte in encoded))
     if character == " ":
         forms.append(r"\+")
+    # JSON's escapes: `\uXXXX` for any character (a pair of them beyond the BMP), as any
+    # encoder may write it, and the short ones (`\"`, `\\`, `\/`, `\n`, ...).
+    units = character.encode("utf-16-be", "surrogatepass")
+    forms.append("".join(rf"\\u{units[i]:02x}{units[i + 1]:02x}" for i in range(0, len(units), 2)))
     escaped = json.dumps(character)[1:-1]
-    if escaped != character:
+    if escaped != character and not escaped.startswith("\\u"):
         forms.append(re.escape(escaped))
     if character == "/":
         forms.append(re.escape("\\/"))
+    if len(encoded) > 1:
+        # UTF-8 read as ISO-8859-1: how http.client decodes a header's bytes.
+        forms.append(re.escape(encoded.decode("latin-1")))
     return forms[0] if len(forms) == 1 else "(?:" + "|".join(forms) + ")"
 
 

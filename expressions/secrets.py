@@ -6,7 +6,8 @@ saved data, callback data) goes through `mask` first, which replaces each secret
 way, or a partner's encoder may write it in: as it is, percent-encoded (either hex
 case, `+` for a space), JSON-escaped (`\\uXXXX` in either hex case for any character,
 or the short escapes), its UTF-8 bytes read as ISO-8859-1 (a response header, as
-http.client decodes it), any mix of these from one character to the next, and in any
+http.client decodes it), Python's escapes of text and bytes (`\\xeb`, `\\xc3\\xab`: a log
+line's), any mix of these from one character to the next, and in any
 letter case (a host name comes back lowercased).
 """
 
@@ -16,8 +17,11 @@ import functools
 import json
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 from expressions.values import map_strings
 
@@ -28,6 +32,8 @@ MASK = "***"
 SENSITIVE_HEADERS = frozenset(
     {"authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key"}
 )
+# Values masked besides the environment's secrets while a block runs (`also_masked`).
+_also_masked: ContextVar[tuple[str, ...]] = ContextVar("also_masked", default=())
 
 
 def load_secrets(environ: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -38,6 +44,43 @@ def load_secrets(environ: Mapping[str, str] | None = None) -> dict[str, str]:
     """
     environ = os.environ if environ is None else environ
     return {key[len(PREFIX) :]: value for key, value in environ.items() if key.startswith(PREFIX)}
+
+
+@contextmanager
+def also_masked(values: Iterable[str]) -> Iterator[None]:
+    """Within the block, `secrets_in_scope` holds `values` too: a webhook URL's token, say,
+    which no environment variable names but every log line written meanwhile must hide."""
+    token = _also_masked.set(_also_masked.get() + tuple(value for value in values if value))
+    try:
+        yield
+    finally:
+        _also_masked.reset(token)
+
+
+def secrets_in_scope() -> list[str]:
+    """What the log masks: the environment's secrets and the values `also_masked` adds.
+
+    >>> with also_masked(["t0k"]):
+    ...     "t0k" in secrets_in_scope()
+    True
+    """
+    return [*load_secrets().values(), *_also_masked.get()]
+
+
+def url_secrets(url: str) -> list[str]:
+    """The parts of a URL that may hold a token, as written and percent-decoded: its path
+    and query (chat webhooks put their token in the path), and its password. The host
+    stays, to say where a send failed.
+
+    >>> url_secrets("https://u:p%40ss@x.example/hooks/t%c3%b6k?token=s%2bcret")
+    ['hooks/t%c3%b6k?token=s%2bcret', 'hooks/tök?token=s+cret', 'p%40ss', 'p@ss']
+    """
+    parts = urlsplit(url)
+    hidden = parts.path.lstrip("/") + (f"?{parts.query}" if parts.query else "")
+    values: list[str] = []
+    for value in (hidden, parts.password or ""):
+        values += [form for form in dict.fromkeys((value, unquote(value))) if form]
+    return values
 
 
 def mask(value: Any, secret_values: Iterable[str]) -> Any:
@@ -90,6 +133,11 @@ def _character_forms(character: str) -> str:
     if len(encoded) > 1:
         # UTF-8 read as ISO-8859-1: how http.client decodes a header's bytes.
         forms.append(re.escape(encoded.decode("latin-1")))
+        # Python's escapes, as a log line shows text (Django's, by `unicode_escape`) or
+        # bytes (their repr): `\xeb`, `\U0001f600`; `\xc3\xab`.
+        code = ord(character)
+        forms.append(rf"\\x{code:02x}" if code < 0x100 else rf"\\U{code:08x}")
+        forms.append("".join(rf"\\x{byte:02x}" for byte in encoded))
     return forms[0] if len(forms) == 1 else "(?:" + "|".join(forms) + ")"
 
 

@@ -33,6 +33,7 @@ def leaks(text: str) -> list[str]:
     """The forms of the secret found in `text`, also as JSON-escaped again (the API's JSON
     of a stored string shows each backslash doubled)."""
     forms = secret_forms(SECRET) | set(ECHOED)
+    forms |= {SECRET.encode("unicode_escape").decode(), repr(SECRET.encode())[2:-1]}
     forms |= {form.replace("\\", "\\\\") for form in forms}
     forms |= {json.dumps(form)[1:-1] for form in forms}
     return sorted(form for form in forms if form in text)

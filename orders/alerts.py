@@ -23,12 +23,12 @@ from django.core.mail import send_mail
 from django.db.models import Q, QuerySet
 from django.urls import reverse
 from django.utils import timezone
-from requests.utils import requote_uri
 
 from core.conf import conf
+from expressions.secrets import also_masked, mask, secrets_in_scope, url_secrets
 from orders.filters import OrderListFilterSet, orders_matching
 from orders.models import AlertRule, Order
-from orders.notifications import post_json, signature
+from orders.notifications import post_json, signature, without_secrets
 
 logger = logging.getLogger(__name__)
 
@@ -110,10 +110,11 @@ def check_alerts(now: datetime | None = None) -> int:
     within its window; returns how many went out."""
     sent = 0
     for rule in AlertRule.objects.filter(enabled=True):
-        try:  # each rule on its own: one that breaks does not keep the others from alerting
-            sent += _check(rule, now or timezone.now())
-        except Exception:
-            logger.exception('alert rule "%s": check failed', one_line(rule.name))
+        with also_masked(rule_secrets(rule)):  # in whatever this rule's check logs
+            try:  # each rule on its own: one that breaks does not keep the others alerting
+                sent += _check(rule, now or timezone.now())
+            except Exception:
+                logger.exception('alert rule "%s": check failed', one_line(rule.name))
     return sent
 
 
@@ -121,7 +122,8 @@ def send_test_alert(rule: AlertRule) -> str:
     """Send the rule's alert now, marked as a test, with the failed orders its window holds
     now, whatever the threshold; the rule's own alerts are not affected. Returns where it
     went; raises AlertNotSent saying why it did not."""
-    error = _send(alert_for(rule, timezone.now(), test=True))
+    with also_masked(rule_secrets(rule)):
+        error = mask(_send(alert_for(rule, timezone.now(), test=True)), secrets_in_scope())
     if error:
         raise AlertNotSent(error)
     return destination(rule)
@@ -140,6 +142,7 @@ def _check(rule: AlertRule, now: datetime) -> bool:
         error = _send(alert)
     except Exception as exc:  # a mail backend or anything else: the claim goes back
         error = f"{type(exc).__name__}: {exc}"[:2000]
+    error = mask(error, secrets_in_scope())  # stored and logged: no secret, no URL token
     if error:
         logger.warning(
             'alert rule "%s": %s alert not sent, tried again at the next check: %s',
@@ -256,25 +259,25 @@ def _post(alert: Alert) -> str:
 
 
 def without_url_secrets(text: str, url: str) -> str:
-    """`text` without the URL's path, query and credentials, which may hold a token (chat
-    webhooks put theirs in the path): the host is enough to say where a send failed.
+    """`text` without the URL's path, query and password (`url_secrets`) in any form a
+    library may quote them back in (percent-encoded in either hex case, decoded, ...), nor
+    any secret of the environment: the host is enough to say where a send failed.
 
     >>> url = "https://x.example/hooks/T0K3N?key=1"
     >>> without_url_secrets(f"no answer from {url}, at /hooks/T0K3N?key=1", url)
     'no answer from https://x.example/***, at /***'
     >>> without_url_secrets("url: /h/T%C3%96K%7Cx failed", "https://x.example/h/TÖK|x")
     'url: /*** failed'
+    >>> without_url_secrets("url: /t%C3%B6k?t=s%2Bcr", "https://x.example/t%c3%b6k?t=s%2bcr")
+    'url: /***'
     """
     parts = urlsplit(url)
-    hidden = parts.path + (f"?{parts.query}" if parts.query else "")
-    text = text.replace(url, f"{parts.scheme}://{parts.hostname}/***")
-    if len(hidden) > 1:
-        # As written, and as `requests` sends it (percent-encoded), which its errors quote.
-        for form in (hidden, requote_uri(hidden)):
-            text = text.replace(form, "/***")
-    if parts.password:
-        text = text.replace(parts.password, "***")
-    return text
+    return without_secrets(text.replace(url, f"{parts.scheme}://{parts.hostname}/***"), url)
+
+
+def rule_secrets(rule: AlertRule) -> list[str]:
+    """What a rule's errors and log lines must not show: its webhook URL's token."""
+    return url_secrets(rule.webhook_url) if rule.webhook_url else []
 
 
 def destination(rule: AlertRule) -> str:

@@ -26,6 +26,7 @@ from django.utils import timezone
 from core.conf import conf
 from expressions.language import ExpressionError, render
 from expressions.names import order_name
+from expressions.secrets import also_masked, mask, secrets_in_scope, url_secrets
 from orders.engine.calls import OutboundRefused, session_for
 from orders.engine.retry import RetryPolicy, retry_delay
 from orders.models import Order, OrderEvent
@@ -112,7 +113,8 @@ def _deliver(event: OrderEvent, secret: bytes, allow: list[str]) -> bool:
             _finish(event, Delivery(error=str(exc), refused=True))
             return False
     body = event_body(event, order)
-    result = post(event.url, body, event_id=str(event.event_id), secret=secret, allow=allow)
+    with also_masked(url_secrets(event.url)):  # in what the post logs meanwhile
+        result = post(event.url, body, event_id=str(event.event_id), secret=secret, allow=allow)
     _finish(event, result)
     return result.ok
 
@@ -178,9 +180,15 @@ def post_json(url: str, body: bytes, *, headers: dict[str, str], allow: list[str
         ) as response:
             return Delivery(status=response.status_code)
     except OutboundRefused as exc:
-        return Delivery(error=str(exc), refused=True)
+        return Delivery(error=without_secrets(str(exc), url), refused=True)
     except requests.RequestException as exc:
-        return Delivery(error=f"{type(exc).__name__}: {exc}"[:2000])
+        return Delivery(error=without_secrets(f"{type(exc).__name__}: {exc}", url)[:2000])
+
+
+def without_secrets(text: str, url: str) -> str:
+    """An error's text as stored (`last_error`) and logged: no secret of the environment,
+    nor the URL's token (`url_secrets`) in any form `requests` or urllib3 quote it in."""
+    return mask(text, [*secrets_in_scope(), *url_secrets(url)])
 
 
 def _finish(event: OrderEvent, result: Delivery) -> None:

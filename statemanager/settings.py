@@ -200,16 +200,46 @@ if REDIS_URL:
 else:
     Q_CLUSTER["orm"] = "default"
 
+# Every handler masks the secrets (statemanager/logfilters.py), Django's own included: its
+# DEFAULT_LOGGING handlers are replaced by masked ones of the same behaviour.
+MASKED = ["mask_secrets"]
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "filters": {
-        "refused_without_traceback": {"()": "statemanager.logfilters.RefusedWithoutTraceback"}
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
+        "django.server": {
+            "()": "django.utils.log.ServerFormatter",
+            "format": "[{server_time}] {message}",
+            "style": "{",
+        },
     },
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {
+        "mask_secrets": {"()": "statemanager.logfilters.MaskSecrets"},
+        "refused_without_traceback": {"()": "statemanager.logfilters.RefusedWithoutTraceback"},
+        "require_debug_false": {"()": "django.utils.log.RequireDebugFalse"},
+        "require_debug_true": {"()": "django.utils.log.RequireDebugTrue"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": MASKED},
+        "django.console": {
+            "class": "logging.StreamHandler",
+            "filters": ["require_debug_true", *MASKED],
+        },
+        "django.server": {
+            "class": "logging.StreamHandler",
+            "formatter": "django.server",
+            "filters": MASKED,
+        },
+        "mail_admins": {
+            "class": "django.utils.log.AdminEmailHandler",
+            "filters": ["require_debug_false", *MASKED],
+        },
+    },
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {
+        "django": {"handlers": ["django.console", "mail_admins"], "level": "INFO"},
+        "django.server": {"handlers": ["django.server"], "level": "INFO", "propagate": False},
         "django.db.backends": {"level": "WARNING"},
         # A 403 or 400 is one line; only 5xx bring a traceback.
         "django.request": {"filters": ["refused_without_traceback"]},

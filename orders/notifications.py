@@ -27,6 +27,7 @@ from core.conf import conf
 from expressions.language import ExpressionError, render
 from expressions.names import order_name
 from orders.engine.calls import OutboundRefused, session_for
+from orders.engine.deadlines import deadline
 from orders.engine.retry import RetryPolicy, retry_delay
 from orders.models import Order, OrderEvent
 
@@ -36,7 +37,9 @@ EVENT_TYPE = "order.status_changed"
 # About a day of attempts: 30 s doubling up to two hours between them, with jitter.
 MAX_ATTEMPTS = 20
 BACKOFF = RetryPolicy(backoff_seconds=30.0, backoff_rate=2.0, max_backoff_seconds=7200.0)
-TIMEOUT_SECONDS = 10.0
+# Every outbound post (notifications, alert webhooks) ends within this, all counted:
+# connect, send, and the answer's status line and headers.
+POST_DEADLINE_SECONDS = 10.0
 # An event being posted is not due for this long, so no other worker posts it meanwhile.
 LEASE_SECONDS = 60
 NO_SECRET = "not sent: STATE_MANAGER_NOTIFY_SECRET is not set"
@@ -165,22 +168,28 @@ def post(url: str, body: bytes, *, event_id: str, secret: bytes, allow: list[str
 
 
 def post_json(url: str, body: bytes, *, headers: dict[str, str], allow: list[str]) -> Delivery:
-    """One POST of JSON through the engine's guarded session (the outbound allowlist); the
-    answer's body unread. Alerts post through here too."""
-    try:
-        with session_for(allow).post(
-            url,
-            data=body,
-            headers={"Content-Type": "application/json", **headers},
-            timeout=TIMEOUT_SECONDS,
-            allow_redirects=False,
-            stream=True,
-        ) as response:
-            return Delivery(status=response.status_code)
-    except OutboundRefused as exc:
-        return Delivery(error=str(exc), refused=True)
-    except requests.RequestException as exc:
-        return Delivery(error=f"{type(exc).__name__}: {exc}"[:2000])
+    """One POST of JSON through the engine's guarded session (the outbound allowlist),
+    ended within POST_DEADLINE_SECONDS; the answer's body unread. Alerts post through here
+    too. (Resolving the host's name is timed by the system's resolver.)"""
+    seconds = POST_DEADLINE_SECONDS
+    with deadline(seconds) as watch:
+        try:
+            with session_for(allow).post(
+                url,
+                data=body,
+                headers={"Content-Type": "application/json", **headers},
+                # Each read may take longer: the deadline ends the post first.
+                timeout=(seconds, seconds + 1),
+                allow_redirects=False,
+                stream=True,
+            ) as response:
+                return Delivery(status=response.status_code)
+        except OutboundRefused as exc:
+            return Delivery(error=str(exc), refused=True)
+        except requests.RequestException as exc:
+            if watch.expired or isinstance(exc, requests.Timeout):
+                return Delivery(error=f"Timeout: no answer within {seconds:g}s")
+            return Delivery(error=f"{type(exc).__name__}: {exc}"[:2000])
 
 
 def _finish(event: OrderEvent, result: Delivery) -> None:

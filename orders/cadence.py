@@ -85,7 +85,7 @@ class Notifier:
         try:
             while not self.stop.is_set():
                 try:
-                    deliver_due_events()
+                    deliver_due_events(wait_seconds=1.0)
                 except (OperationalError, InterfaceError) as exc:
                     logger.warning("notifications: database unavailable (%s); waiting", exc)
                     connections.close_all()

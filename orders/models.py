@@ -288,14 +288,18 @@ class OrderEvent(models.Model):
     step = models.CharField(max_length=200, blank=True)
     error = models.TextField(blank=True)
     occurred_at = models.DateTimeField()
-    # The notify_url as rendered for this order (on the first attempt).
+    # The notify_url as rendered for this order (when first due), and where it points
+    # (scheme, host and port): deliverers share their posts out fairly between receivers.
     url = models.TextField(blank=True)
+    receiver = models.CharField(max_length=300, blank=True, default="")
     state = models.CharField(max_length=16, choices=State.choices, default=State.PENDING)
     attempts = models.PositiveIntegerField(default=0)
     next_attempt_at = models.DateTimeField()
     last_status = models.PositiveSmallIntegerField(null=True, blank=True)
     last_error = models.TextField(blank=True)
     delivered_at = models.DateTimeField(null=True, blank=True)
+    # The deliverer posting it now; its lease is `next_attempt_at` (orders.notifications).
+    claim = models.UUIDField(null=True, blank=True)
 
     class Meta:
         ordering = ["order", "id"]

@@ -389,12 +389,13 @@ def insert_events(
     else:
         notifies = f"json_extract(s.{quote('definition')}, '$.blueprint.notify_url') <> ''"
     columns = ["event_id", "order_id", "status", "previous_status", "step", "error"]
-    columns += ["occurred_at", "url", "state", "attempts", "next_attempt_at", "last_error"]
+    columns += ["occurred_at", "url", "receiver", "state", "attempts", "next_attempt_at"]
+    columns += ["last_error"]
     whens = " ".join([f"WHEN %s THEN {typed('event_id')}"] * len(ids))
     values = [f"CASE {column('id')} {whens} END", column("id")]
     values += [f"COALESCE({typed('status')}, {column('status')})"]
     values += [f"COALESCE({typed('previous_status')}, {column('status')})"]
-    values += [column("current_step"), column("error"), typed("occurred_at"), "''"]
+    values += [column("current_step"), column("error"), typed("occurred_at"), "''", "''"]
     values += [typed("state"), "0", typed("next_attempt_at"), "''"]
     conditions = [f"{column('id')} IN ({', '.join(['%s'] * len(ids))})", notifies]
     if where_status:

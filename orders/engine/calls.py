@@ -28,6 +28,7 @@ from apicalls.rendering import CallRequest, truncated, url_problem, url_reason
 from expressions import is_true
 from expressions.secrets import mask, mask_headers
 from expressions.values import depth, map_strings, storable_text
+from orders.engine.deadlines import POOL_CLASSES
 from orders.engine.retry import retry_after_seconds
 
 MAX_RESPONSE_BYTES = 10 * 1024 * 1024
@@ -167,11 +168,16 @@ def _resolve(host: str, port: int) -> list[ipaddress.IPv4Address | ipaddress.IPv
 
 
 class GuardedAdapter(HTTPAdapter):
-    """An adapter that connects only to allowed addresses, pinned at check time."""
+    """An adapter that connects only to allowed addresses, pinned at check time, through
+    connections that an overall deadline can cut off (`orders.engine.deadlines`)."""
 
     def __init__(self, allowlist: OutboundAllowlist, **kwargs: Any):
         self.allowlist = allowlist
         super().__init__(**kwargs)
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = dict(POOL_CLASSES)
 
     def build_connection_pool_key_attributes(self, request, verify, cert=None):
         host_params, pool_kwargs = super().build_connection_pool_key_attributes(

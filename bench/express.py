@@ -189,13 +189,15 @@ class Receiver:
 
 
 def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU of `pids`, with that of their children that ended (a database
+    connection's backend is a child of PostgreSQL's postmaster)."""
     total = 0
     for pid in pids:
         try:
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        total += int(fields[11]) + int(fields[12])  # utime, stime
+        total += sum(int(value) for value in fields[11:15])  # utime, stime, cutime, cstime
     return total / CLOCK_TICKS
 
 
@@ -234,7 +236,7 @@ def drain(clusters: list[subprocess.Popen], server: LatencyServer, backlog: int,
         order_create(order_id=f"{run}-{n}", workflow="bench", payload={})
     server.reset()
     workers = [pid for cluster in clusters for pid in group_pids(cluster)]
-    services = processes("postgres", "redis-server")
+    services = processes("postgres", "redis-server")  # the postmaster counts ended backends
     cpu_before = cpu_seconds(workers), cpu_seconds(services)
     blueprint_resume(blueprint=blueprint, actor="bench")
     wait_for(lambda: len(server.times()) >= backlog * STEPS, timeout=1800)

@@ -47,7 +47,7 @@ from orders.models import BatchLane
 
 logger = logging.getLogger(__name__)
 
-TURN_SECONDS = 600.0
+TURN_SECONDS = 60.0
 LANE_GROUP = "batch lanes"
 # After a batch failed on an unexpected error, its lane's next batch is this far away at
 # least (the interval when longer).

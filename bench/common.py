@@ -96,6 +96,12 @@ def start_cluster(database_url: str, args, *, interval: int) -> subprocess.Popen
         "STATE_MANAGER_OUTBOUND_ALLOW": "127.0.0.1",
         "LOG_LEVEL": "WARNING",
     }
+    return start_qcluster(env)
+
+
+def start_qcluster(env: dict) -> subprocess.Popen:
+    """`manage.py qcluster` with `env`, quiet, leading a process group of its own (the
+    sentinel and its workers stop together)."""
     return subprocess.Popen(
         [sys.executable, "manage.py", "qcluster"],
         cwd=ROOT,

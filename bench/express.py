@@ -31,13 +31,12 @@ import os
 import random
 import statistics
 import subprocess
-import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from bench.common import ROOT, STEPS, LatencyServer, machine, scratch_database
+from bench.common import STEPS, LatencyServer, machine, scratch_database, start_qcluster
 from bench.scaleout import stop
 from bench.throughput import run_bare
 
@@ -57,14 +56,7 @@ def start_default_cluster(database_url: str) -> subprocess.Popen:
         STATE_MANAGER_NOTIFY_SECRET=os.environ.get("STATE_MANAGER_NOTIFY_SECRET", "bench"),
         LOG_LEVEL="WARNING",
     )
-    return subprocess.Popen(
-        [sys.executable, "manage.py", "qcluster"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    return start_qcluster(env)
 
 
 def define(base_url: str, receiver_url: str) -> None:

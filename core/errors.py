@@ -34,3 +34,18 @@ class ServiceError(Exception):
     @property
     def detail(self) -> str:
         return str(self)
+
+
+class ServiceErrors(ServiceError):
+    """A refusal for several reasons at once: `errors`, each `"<place>: <reason>"`, are
+    the 400's reasons, and the message joins them with `joiner`."""
+
+    joiner = "; "
+
+    def __init__(self, errors: Iterable[str]):
+        self.errors = list(errors)
+        super().__init__(self.joiner.join(self.errors))
+
+    @property
+    def reasons(self) -> list[str]:
+        return self.errors

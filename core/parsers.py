@@ -14,22 +14,14 @@ from django.http import QueryDict
 from rest_framework import parsers
 from rest_framework.exceptions import ParseError
 
-from core.errors import ServiceError, join_place
+from core.errors import ServiceErrors, join_place
 from core.storable import unstorable, unstorable_fields
 
 
-class BodyUnstorable(ServiceError):
+class BodyUnstorable(ServiceErrors):
     """A body with text PostgreSQL cannot store, or nested too deeply: a 400 naming each
     place. (A ServiceError, not core.api's BadRequest: DRF's views, which core.api needs,
     import these parsers.)"""
-
-    def __init__(self, errors: list[str]):
-        self.errors = errors
-        super().__init__("; ".join(errors))
-
-    @property
-    def reasons(self) -> list[str]:
-        return self.errors
 
 
 def storable_body(data: Any) -> Any:

@@ -10,13 +10,13 @@ not set here) is a warning instead: `definition_warnings`.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
 
 from jsonschema import Draft202012Validator, SchemaError, ValidationError, validators
 
-from core.errors import ServiceError, join_place
+from core.errors import ServiceErrors, join_place
 from core.storable import shown, text_problem, unstorable, unstorable_fields
 from definitions.graph import KINDS, declared_targets, step_kind, unreachable_steps
 from expressions import compile_errors
@@ -72,16 +72,10 @@ _PATTERN_REASONS = {
 }
 
 
-class DefinitionError(ServiceError):
+class DefinitionError(ServiceErrors):
     """A definition was refused; `errors` lists every problem as `"<place>: <reason>"`."""
 
-    def __init__(self, errors: Iterable[str]):
-        self.errors = list(errors)
-        super().__init__("\n".join(self.errors))
-
-    @property
-    def reasons(self) -> list[str]:
-        return self.errors
+    joiner = "\n"
 
 
 @cache

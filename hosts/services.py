@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from core.errors import ServiceError
+from core.errors import ServiceError, ServiceErrors
 from hosts.breaker import close_breaker
 from hosts.limits import limits
 from hosts.models import Host, HostLease, HostWindow
@@ -29,16 +29,8 @@ MAX_CONCURRENT = 1_000_000
 PAUSE_PERMISSION = "hosts.pause_host"
 
 
-class HostError(ServiceError):
+class HostError(ServiceErrors):
     """A host that cannot be saved; each error is `"<field>: <reason>"`."""
-
-    def __init__(self, errors: list[str]):
-        self.errors = errors
-        super().__init__("; ".join(errors))
-
-    @property
-    def reasons(self) -> list[str]:
-        return self.errors
 
 
 class PauseNotAllowed(ServiceError):

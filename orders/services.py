@@ -22,7 +22,7 @@ from django.utils import timezone
 from blueprints.models import Blueprint, WorkflowSnapshot
 from blueprints.services import workflow_snapshot
 from core import doorbell
-from core.errors import ServiceError
+from core.errors import ServiceError, ServiceErrors
 from orders.intake import concurrency_key_errors, forget_intake, intake_for, payload_errors
 from orders.models import Order
 from orders.rows import insert_row
@@ -42,14 +42,8 @@ class UnknownWorkflow(OrderError):
     pass
 
 
-class PayloadInvalid(OrderError):
-    def __init__(self, errors: list[str]):
-        self.errors = errors
-        super().__init__("\n".join(errors))
-
-    @property
-    def reasons(self) -> list[str]:
-        return self.errors
+class PayloadInvalid(ServiceErrors, OrderError):
+    joiner = "\n"
 
 
 class OrderConflict(OrderError):

@@ -23,7 +23,7 @@ from jsonschema.validators import validator_for
 from apicalls.rendering import CallRequest, log_request
 from blueprints.models import Blueprint
 from blueprints.services import workflow_definition
-from core.errors import ServiceError, join_place
+from core.errors import ServiceErrors, join_place
 from definitions.graph import step_kind
 from expressions.secrets import mask
 from hosts.gate import Permit
@@ -50,16 +50,8 @@ CALLBACK_OUTCOMES = {"success": "succeeded", "failure": "failed", "timeout": "ex
 SAMPLE_KEYS = {"status", "body", "headers", "callback"}
 
 
-class DryRunInvalid(ServiceError):
+class DryRunInvalid(ServiceErrors):
     """The sample payload or responses cannot be used; each error names its place."""
-
-    def __init__(self, errors: list[str]):
-        self.errors = errors
-        super().__init__("; ".join(errors))
-
-    @property
-    def reasons(self) -> list[str]:
-        return self.errors
 
 
 class TooManyAttempts(Exception):

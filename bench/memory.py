@@ -1,25 +1,24 @@
 """Memory of a qcluster's workers while a large backlog drains (PostgreSQL + Redis).
 
 Fills a scratch database with N due orders (3 call steps each, against a local server
-with a fixed latency), starts one `qcluster` (Q_WORKERS workers, so as many lanes),
+with a fixed latency), starts one `qcluster` (Q_WORKERS workers: all but one run a lane),
 dispatches the lanes, and samples the resident memory of the cluster's processes every
 few seconds for a while: the orders drained so far and each process's RSS. Flat memory
-means a batch leaves nothing behind however long the backlog is.
+means a batch leaves nothing behind however long the backlog is. The lanes drain with
+the default cadence (a batch after a batch while orders are due): `Q_WORKERS` - 1 lanes.
 
     DATABASE_URL=postgres://… REDIS_URL=redis://… .venv/bin/python -m bench.memory
-        [--orders 100000] [--seconds 180] [--latency-ms 20] [--workers 2]
+        [--orders 100000] [--seconds 180] [--latency-ms 20] [--workers 3]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
-from bench.common import LatencyServer, create_orders, machine, scratch_database
+from bench.common import LatencyServer, create_orders, machine, scratch_database, start_qcluster
 from bench.scaleout import stop
 
 SAMPLE_EVERY_SECONDS = 10.0
@@ -45,7 +44,7 @@ def main() -> None:
     parser.add_argument("--orders", type=int, default=100_000)
     parser.add_argument("--seconds", type=float, default=180.0)
     parser.add_argument("--latency-ms", type=float, default=20.0)
-    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=3)
     args = parser.parse_args()
     url = os.environ.get("DATABASE_URL", "")
     if not url.startswith("postgres") or not os.environ.get("REDIS_URL"):
@@ -57,7 +56,7 @@ def main() -> None:
     ):
         from django_q.brokers import get_broker
 
-        from orders.lanes import dispatch_lanes, fleet_workers
+        from orders.lanes import dispatch_lanes, fleet_workers, lanes_for
         from orders.models import Order
 
         print(f"machine: {machine()}")
@@ -67,23 +66,16 @@ def main() -> None:
             **os.environ,
             "DATABASE_URL": db_url,
             "Q_WORKERS": str(args.workers),
-            "STATE_MANAGER_INTERVAL_SECONDS": "0",
             "STATE_MANAGER_OUTBOUND_ALLOW": "127.0.0.1",
             "LOG_LEVEL": "WARNING",
         }
-        cluster = subprocess.Popen(
-            [sys.executable, "manage.py", "qcluster"],
-            cwd=Path(__file__).resolve().parents[1],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
+        cluster = start_qcluster(env)
         try:
             while fleet_workers() < args.workers:
                 time.sleep(0.2)
             dispatch_lanes()
-            print(f"{args.orders} orders due, {args.workers} lanes, {args.latency_ms:g} ms latency")
+            lanes = lanes_for(args.workers)
+            print(f"{args.orders} orders due, {lanes} lanes, {args.latency_ms:g} ms latency")
             print(f"{'seconds':>8} {'completed':>10}  RSS MiB of the cluster's processes")
             started = time.monotonic()
             while time.monotonic() - started < args.seconds:

@@ -77,8 +77,8 @@ class Conf:
         values = {}
         for known in dataclasses.fields(cls):
             name = PREFIX + known.name.upper()
-            text = environ.get(name, "").strip()
-            if text:
+            text = environ.get(name, "")
+            if text.strip():  # a text setting (a secret) is taken as written
                 values[known.name] = _parse(known.type, text, name)
         conf = cls(**values)
         return dataclasses.replace(conf, public_url=conf.public_url.rstrip("/"))
@@ -92,9 +92,9 @@ def conf() -> Conf:
 def _parse(kind: str, text: str, name: str) -> object:
     try:
         if kind == "int":
-            return int(text)
+            return int(text.strip())
         if kind == "float":
-            return float(text)
+            return float(text.strip())
     except ValueError:
         raise ValueError(f"{name}: {text!r} is not a number") from None
     if kind == "tuple[str, ...]":

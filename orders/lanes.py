@@ -17,11 +17,12 @@ qcluster, any machine):
 - While its turn runs, a lane's `Notifier` posts status notifications as they happen.
 - `dispatch_lanes` (the django-q2 schedule, every minute) queues a turn for every lane
   that is neither held nor queued (or whose queued task was lost with its worker).
-- A batch that fails on an unexpected error (a bug, not the database's) ends the turn and
-  backs the lane off: its next batch no sooner than ERROR_BACKOFF_SECONDS (or the interval)
-  from now, queued by the dispatch, so a batch that keeps failing is no hot loop. A
-  database error leaves the turn as it is: the lease runs out, and the dispatch hands
-  the lane out anew.
+- A batch that fails on an unexpected error (a bug, a schema not migrated yet: anything
+  but the database being unreachable) ends the turn and backs the lane off: its next
+  batch no sooner than ERROR_BACKOFF_SECONDS (or the interval) from now, queued by the
+  dispatch, so a batch that keeps failing is no hot loop. A database that cannot be
+  reached ends the turn where it stands: the lease runs out, and the dispatch hands the
+  lane out anew.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import DatabaseError
+from django.db import InterfaceError, OperationalError
 from django.db.models import F, Q
 from django.utils import timezone
 from django_q.status import Stat
@@ -175,7 +176,7 @@ class LaneTurn:
         while not self.lost.is_set():
             try:
                 report = run_batch()
-            except DatabaseError:  # left to the lease (see above)
+            except (OperationalError, InterfaceError):  # an outage: left to the lease
                 raise
             except Exception:
                 self.batch_failed()

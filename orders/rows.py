@@ -156,13 +156,14 @@ def insert_row(instance: models.Model) -> None:
 
 
 def insert_log_while_claimed(entry: StepLog, *, order_pk: int, claim_token: Any) -> bool:
-    """`insert_row(entry)` while the order's claim token is `claim_token`, as one
-    `INSERT … SELECT … FROM order WHERE id = … AND claim_token = …`: the same round trip
-    as the plain insert. False, inserting nothing, once the claim is another's."""
+    """`insert_row(entry)` while the order's claim token is `claim_token` and no cancel
+    was asked for, as one `INSERT … SELECT … FROM order WHERE id = … AND claim_token = …
+    AND cancel_requested = false`: the same round trip as the plain insert. False,
+    inserting nothing, once the claim is another's or a cancel was asked for."""
     db = connections[DEFAULT_DB_ALIAS]
-    where_fields = _fields(Order, ["pk", "claim_token"])
+    where_fields = _fields(Order, ["pk", "claim_token", "cancel_requested"])
     params = _insert_params(entry, db)
-    params += _where_params(where_fields, [order_pk, claim_token], db)
+    params += _where_params(where_fields, [order_pk, claim_token, False], db)
     returning = db.features.can_return_columns_from_insert
     sql = _insert_while_sql(db.vendor, tuple(f.column for f in where_fields), returning)
     with _cursor(db) as cursor:

@@ -104,7 +104,7 @@ class ClaimedOrder:
     """The writes of one turn on an order it claimed, each made only while the claim holds.
 
     Log rows are queued and written with the next write of the order. What is written
-    comes masked from the runner (`orders.engine.flow.masked_outcome`) and the journal.
+    comes masked from the runner (`orders.engine.outcomes.masked_outcome`) and the journal.
     `notify`: the order's workflow names a `notify_url`, so a status written (the order
     is `running` all through a turn) records its event in the same transaction.
     """
@@ -128,14 +128,19 @@ class ClaimedOrder:
     def defer(self, **fields: Any) -> None:
         self.deferred.update(fields)
 
-    def insert(self, entry: StepLog) -> None:
-        """Insert a log row (an attempt, before it is sent) while the claim holds."""
+    def insert(self, entry: StepLog) -> bool:
+        """Insert a log row (an attempt, before it is sent) while the claim holds and no
+        cancel was asked for; False, with `cancel_requested` set, when one was."""
         with write_lock():
-            held = insert_log_while_claimed(
+            inserted = insert_log_while_claimed(
                 entry, order_pk=self.order_pk, claim_token=self.claim_token
             )
-        if not held:
+        if inserted:
+            return True
+        if not Order.objects.filter(pk=self.order_pk, claim_token=self.claim_token).exists():
             raise LostClaim
+        self.cancel_requested = True
+        return False
 
     def write(
         self, *, release: bool = False, then_insert: StepLog | None = None, **fields: Any

@@ -109,8 +109,8 @@ class Journal:
             self.claimed.write(then_insert=entry)
             if entry.pk is None:
                 raise CancelRequested
-        else:
-            self.claimed.insert(entry)
+        elif not self.claimed.insert(entry):
+            raise CancelRequested
         with self._lock:
             self._attempts[entry.pk] = entry
         return entry.pk

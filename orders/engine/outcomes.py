@@ -91,7 +91,24 @@ def masked_outcome(outcome: Outcome, secret_values: list[str]) -> Outcome:
         return Failed(replace(error, message=mask(error.message, secret_values)))
     if isinstance(outcome, Ended):
         return replace(outcome, error=mask(outcome.error, secret_values))
+    step_state = masked_state(outcome.step_state, secret_values)
     if isinstance(outcome, HeldBack):
         hold = replace(outcome.hold, reason=mask(outcome.hold.reason, secret_values))
-        return replace(outcome, hold=hold, step_state=mask(outcome.step_state, secret_values))
-    return replace(outcome, step_state=mask(outcome.step_state, secret_values))
+        return replace(outcome, hold=hold, step_state=step_state)
+    return replace(outcome, step_state=step_state)
+
+
+def masked_state(step_state: dict, secret_values: list[str]) -> dict:
+    """A step's state masked, but for the callback's token and URL: the engine's own
+    values, which find the callback again (a short secret may happen to be part of one).
+
+    >>> state = {"callback": {"token": "ab12cd", "url": "http://x/ab12cd/", "response": "12"}}
+    >>> masked_state(state, ["12"])["callback"]
+    {'token': 'ab12cd', 'url': 'http://x/ab12cd/', 'response': '***'}
+    """
+    masked = mask(step_state, secret_values)
+    callback = step_state.get("callback")
+    if isinstance(callback, dict) and isinstance(masked.get("callback"), dict):
+        kept = {key: callback[key] for key in ("token", "url") if key in callback}
+        masked["callback"] = {**masked["callback"], **kept}
+    return masked

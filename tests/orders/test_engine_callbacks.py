@@ -7,6 +7,7 @@ import pytest
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from orders.engine.journal import Journal
 from orders.models import Callback, Order, StepLog
 from tests.localserver import Reply
 from tests.orders.workflows import api_call, make_order, process
@@ -202,3 +203,20 @@ def test_a_token_of_a_step_that_failed_cannot_wake_the_order(server):
     order.refresh_from_db()
     assert order.status == Order.Status.WAITING
     assert order.due_at > timezone.now() + timedelta(minutes=50)
+
+
+def test_a_secret_that_happens_to_be_part_of_the_callback_token_does_not_lose_the_callback(
+    server, monkeypatch
+):
+    monkeypatch.setattr(Journal, "callback_token", lambda self, *, step: "f00d" * 10)
+    monkeypatch.setenv("STATE_MANAGER_SECRET_PIN", "f00d")
+    server.route("POST", "/pay", Reply(202, {}))
+    calls = [api_call("pay", server.url + "/pay", body={"token": "{{ callback.token }}"})]
+    steps = [{"id": "pay", "call": "pay", "wait_for_callback": {"timeout_seconds": 3600}}]
+    order = process(make_order(steps, calls))
+    assert order.status == Order.Status.WAITING
+
+    assert post_callback("f00d" * 10, "success").status_code == 202
+    order = process(order)
+
+    assert order.status == Order.Status.COMPLETED, order.error

@@ -16,7 +16,7 @@ import pytest
 from django.apps import apps
 from django.db import connection
 
-from tests.admin.conftest import _fast_passwords, blueprint, make_orders, staff_in  # noqa: F401
+from tests.admin_fixtures import _fast_passwords, blueprint, make_orders, staff_in  # noqa: F401
 
 
 def support_granted(migration: str, grant: str):

@@ -6,7 +6,7 @@ import pytest
 from selenium.webdriver.support.ui import Select
 
 from orders.models import Order
-from tests.admin.conftest import staff_in
+from tests.admin_fixtures import staff_in
 from tests.blueprints import definitions
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]

@@ -4,7 +4,7 @@ what it may not is refused at its field, a good one is saved with a new version.
 import pytest
 
 from blueprints.models import Blueprint
-from tests.admin.conftest import staff_in
+from tests.admin_fixtures import staff_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from orders.models import Order, StepLog
-from tests.admin.conftest import staff_in
+from tests.admin_fixtures import staff_in
 from tests.browser.conftest import SCREENSHOTS
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]

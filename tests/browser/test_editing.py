@@ -9,7 +9,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from apicalls.models import ApiCall
 from blueprints.models import Blueprint
-from tests.admin.conftest import staff_in
+from tests.admin_fixtures import staff_in
 from tests.blueprints import definitions
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]

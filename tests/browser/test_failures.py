@@ -10,7 +10,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from blueprints.models import WorkflowSnapshot
 from orders.models import Order, StepLog
-from tests.admin.conftest import staff_in
+from tests.admin_fixtures import staff_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

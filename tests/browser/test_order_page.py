@@ -8,7 +8,7 @@ from blueprints.services import blueprint_save
 from orders.batch import run_batch
 from orders.models import Callback, Order, StepLog
 from orders.services import order_create
-from tests.admin.conftest import staff_in
+from tests.admin_fixtures import staff_in
 from tests.localserver import Reply
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]

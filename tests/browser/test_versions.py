@@ -12,7 +12,7 @@ from apicalls.services import api_call_delete
 from blueprints.models import Blueprint
 from blueprints.services import blueprint_save, workflow_snapshot
 from orders.models import Order
-from tests.admin.conftest import staff_in
+from tests.admin_fixtures import staff_in
 from tests.blueprints import definitions
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]

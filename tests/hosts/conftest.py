@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from hosts.models import Host
 from orders.models import Order
-from tests.admin.conftest import (  # noqa: F401
+from tests.admin_fixtures import (  # noqa: F401
     _fast_passwords,
     admin_client_for,
     editor,

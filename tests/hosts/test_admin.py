@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from hosts.models import Host
 from hosts.services import host_pause
-from tests.admin.conftest import staff_in
+from tests.admin_fixtures import staff_in
 from tests.hosts.conftest import held_order
 
 pytestmark = pytest.mark.django_db

@@ -12,7 +12,7 @@ from django_q.models import Schedule
 
 from orders import retention, tasks
 from orders.models import Callback, Order, StepLog
-from tests.admin.conftest import blueprint, make_orders  # noqa: F401
+from tests.admin_fixtures import blueprint, make_orders  # noqa: F401
 
 DAY = timedelta(days=1)
 

@@ -20,14 +20,14 @@ from django_q.tasks import async_task
 from orders.models import AlertRule, Order
 from statemanager.logfilters import MaskSecrets
 from tests.localserver import Reply
-from tests.orders.test_batch import ROOT, wait_until, worker_env
-from tests.orders.test_engine_secret_escapes import (
+from tests.orders.engine.test_secret_escapes import (
     MIXED,
     PERCENT_LOWER,
     PERCENT_UPPER,
     SECRET,
     leaks,
 )
+from tests.orders.test_batch import ROOT, wait_until, worker_env
 from tests.orders.workflows import api_call, make_order
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -6,6 +6,7 @@ from django.urls import reverse
 
 from apicalls.models import ApiCall
 from orders.models import Order
+from tests.admin_fixtures import *  # noqa: F403 (the admin's users, not the conftest's API clients)
 
 pytestmark = pytest.mark.django_db
 

@@ -1,4 +1,15 @@
-"""Admin test fixtures: the example definitions, users in each role, orders with a log."""
+"""Fixtures of the admin's tests in every app: the example blueprint, users in each role
+(staff users of the roles' groups), a logged-in client, orders with a log.
+
+They are not a conftest.py: the admin's tests live beside the code they test
+(tests/orders/admin/, tests/definitions/, tests/blueprints/, tests/statemanager/, ...),
+and the API tests' fixtures of tests.statemanager.fixtures use some of the same names
+(`editor`, `support`, ... as token clients). A conftest.py of a folder of admin tests
+takes them with `from tests.admin_fixtures import *`, and so does an admin test module in
+a folder whose conftest.py gives those names other fixtures (a test module's own fixtures
+win over its conftest.py's); `__all__` lists them. Helpers (`staff_in`, `add_log`) are
+imported by name.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +24,17 @@ from blueprints.services import blueprint_save, workflow_snapshot
 from orders.models import Order, StepLog
 from tests.blueprints import definitions
 from tests.statemanager.fixtures import role
+
+__all__ = [
+    "_fast_passwords",
+    "admin_client_for",
+    "blueprint",
+    "editor",
+    "integration",
+    "make_orders",
+    "superuser",
+    "support",
+]
 
 _numbers = itertools.count(1)
 

@@ -7,7 +7,7 @@ from django.urls import reverse
 
 from blueprints.models import WorkflowSnapshot
 from orders.models import Order
-from tests.admin.conftest import add_log
+from tests.admin_fixtures import add_log
 
 pytestmark = pytest.mark.django_db
 

@@ -4,8 +4,8 @@
 import pytest
 
 from orders.models import Order
-from tests.admin.test_admin_orders import action_post
-from tests.admin.test_query_counts import queries_for
+from tests.orders.admin.test_orders import action_post
+from tests.orders.admin.test_query_counts import queries_for
 
 pytestmark = pytest.mark.django_db
 

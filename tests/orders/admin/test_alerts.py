@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from orders.alerts import check_alerts
 from orders.models import AlertRule, Order
-from tests.admin.conftest import staff_in
+from tests.admin_fixtures import staff_in
 from tests.localserver import Reply
 
 pytestmark = pytest.mark.django_db

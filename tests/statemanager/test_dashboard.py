@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from orders.claims import claim_due_orders
 from orders.models import BatchLane, BatchRun, Order, StepLog
+from tests.admin_fixtures import *  # noqa: F403 (the admin's users, not the conftest's API clients)
 
 pytestmark = pytest.mark.django_db
 
@@ -233,7 +234,7 @@ def test_the_failed_step_filter_and_the_dashboard_agree_on_what_failed_at_a_step
 
 
 def test_dashboard_is_not_shown_to_those_who_cannot_see_orders(admin_client_for, db):
-    from tests.admin.conftest import staff_in
+    from tests.admin_fixtures import staff_in
 
     page = admin_client_for(staff_in(None)).get(reverse("admin:index"))
     assert "status_counts" not in page.context

@@ -19,8 +19,8 @@ from blueprints import selectors
 from blueprints.models import Blueprint
 from blueprints.services import blueprint_save, workflow_snapshot
 from orders.models import Order
-from tests.admin.test_admin_definitions import blueprint_post
 from tests.blueprints import definitions
+from tests.definitions.test_admin import blueprint_post
 
 pytestmark = pytest.mark.django_db
 

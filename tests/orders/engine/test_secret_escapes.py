@@ -10,7 +10,7 @@ from rest_framework.test import APIClient
 
 from orders.models import Callback, Order, StepLog
 from tests.localserver import Reply
-from tests.orders.test_engine_secrets import everything_stored, secret_forms
+from tests.orders.engine.test_secrets import everything_stored, secret_forms
 from tests.orders.workflows import api_call, make_order, process
 from tests.statemanager.fixtures import token_client, user_in
 

@@ -12,7 +12,8 @@ from blueprints.models import Blueprint
 from blueprints.services import blueprint_pause, blueprint_save
 from orders.claims import claim_due_orders
 from orders.models import Order
-from tests.admin.conftest import staff_in
+from tests.admin_fixtures import *  # noqa: F403 (the admin's users, not the conftest's API clients)
+from tests.admin_fixtures import staff_in
 from tests.blueprints import definitions
 
 pytestmark = pytest.mark.django_db

@@ -10,7 +10,7 @@ from django_q.brokers import get_broker
 
 from orders import jobs
 from orders.models import BulkJob, Order
-from tests.admin.conftest import staff_in
+from tests.admin_fixtures import staff_in
 
 pytestmark = pytest.mark.django_db
 

@@ -13,7 +13,8 @@ from django.urls import reverse
 from apicalls.models import ApiCall
 from blueprints.models import Blueprint
 from core.admin import EDITOR_CSS, EDITOR_JS
-from tests.admin.conftest import staff_in
+from tests.admin_fixtures import *  # noqa: F403 (the admin's users, not the conftest's API clients)
+from tests.admin_fixtures import staff_in
 from tests.blueprints import definitions
 
 pytestmark = pytest.mark.django_db

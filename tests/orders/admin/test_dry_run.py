@@ -6,7 +6,7 @@ import pytest
 from django.urls import reverse
 
 from orders.models import Order
-from tests.admin.conftest import staff_in
+from tests.admin_fixtures import staff_in
 
 pytestmark = pytest.mark.django_db
 

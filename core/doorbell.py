@@ -45,6 +45,7 @@ POP_SECONDS = 5.0
 FILE_EVERY_SECONDS = 0.05
 
 _clients: dict[int, object] = {}
+_redis_down = threading.Event()
 # The last touch of each bell's file that this process saw.
 _seen: dict[str, int] = {}
 _clients_lock = threading.Lock()
@@ -95,11 +96,16 @@ def wait(
             return False
         if uses_redis():
             try:
-                if _client().blpop([KEY_PREFIX + bell], timeout=min(left, POP_SECONDS)):
+                popped = _client().blpop([KEY_PREFIX + bell], timeout=min(left, POP_SECONDS))
+            except Exception as exc:
+                if not _redis_down.is_set():  # said once, until Redis answers again
+                    _redis_down.set()
+                    logger.warning("could not wait at %s (%s); looking instead", bell, exc)
+            else:
+                _redis_down.clear()
+                if popped:
                     return True
                 continue
-            except Exception as exc:
-                logger.warning("could not wait at %s (%s); looking instead", bell, exc)
         if _file_rang(bell, stop, min(left, LOOK_EVERY_SECONDS)):
             return True
         if stop.is_set() or time.monotonic() >= deadline:

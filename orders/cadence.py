@@ -26,7 +26,7 @@ from core import doorbell
 from core.conf import conf
 from orders.batch import BatchReport
 from orders.claims import next_due_at, work_is_due
-from orders.notifications import deliver_due_events, has_due_events
+from orders.notifications import deliver_due_events, has_due_events, next_event_due_at
 
 logger = logging.getLogger(__name__)
 
@@ -96,14 +96,23 @@ class Notifier:
                     connections.close_all()
                     self.stop.wait(NOTIFIER_BACKOFF_SECONDS)
                     continue
-                doorbell.wait(
-                    doorbell.EVENTS,
-                    conf().interval_seconds,
-                    look=self.events_due,
-                    stop=self.stop,
+                rang = doorbell.wait(
+                    doorbell.EVENTS, self.rest_seconds(), look=self.events_due, stop=self.stop
                 )
+                if rang and self.stop.is_set():
+                    doorbell.ring_now(doorbell.EVENTS)  # the ring is another notifier's now
         finally:
             connections.close_all()
+
+    @staticmethod
+    def rest_seconds() -> float:
+        """Until the soonest event that is not due yet comes due, at most the interval."""
+        now = timezone.now()
+        seconds = float(conf().interval_seconds)
+        soonest = next_event_due_at(now) if conf().notify_secret else None
+        if soonest is not None:
+            seconds = min(seconds, max(0.0, (soonest - now).total_seconds()))
+        return seconds
 
     @staticmethod
     def events_due() -> bool:

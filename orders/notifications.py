@@ -41,6 +41,7 @@ from django.db import connections
 from django.db.models import Exists, F, OuterRef
 from django.utils import timezone
 
+from core import doorbell
 from core.conf import conf
 from expressions.language import ExpressionError, render
 from expressions.names import order_name
@@ -107,9 +108,24 @@ def deliver_due_events(
 
 
 def has_due_events(now: datetime) -> bool:
-    return OrderEvent.objects.filter(
-        state=OrderEvent.State.PENDING, next_attempt_at__lte=now
-    ).exists()
+    """Whether an event could be posted now: due, and the first pending one of its order
+    (one blocked behind an earlier event that waits for a retry is not)."""
+    return (
+        OrderEvent.objects.filter(state=OrderEvent.State.PENDING, next_attempt_at__lte=now)
+        .exclude(earlier_pending())
+        .exists()
+    )
+
+
+def next_event_due_at(now: datetime) -> datetime | None:
+    """When the soonest pending event that is not due yet comes due (a retry, or a post
+    whose claim runs out): where a resting notifier's rest ends at the latest."""
+    return (
+        OrderEvent.objects.filter(state=OrderEvent.State.PENDING, next_attempt_at__gt=now)
+        .order_by("next_attempt_at")
+        .values_list("next_attempt_at", flat=True)
+        .first()
+    )
 
 
 class Posts:
@@ -412,4 +428,7 @@ def finish(event: OrderEvent, token: uuid.UUID, result: Delivery) -> bool:
     else:
         delay = timedelta(seconds=retry_delay(BACKOFF, event.attempts + 1))
         outcome.update(next_attempt_at=now + delay)
-    return OrderEvent.objects.filter(pk=event.pk, claim=token).update(**outcome) == 1
+    recorded = OrderEvent.objects.filter(pk=event.pk, claim=token).update(**outcome) == 1
+    if recorded and "state" in outcome:
+        doorbell.ring_now(doorbell.EVENTS)  # the order's next event, if any, is due now
+    return recorded

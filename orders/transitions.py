@@ -12,7 +12,6 @@ same transaction (`insert_events`), which `orders.notifications` then delivers.
 
 from __future__ import annotations
 
-import json
 import random
 import threading
 import uuid
@@ -29,9 +28,9 @@ from django.utils import timezone
 from core import doorbell
 from definitions import graph
 from expressions.secrets import mask
+from orders.bulk_rows import insert_events, insert_requested_logs
 from orders.models import Callback, Order, OrderEvent, StepLog
 from orders.rows import (
-    insert_events,
     insert_log_while_claimed,
     insert_row,
     update_rows,
@@ -386,7 +385,7 @@ def begin_new_runs(
     if events:  # the step each new run starts from, known once it is written
         step = Order.objects.filter(pk=OuterRef("order_id")).values("current_step")
         OrderEvent.objects.filter(event_id__in=events).update(step=Subquery(step), error="")
-    _log(pks, kind=StepLog.Kind.REPROCESS, actor=actor, now=now, request=request)
+    insert_requested_logs(pks, kind=StepLog.Kind.REPROCESS, actor=actor, now=now, request=request)
     callbacks_close(pks)
     doorbell.ring(doorbell.ORDERS)
 
@@ -408,44 +407,9 @@ def cancel_locked(rows: list[tuple[int, str]], *, actor: str, now: datetime) -> 
         )
     if running:
         Order.objects.filter(pk__in=running).update(cancel_requested=True, updated_at=now)
-    _log([pk for pk, _ in rows], kind=StepLog.Kind.CANCEL, actor=actor, now=now)
+    insert_requested_logs([pk for pk, _ in rows], kind=StepLog.Kind.CANCEL, actor=actor, now=now)
     callbacks_close(stopped)
 
 
 def _by_workflow(values: dict[str, object]) -> Case:
     return Case(*[When(workflow=workflow, then=Value(value)) for workflow, value in values.items()])
-
-
-def _log(pks: list[int], *, kind: str, actor: str, now: datetime, request=None) -> None:
-    """One `requested` entry per order, at its run and current step as they are now, in one
-    `INSERT … SELECT` (the orders' rows are not read into Python)."""
-    if not pks:
-        return
-    db = connections[DEFAULT_DB_ALIAS]
-    quote = db.ops.quote_name
-    field = StepLog._meta.get_field
-
-    def typed(name: str) -> str:
-        return f"CAST(%s AS {field(name).cast_db_type(db)})"
-
-    columns = ["order_id", "run", "step", "attempt", "kind", "started_at"]
-    columns += ["request", "outcome", "error", "actor"]
-    values = [*map(quote, ["id", "run", "current_step"]), "0", typed("kind"), typed("started_at")]
-    values += [typed("request"), typed("outcome"), typed("error"), typed("actor")]
-    placeholders = ", ".join(["%s"] * len(pks))
-    sql = (
-        f"INSERT INTO {quote(StepLog._meta.db_table)} ({', '.join(map(quote, columns))}) "
-        f"SELECT {', '.join(values)} FROM {quote(Order._meta.db_table)} "
-        f"WHERE {quote('id')} IN ({placeholders}) ORDER BY {quote('id')}"
-    )
-    params = [
-        kind,
-        field("started_at").get_db_prep_save(now, db),
-        None if request is None else json.dumps(request),
-        StepLog.Outcome.REQUESTED.value,
-        "",
-        actor,
-        *pks,
-    ]
-    with db.cursor() as cursor:
-        cursor.execute(sql, params)

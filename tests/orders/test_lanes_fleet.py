@@ -89,5 +89,6 @@ def test_lanes_run_on_every_qcluster_and_a_killed_one_loses_nothing(server, flee
     sends = Counter((r.path, r.headers["Idempotency-Key"]) for r in server.received)
     assert Counter(path for path, _key in sends) == {"/a": len(orders), "/b": len(orders)}
     repeated = [send for send, times in sends.items() if times > 1]
-    assert len(repeated) <= LANES_PER_CLUSTER * CONCURRENCY
+    # A turn goes to any worker: the killed cluster may have held a lane on each of its.
+    assert len(repeated) <= WORKERS_PER_CLUSTER * CONCURRENCY
     assert all(sends[send] == 2 for send in repeated)

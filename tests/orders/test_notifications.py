@@ -19,11 +19,11 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from blueprints.models import WorkflowSnapshot
+from orders.bulk_rows import insert_events
 from orders.claims import claim_due_orders
 from orders.engine.runner import advance_order
 from orders.models import Order, OrderEvent
 from orders.notifications import deliver_due_events
-from orders.rows import insert_events
 from tests.localserver import Reply
 from tests.orders.workflows import api_call, make_order, process
 from tests.statemanager.fixtures import *  # noqa: F403

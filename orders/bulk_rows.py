@@ -1,0 +1,124 @@
+"""Set-based INSERT … SELECT statements, a thousand orders as cheap as one: the status
+events of orders that notify (`insert_events`), and the `requested` log entries of a
+reprocess or a cancel (`insert_requested_logs`). The orders' rows are not read into
+Python; `orders.transitions` calls these in the transactions that change the orders."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+from django.db import DEFAULT_DB_ALIAS, connections
+
+from blueprints.models import WorkflowSnapshot
+from core import doorbell
+from orders.models import Order, OrderEvent, StepLog
+
+
+def insert_events(
+    pks: list[int],
+    *,
+    now: Any,
+    status: str | None = None,
+    previous: str | None = None,
+    where_status: tuple[str, ...] = (),
+) -> list[uuid.UUID]:
+    """An `OrderEvent` for each order of `pks` whose snapshot names a `notify_url` (and,
+    given `where_status`, whose status is one of them), in one `INSERT … SELECT`: orders
+    that notify nobody cost nothing more than the statement. `status` and `previous` as
+    given, else the order's own status: read before the change for `previous`, after it
+    for `status`; its step and error as they are. Returns the ids of the events inserted
+    (read back only when some of the orders got none)."""
+    if not pks:
+        return []
+    db = connections[DEFAULT_DB_ALIAS]
+    quote = db.ops.quote_name
+    field = OrderEvent._meta.get_field
+    ids = {pk: uuid.uuid4() for pk in pks}
+
+    def typed(name: str) -> str:
+        return f"CAST(%s AS {field(name).cast_db_type(db)})"
+
+    def column(name: str) -> str:
+        return f"o.{quote(name)}"
+
+    if db.vendor == "postgresql":
+        notifies = f"(s.{quote('definition')} -> 'blueprint' ->> 'notify_url') <> ''"
+    else:
+        notifies = f"json_extract(s.{quote('definition')}, '$.blueprint.notify_url') <> ''"
+    columns = ["event_id", "order_id", "status", "previous_status", "step", "error"]
+    columns += ["occurred_at", "url", "receiver", "state", "attempts", "next_attempt_at"]
+    columns += ["last_error"]
+    whens = " ".join([f"WHEN %s THEN {typed('event_id')}"] * len(ids))
+    values = [f"CASE {column('id')} {whens} END", column("id")]
+    values += [f"COALESCE({typed('status')}, {column('status')})"]
+    values += [f"COALESCE({typed('previous_status')}, {column('status')})"]
+    values += [column("current_step"), column("error"), typed("occurred_at"), "''", "''"]
+    values += [typed("state"), "0", typed("next_attempt_at"), "''"]
+    conditions = [f"{column('id')} IN ({', '.join(['%s'] * len(ids))})", notifies]
+    if where_status:
+        conditions.append(f"{column('status')} IN ({', '.join(['%s'] * len(where_status))})")
+    sql = (
+        f"INSERT INTO {quote(OrderEvent._meta.db_table)} ({', '.join(map(quote, columns))}) "
+        f"SELECT {', '.join(values)} FROM {quote(Order._meta.db_table)} o "
+        f"JOIN {quote(WorkflowSnapshot._meta.db_table)} s ON s.{quote('id')} = "
+        f"{column('snapshot_id')} WHERE {' AND '.join(conditions)} ORDER BY {column('id')}"
+    )
+    params: list = []
+    for pk, event_id in ids.items():
+        params += [pk, field("event_id").get_db_prep_value(event_id, db)]
+    when = field("occurred_at").get_db_prep_value(now, db)
+    params += [status, previous, when, OrderEvent.State.PENDING.value, when]
+    params += [*ids, *where_status]
+    with db.cursor() as cursor:
+        cursor.execute(sql, params)
+        inserted = cursor.rowcount
+    if inserted:
+        doorbell.ring(doorbell.EVENTS)
+    if inserted == len(ids):
+        return list(ids.values())
+    if not inserted:
+        return []
+    return list(
+        OrderEvent.objects.filter(event_id__in=ids.values())
+        .order_by("order_id")
+        .values_list("event_id", flat=True)
+    )
+
+
+def insert_requested_logs(
+    pks: list[int], *, kind: str, actor: str, now: Any, request: Any = None
+) -> None:
+    """One `requested` entry per order, at its run and current step as they are now, in one
+    `INSERT … SELECT` (the orders' rows are not read into Python)."""
+    if not pks:
+        return
+    db = connections[DEFAULT_DB_ALIAS]
+    quote = db.ops.quote_name
+    field = StepLog._meta.get_field
+
+    def typed(name: str) -> str:
+        return f"CAST(%s AS {field(name).cast_db_type(db)})"
+
+    columns = ["order_id", "run", "step", "attempt", "kind", "started_at"]
+    columns += ["request", "outcome", "error", "actor"]
+    values = [*map(quote, ["id", "run", "current_step"]), "0", typed("kind"), typed("started_at")]
+    values += [typed("request"), typed("outcome"), typed("error"), typed("actor")]
+    placeholders = ", ".join(["%s"] * len(pks))
+    sql = (
+        f"INSERT INTO {quote(StepLog._meta.db_table)} ({', '.join(map(quote, columns))}) "
+        f"SELECT {', '.join(values)} FROM {quote(Order._meta.db_table)} "
+        f"WHERE {quote('id')} IN ({placeholders}) ORDER BY {quote('id')}"
+    )
+    params = [
+        kind,
+        field("started_at").get_db_prep_save(now, db),
+        None if request is None else json.dumps(request),
+        StepLog.Outcome.REQUESTED.value,
+        "",
+        actor,
+        *pks,
+    ]
+    with db.cursor() as cursor:
+        cursor.execute(sql, params)

@@ -278,7 +278,7 @@ def main() -> None:
     parser.add_argument("--singles", type=int, default=20)
     parser.add_argument("--backlog", type=int, default=2000)
     parser.add_argument("--latency-ms", type=float, default=50)
-    parser.add_argument("--clusters", type=int, nargs="+", default=[1, 3])
+    parser.add_argument("--clusters", type=int, nargs="+", default=[1, 3], help="0: no drain")
     parser.add_argument("--idle-seconds", type=float, default=60)
     args = parser.parse_args()
     postgres = os.environ.get("DATABASE_URL", "").startswith("postgres")
@@ -303,7 +303,7 @@ def main() -> None:
             print(f"new order's first call: {percentiles(start_latency(server, args.singles))}")
             print(f"callback's resumption: {percentiles(callback_latency(server, 10))}")
             print(f"notification's arrival: {percentiles(receiver.latencies())}")
-            for count in args.clusters if postgres else []:
+            for count in [count for count in args.clusters if count > 0] if postgres else []:
                 while len(clusters) < count:
                     clusters.append(start_default_cluster(database_url))
                 lanes_running(count)

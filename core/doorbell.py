@@ -40,8 +40,8 @@ MAX_RINGS = 2
 # A ring nobody took is dropped after this long (the rest it would shorten is over).
 RING_TTL_SECONDS = 300
 LOOK_EVERY_SECONDS = 1.0
-# The longest single blocking pop, so that a waiter's `stop` is seen soon.
-POP_SECONDS = 5.0
+# The longest single blocking pop, so that a waiter's `stop` is seen within a second.
+POP_SECONDS = 1.0
 FILE_EVERY_SECONDS = 0.05
 
 _clients: dict[int, object] = {}

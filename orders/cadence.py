@@ -78,8 +78,9 @@ class Notifier:
         return self
 
     def __exit__(self, *exc_info) -> None:
+        # Not joined: its round ends within a second or two, and the turn it served need
+        # not wait for that (a lane's next turn starts at once, with a notifier of its own).
         self.stop.set()
-        self.thread.join()
 
     def run(self) -> None:
         try:

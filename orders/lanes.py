@@ -28,6 +28,7 @@ qcluster, any machine):
 from __future__ import annotations
 
 import logging
+import random
 import threading
 import time
 import uuid
@@ -128,8 +129,9 @@ def dispatch_lanes() -> list[int]:
 
 def run_lane(number: int) -> str:
     """The django-q2 task of one turn of batch lane `number` (queued by the dispatch or by
-    the lane itself)."""
-    return LaneTurn(number).run()
+    the lane itself). Turns last a little less than TURN_SECONDS at random, so the lanes
+    the dispatch started together do not end their turns together."""
+    return LaneTurn(number, turn_seconds=TURN_SECONDS * random.uniform(0.75, 1.0)).run()
 
 
 def queue_turn(number: int) -> None:

@@ -78,9 +78,10 @@ class Notifier:
         return self
 
     def __exit__(self, *exc_info) -> None:
-        # Not joined: its round ends within a second or two, and the turn it served need
-        # not wait for that (a lane's next turn starts at once, with a notifier of its own).
+        # Joined, so no thread outlives the turn with a database connection; its blocking
+        # pops last a second at most, so this takes a second or two.
         self.stop.set()
+        self.thread.join()
 
     def run(self) -> None:
         try:

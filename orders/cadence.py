@@ -110,7 +110,8 @@ class Notifier:
     def rest_seconds() -> float:
         """Until the soonest event that is not due yet comes due, at most the interval."""
         now = timezone.now()
-        seconds = float(conf().interval_seconds)
+        # A second at least: with STATE_MANAGER_INTERVAL_SECONDS=0 it must not spin.
+        seconds = max(1.0, float(conf().interval_seconds))
         soonest = next_event_due_at(now) if conf().notify_secret else None
         if soonest is not None:
             seconds = min(seconds, max(0.0, (soonest - now).total_seconds()))

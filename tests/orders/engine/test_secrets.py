@@ -3,6 +3,7 @@
 import json
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from urllib.parse import parse_qs, quote, quote_plus, unquote, urlsplit
 
@@ -123,8 +124,17 @@ def database_dump() -> str:
             settings_dict["NAME"],
         ]
         return subprocess.run(command, check=True, capture_output=True).stdout.decode()
-    files = [Path(settings_dict["NAME"]), Path(settings_dict["NAME"] + "-wal")]
-    return b"".join(path.read_bytes() for path in files if path.exists()).decode(errors="replace")
+    # Read by another process: closing a descriptor of the database file here would drop
+    # every POSIX lock this process holds on it, and a worker process closing its last
+    # connection would then delete the WAL under this process's open connections.
+    files = [
+        str(path)
+        for path in (Path(settings_dict["NAME"]), Path(settings_dict["NAME"] + "-wal"))
+        if path.exists()
+    ]
+    read = "import sys; [sys.stdout.buffer.write(open(f, 'rb').read()) for f in sys.argv[1:]]"
+    dumped = subprocess.run([sys.executable, "-c", read, *files], check=True, capture_output=True)
+    return dumped.stdout.decode(errors="replace")
 
 
 def echo(request) -> Reply:

@@ -50,6 +50,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "django_q",
     "statemanager.apps.StateManagerConfig",
+    "connections",
     "apicalls",
     "hosts",
     "blueprints",

@@ -12,6 +12,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from expressions.registry import function
+from expressions.xmldocs import read_xml
 
 UUID_NAMESPACE = uuidlib.UUID("3d1f1b5e-6c8f-4b0a-9a0e-5b7f2f0c9e21")
 
@@ -100,6 +101,17 @@ def b64encode(value: Any) -> str:
 def b64decode(value: str) -> str:
     """The UTF-8 text of a Base64 value."""
     return base64.b64decode(_bytes(value)).decode("utf-8")
+
+
+# Reading response bodies that are not JSON (they stay text in `response.body`).
+
+
+@function("xml")
+def xml(value: str, prefixes: bool = True) -> dict:
+    """An XML text as an object: `{{ (response.body | xml)["soap:Envelope"] }}`. Elements
+    are keys, repeated ones lists, attributes `@name`, text `#text` beside attributes or
+    children; `xml(prefixes=false)` drops namespace prefixes. DTDs and entities are refused."""
+    return read_xml(value, prefixes)
 
 
 # Hashing and signing.

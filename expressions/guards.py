@@ -26,6 +26,11 @@ MAX_WEIGHT = 1_000_000
 MAX_INT_BITS = 64 * 1024
 MAX_JSON_INDENT = 16
 MAX_SOURCE_LENGTH = 20_000
+# Texts that `xml` and `form` read: kept below what one call's arguments may weigh
+# (MAX_WEIGHT), so a long text is refused with its own reason; nested no deeper than the
+# JSON response bodies the engine keeps (MAX_BODY_DEPTH in orders/engine/calls.py).
+MAX_BODY_TEXT = 500_000
+MAX_BODY_DEPTH = 64
 TIME_BUDGET_SECONDS = 1.0
 
 

@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from expressions.forms import read_form
 from expressions.registry import function
 from expressions.xmldocs import read_xml
 
@@ -112,6 +113,13 @@ def xml(value: str, prefixes: bool = True) -> dict:
     are keys, repeated ones lists, attributes `@name`, text `#text` beside attributes or
     children; `xml(prefixes=false)` drops namespace prefixes. DTDs and entities are refused."""
     return read_xml(value, prefixes)
+
+
+@function("form")
+def form(value: str) -> dict:
+    """An urlencoded text as an object: `{{ (response.body | form).access_token }}`.
+    Bracket notation nests: `a[b]=1&c[]=2` → `{"a": {"b": "1"}, "c": ["2"]}`."""
+    return read_form(value)
 
 
 # Hashing and signing.

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 import requests
 
+from apicalls.bodies import encode_body
 from expressions import ExpressionError, render
 from expressions.secrets import load_secrets, mask, mask_headers
 
@@ -27,9 +28,11 @@ HOST_NAME = re.compile(r"[a-z0-9_.-]+")  # what DNS is asked about, after IDNA
 class CallRequest:
     method: str
     url: str
-    headers: dict[str, str]
-    body: Any  # a JSON value, or None for no body
+    headers: dict[str, str]  # Content-Type included when there is a body
+    body: Any  # as the log shows it (a JSON value, or the text sent), or None for no body
     timeout: float
+    content: bytes | None = None  # the body's bytes as sent
+    connection: str | None = None  # the connection that authenticates the request
 
 
 def render_request(api_call: Mapping, context: Mapping, *, idempotency_key: str) -> CallRequest:
@@ -52,7 +55,26 @@ def render_request(api_call: Mapping, context: Mapping, *, idempotency_key: str)
     headers = {str(name): _header_value(value) for name, value in headers.items()}
     headers["Idempotency-Key"] = idempotency_key
     timeout = float(api_call.get("timeout_seconds") or DEFAULT_TIMEOUT_SECONDS)
-    return CallRequest(method, url, headers, body, timeout)
+    content = None
+    if body is not None:
+        encoded = encode_body(body, api_call.get("body_type") or "json")
+        body, content = encoded.shown, encoded.content
+        _set_content_type(
+            headers, encoded.content_type, replace=encoded.content_type.startswith("multipart/")
+        )
+    connection = api_call.get("connection") or None
+    return CallRequest(method, url, headers, body, timeout, content, connection)
+
+
+def _set_content_type(headers: dict[str, str], content_type: str, *, replace: bool) -> None:
+    """The body's Content-Type unless the call's headers name one; a multipart body's is
+    always its own, since only it knows the boundary."""
+    given = [name for name in headers if name.lower() == "content-type"]
+    if given and not replace:
+        return
+    for name in given:
+        del headers[name]
+    headers["Content-Type"] = content_type
 
 
 def _scheme(url: str) -> str:
@@ -156,12 +178,15 @@ def truncated(value: Any, max_bytes: int) -> Any:
 
 def log_request(request: CallRequest, *, secret_values: Iterable[str], max_body_bytes: int) -> dict:
     secret_values = list(secret_values)
-    return {
+    logged = {
         "method": request.method,
         "url": mask(request.url, secret_values),
         "headers": mask_headers(request.headers, secret_values),
         "body": truncated(mask(request.body, secret_values), max_body_bytes),
     }
+    if request.connection:
+        logged["connection"] = request.connection
+    return logged
 
 
 def render_preview(

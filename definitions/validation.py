@@ -180,7 +180,12 @@ def _unknown_key_reason(key: str, in_branch: bool) -> str:
 def _reason(error: ValidationError) -> str:
     keyword, value = error.validator, error.validator_value
     if "then" in error.relative_schema_path:
-        return "a GET request sends no body: leave it out or use {}"
+        if "allOf" not in error.relative_schema_path:
+            return "a GET request sends no body: leave it out or use {}"
+        if value == "string":
+            return 'with body_type "text", one string template (the body as sent)'
+        return 'with body_type "form" or "multipart", an object of fields'
+
     if keyword == "type":
         names = [value] if isinstance(value, str) else value
         return "must be " + " or ".join(_TYPE_NAMES.get(name, name) for name in names)

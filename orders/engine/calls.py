@@ -237,10 +237,18 @@ class CallResult:
     error: str = ""
     retry_after: float | None = None
     refused: bool = False
+    masked: tuple[str, ...] = ()  # made from credentials for this request: a signature
 
 
-def send(request: CallRequest, *, allow: Iterable[str]) -> CallResult:
-    """Send a request; every failure (refused, timeout, connection) comes back as a result."""
+def send(
+    request: CallRequest,
+    *,
+    allow: Iterable[str],
+    cert: tuple[str, str] | None = None,
+    verify: str | bool = True,
+) -> CallResult:
+    """Send a request; every failure (refused, timeout, connection) comes back as a result.
+    `cert` is a client certificate's and key's files, `verify` a CA bundle's file."""
     session = session_for(allow)
     started = time.monotonic()
     try:
@@ -248,10 +256,12 @@ def send(request: CallRequest, *, allow: Iterable[str]) -> CallResult:
             request.method,
             request.url,
             headers=request.headers,
-            json=request.body,
+            data=request.content,
             timeout=request.timeout,
             allow_redirects=True,
             stream=True,
+            cert=cert,
+            verify=verify,
         )
         with response:
             content = _read_capped(response, deadline=started + request.timeout)
@@ -362,7 +372,7 @@ def is_success(api_call: Mapping, result: CallResult, context: Mapping) -> bool:
 
 
 def log_response(result: CallResult, *, secret_values: Iterable[str], max_body_bytes: int) -> dict:
-    secret_values = list(secret_values)
+    secret_values = [*secret_values, *result.masked]
     return {
         "status": result.status,
         "headers": mask_headers(result.headers, secret_values),

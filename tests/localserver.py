@@ -7,6 +7,7 @@ and the server tracks how many requests are in flight at once.
 from __future__ import annotations
 
 import json
+import ssl
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -34,7 +35,7 @@ Handler = Callable[[Received], Reply]
 
 
 class LocalServer:
-    def __init__(self) -> None:
+    def __init__(self, ssl_context: ssl.SSLContext | None = None) -> None:
         self.routes: dict[tuple[str, str], Handler] = {}
         # Answers any request no route matches (404 when unset).
         self.fallback: Handler | None = None
@@ -43,13 +44,19 @@ class LocalServer:
         self.max_in_flight = 0
         self.lock = threading.Lock()
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        self.scheme = "http"
+        if ssl_context is not None:  # HTTPS: the handshake is made when a request is handled
+            self.httpd.socket = ssl_context.wrap_socket(
+                self.httpd.socket, server_side=True, do_handshake_on_connect=False
+            )
+            self.scheme = "https"
         self.httpd.daemon_threads = True
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
         self.thread.start()
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        return f"{self.scheme}://127.0.0.1:{self.httpd.server_address[1]}"
 
     def route(self, method: str, path: str, handler: Handler | Reply) -> None:
         self.routes[(method, path)] = handler if callable(handler) else (lambda _r, h=handler: h)

@@ -11,6 +11,7 @@ from django.conf import settings
 from blueprints.models import WorkflowSnapshot
 from core.conf import conf
 from expressions.secrets import load_secrets
+from orders.engine import auth
 
 
 @dataclass(frozen=True)
@@ -53,9 +54,14 @@ class EngineConfig:
     workflows: dict[int, Workflow] = field(default_factory=dict, compare=False, repr=False)
 
     @cached_property
-    def secret_values(self) -> list[str]:
-        """The values masked in everything stored."""
+    def environment_secret_values(self) -> list[str]:
         return [value for value in self.secrets.values() if value]
+
+    @property
+    def secret_values(self) -> list[str]:
+        """The values masked in everything stored: the secrets, and what connections
+        made from them (tokens, Basic headers)."""
+        return [*self.environment_secret_values, *auth.derived_secrets()]
 
     def workflow(self, snapshot_pk: int) -> Workflow:
         workflow = self.workflows.get(snapshot_pk)

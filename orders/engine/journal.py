@@ -22,7 +22,7 @@ from apicalls.rendering import CallRequest, log_request, truncated
 from expressions.secrets import mask
 from hosts import gate
 from hosts.names import host_of
-from orders.engine import calls
+from orders.engine import auth, calls
 from orders.engine.config import EngineConfig
 from orders.engine.flow import OrderState
 from orders.models import Callback, StepLog
@@ -42,9 +42,15 @@ class Journal:
         self.config = config
         self._attempts: dict[int, StepLog] = {}  # in-flight attempt rows, by id
         self._lock = threading.Lock()
+        self._signatures: list[str] = []  # made for this order's requests by connections
+
+    @property
+    def secret_values(self) -> list[str]:
+        """What this order's writes mask: the engine's secrets and its requests' signatures."""
+        return [*self.config.secret_values, *self._signatures]
 
     def _masked(self, value: Any) -> Any:
-        return mask(value, self.config.secret_values)
+        return mask(value, self.secret_values)
 
     def _entry(self, *, step: str, kind: str, outcome: str, **fields: Any) -> StepLog:
         return log_entry(
@@ -141,7 +147,12 @@ class Journal:
 
     def send(self, request: CallRequest, permit: gate.Permit) -> calls.CallResult:
         gate.wait_for_slot(permit, self.sleep)
-        return calls.send(request, allow=self.config.outbound_allow)
+        if not request.connection:
+            return calls.send(request, allow=self.config.outbound_allow)
+        result = auth.send(request, allow=self.config.outbound_allow, secrets=self.config.secrets)
+        with self._lock:
+            self._signatures += result.masked
+        return result
 
     def attempt_finished(
         self,
@@ -159,7 +170,7 @@ class Journal:
             entry.duration_ms = result.duration_ms
             entry.response = calls.log_response(
                 result,
-                secret_values=self.config.secret_values,
+                secret_values=self.secret_values,
                 max_body_bytes=self.config.log_body_bytes,
             )
         if outcome == StepLog.Outcome.RETRYING:

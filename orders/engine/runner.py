@@ -119,7 +119,7 @@ class OrderTurn:
 
     def apply(self, step: dict, outcome: Outcome) -> str | None:
         """Persist one outcome; returns the order's status when the turn ends, else None."""
-        outcome = masked_outcome(outcome, self.config.secret_values)
+        outcome = masked_outcome(outcome, self.journal.secret_values)
         if isinstance(outcome, Succeeded):
             return self.advance(step, outcome)
         if isinstance(outcome, Failed):

@@ -1,73 +1,16 @@
 """Batch lanes on real qcluster processes: spread over the fleet, and nothing lost when one
 is killed. PostgreSQL with the Redis broker, as the product is deployed to scale out."""
 
-import os
-import signal
-import subprocess
-import sys
 from collections import Counter
 
 import pytest
-from django.conf import settings
-from django.db import connection
 
 from orders.lanes import dispatch_lanes, fleet_workers
 from orders.models import Order
-from tests.orders.test_batch import ROOT, slow_reply, two_step_orders, wait_until, worker_env
+from tests.orders.fleet import CONCURRENCY, LANES_PER_CLUSTER, WORKERS_PER_CLUSTER, kill, logs
+from tests.orders.test_batch import slow_reply, two_step_orders, wait_until
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.postgres]
-
-WORKERS_PER_CLUSTER = 3
-# Each cluster keeps one worker free of lanes (orders.lanes.lanes_for).
-LANES_PER_CLUSTER = WORKERS_PER_CLUSTER - 1
-CONCURRENCY = 4
-
-
-@pytest.fixture
-def fleet(tmp_path):
-    """Start qcluster processes on the test database; SIGKILL whatever is left at the end."""
-    if connection.vendor != "postgresql" or not settings.REDIS_URL:
-        pytest.skip(
-            "runs qclusters on PostgreSQL with the Redis broker (set DATABASE_URL, REDIS_URL)"
-        )
-    clusters: list[subprocess.Popen] = []
-
-    def start() -> subprocess.Popen:
-        env = worker_env(
-            REDIS_URL=settings.REDIS_URL,
-            Q_WORKERS=WORKERS_PER_CLUSTER,
-            STATE_MANAGER_INTERVAL_SECONDS=1,
-            STATE_MANAGER_LEASE_SECONDS=3,
-            STATE_MANAGER_BATCH_SIZE=10,
-            STATE_MANAGER_CONCURRENCY=CONCURRENCY,
-        )
-        log = open(tmp_path / f"qcluster-{len(clusters)}.log", "w")  # noqa: SIM115
-        cluster = subprocess.Popen(
-            [sys.executable, "manage.py", "qcluster"],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own process group: the sentinel and its workers
-        )
-        clusters.append(cluster)
-        return cluster
-
-    yield start
-    for cluster in clusters:
-        kill(cluster)
-
-
-def kill(cluster: subprocess.Popen) -> None:
-    try:
-        os.killpg(cluster.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    cluster.wait(timeout=10)
-
-
-def logs(tmp_path) -> str:
-    return "\n".join(path.read_text()[-2000:] for path in sorted(tmp_path.glob("*.log")))
 
 
 def test_lanes_run_on_every_qcluster_and_a_killed_one_loses_nothing(server, fleet, tmp_path):

@@ -17,7 +17,8 @@ from django.utils.html import format_html, format_html_join
 
 from apicalls.models import ApiCall, ApiCallVersion
 from apicalls.rendering import render_preview
-from apicalls.services import api_call_delete, api_call_save, api_call_users
+from apicalls.services import api_call_delete, api_call_save, api_call_users, connection_errors
+from connections.selectors import connection_names
 from core.admin import PrettyJSONField
 from definitions.admin import DefinitionAdmin, add_definition_errors
 from definitions.admin_versions import VersionPages, VersionsInline
@@ -38,8 +39,8 @@ DEFINITION_EXAMPLE = {
 class ApiCallForm(forms.ModelForm):
     definition = PrettyJSONField(
         initial=DEFINITION_EXAMPLE,
-        help_text="method, url, headers, query, body, timeout_seconds, success_when, retry, "
-        "save; strings may hold {{ expressions }}.",
+        help_text="method, url, connection, headers, query, body, timeout_seconds, "
+        "success_when, retry, save; strings may hold {{ expressions }}.",
     )
 
     class Meta:
@@ -68,6 +69,9 @@ class ApiCallForm(forms.ModelForm):
             validate_api_call(self.contract_json())
         except DefinitionError as exc:
             add_definition_errors(self, exc.errors, field_for=self.field_for)
+            return cleaned
+        missing = connection_errors(self.contract_json(), connection_names=connection_names())
+        add_definition_errors(self, missing, field_for=self.field_for)
         return cleaned
 
     @staticmethod

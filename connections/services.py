@@ -16,6 +16,9 @@ from definitions.services import canonical_json
 
 logger = logging.getLogger(__name__)
 
+# Who may run a connection's "Test" (it sends a request to the partner).
+TEST_PERMISSION = "connections.test_connection"
+
 # Who uses a connection is known to the apps above (API calls register theirs when they
 # start): each finder maps a connection's name to the definitions that name it.
 UsageFinder = Callable[[str], list[models.Model]]

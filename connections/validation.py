@@ -17,15 +17,21 @@ import re
 from dataclasses import dataclass
 
 from core.errors import join_place
-from definitions.validation import DefinitionError, unstorable_errors
+from definitions.validation import DefinitionError, unset_secret_warnings, unstorable_errors
 from expressions import compile_errors
 from expressions.names import name_errors
+from expressions.secrets import load_secrets
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9._-]+$")
 NAME_MAX_LENGTH = 100  # the model's
 SECRET_EXPRESSION = re.compile(r"^\{\{\s*secrets\.[A-Za-z_][A-Za-z0-9_]*\s*\}\}$")
 HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")  # an HTTP token (RFC 9110)
 HEADER_NAME_REASON = "must be a header name: letters, digits and '-', without spaces"
+
+API_KEY_LOCATIONS = ("header", "query")
+CLIENT_AUTH_METHODS = ("basic", "body")
+HMAC_ALGORITHMS = ("sha256", "sha512")
+HMAC_ENCODINGS = ("hex", "base64")
 
 # The names a connection's templates see: its credentials come from the environment, and
 # the hmac `message` is rendered over the request being signed.
@@ -53,7 +59,7 @@ def _optional(shape: str) -> Field:
 
 KIND_FIELDS: dict[str, dict[str, Field]] = {
     "api_key": {
-        "in": Field("choice", choices=("header", "query")),
+        "in": Field("choice", choices=API_KEY_LOCATIONS),
         "param": Field("text"),
         "value": Field("credential"),
     },
@@ -65,14 +71,14 @@ KIND_FIELDS: dict[str, dict[str, Field]] = {
         "client_secret": Field("credential"),
         "scope": _optional("template"),
         "audience": _optional("template"),
-        "client_auth": Field("choice", choices=("basic", "body")),
+        "client_auth": Field("choice", choices=CLIENT_AUTH_METHODS),
     },
     "hmac": {
         "secret": Field("credential"),
         "header": Field("header"),
         "message": Field("template", names=MESSAGE_NAMES),
-        "algorithm": Field("choice", choices=("sha256", "sha512")),
-        "encoding": Field("choice", choices=("hex", "base64")),
+        "algorithm": Field("choice", choices=HMAC_ALGORITHMS),
+        "encoding": Field("choice", choices=HMAC_ENCODINGS),
         "timestamp_header": _optional("header"),
     },
     "aws_sigv4": {
@@ -123,6 +129,15 @@ def connection_errors(definition, *, prefix: str = "") -> list[str]:
     settings = {key: value for key, value in definition.items() if key not in ("name", "kind")}
     errors += _fields_errors(settings, fields, prefix, unknown=f'for kind "{kind}"')
     return errors + _api_key_header_errors(definition, prefix)
+
+
+def connection_warnings(definition) -> list[str]:
+    """Each secret the connection reads whose environment variable is not set on this
+    machine, as `"<place>: <reason>"`: the workers' machines may have it, so it is saved."""
+    if not isinstance(definition, dict):
+        return []
+    settings = {key: value for key, value in definition.items() if key not in ("name", "kind")}
+    return unset_secret_warnings(settings, "", known=load_secrets())
 
 
 def _name_errors(definition: dict, prefix: str) -> list[str]:

@@ -102,11 +102,13 @@ Tester = Callable[[Connection], TestOutcome]
 _testers: list[Tester] = []
 
 
-def register_tester(tester: Tester) -> None:
-    """Make `tester` the one `test_connection` calls. The tester sends requests through the
-    engine's guarded outbound transport, which lives above this package, so the runtime
-    registers it when it starts."""
-    _testers[:] = [tester]
+def register_tester(tester: Tester | None) -> Tester | None:
+    """Make `tester` the one `test_connection` calls (None: no tester), and return the one
+    it replaces. The tester sends requests through the engine's guarded outbound transport,
+    which lives above this package, so the runtime registers it when it starts."""
+    previous = _testers[0] if _testers else None
+    _testers[:] = [tester] if tester is not None else []
+    return previous
 
 
 def test_connection(connection: Connection) -> TestOutcome:

@@ -19,9 +19,9 @@ from apicalls.rendering import render_preview
 from apicalls.services import api_call_delete, api_call_save, api_call_users, connection_errors
 from connections.selectors import connection_names
 from core.admin import PrettyJSONField
-from definitions.admin import DefinitionAdmin, UsedByAdmin, add_definition_errors
+from definitions.admin import DefinitionAdmin, ObjectDefinitionForm, UsedByAdmin
 from definitions.admin_versions import VersionPages, VersionsInline
-from definitions.validation import DefinitionError, definition_warnings, validate_api_call
+from definitions.validation import api_call_errors
 from expressions import ExpressionError
 
 DEFINITION_EXAMPLE = {
@@ -35,7 +35,7 @@ DEFINITION_EXAMPLE = {
 }
 
 
-class ApiCallForm(forms.ModelForm):
+class ApiCallForm(ObjectDefinitionForm):
     definition = PrettyJSONField(
         initial=DEFINITION_EXAMPLE,
         help_text="method, url, connection, headers, query, body, timeout_seconds, "
@@ -46,36 +46,10 @@ class ApiCallForm(forms.ModelForm):
         model = ApiCall
         fields = ("slug", "name", "definition")
 
-    def contract_json(self) -> dict:
-        """The contract JSON of what was entered."""
-        data = self.cleaned_data
-        body = data.get("definition")
-        return {
-            "slug": data.get("slug") or (self.instance.slug if self.instance.pk else ""),
-            "name": data.get("name", ""),
-            **(body if isinstance(body, dict) else {}),
-        }
-
-    def clean(self):
-        cleaned = super().clean()
-        if self.errors:
-            return cleaned
-        if not isinstance(cleaned.get("definition"), dict):
-            self.add_error("definition", "must be an object")
-            return cleaned
-        self.warnings = definition_warnings(self.contract_json())
-        try:
-            validate_api_call(self.contract_json())
-        except DefinitionError as exc:
-            add_definition_errors(self, exc.errors, field_for=self.field_for)
-            return cleaned
-        missing = connection_errors(self.contract_json(), connection_names=connection_names())
-        add_definition_errors(self, missing, field_for=self.field_for)
-        return cleaned
-
-    @staticmethod
-    def field_for(head: str) -> str:
-        return head if head in ("slug", "name") else "definition"
+    def errors_of(self, definition: dict) -> list[str]:
+        return api_call_errors(definition) or connection_errors(
+            definition, connection_names=connection_names()
+        )
 
 
 VERSIONS_NOTE = (

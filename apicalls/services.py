@@ -2,30 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from django.db import models, transaction
 
 from apicalls.models import ApiCall, ApiCallVersion
 from connections.models import Connection
 from core.errors import join_place
+from core.usage import UsageFinders
 from definitions.services import save_definition
 from definitions.validation import DefinitionError, api_call_errors
 
-# Who uses an API call is known to the apps above (blueprints register theirs when they
-# start): each finder maps an API call's slug to the definitions that call it.
-UsageFinder = Callable[[str], list[models.Model]]
-_usage_finders: list[UsageFinder] = []
-
-
-def register_usage_finder(finder: UsageFinder) -> None:
-    if finder not in _usage_finders:
-        _usage_finders.append(finder)
+# Who uses an API call is known to the apps above: blueprints register their finder.
+_usage = UsageFinders()
+register_usage_finder = _usage.register
 
 
 def api_call_users(slug: str) -> list[models.Model]:
     """The definitions (blueprints) that call the API call `slug`."""
-    return [user for finder in _usage_finders for user in finder(slug)]
+    return _usage.users(slug)
 
 
 def api_call_save(*, definition: dict, user=None) -> ApiCall:

@@ -4,7 +4,6 @@ the "Test" button that fetches a token or signs a sample request and shows the o
 
 from __future__ import annotations
 
-from django import forms
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
 from django.http import HttpResponseNotAllowed
@@ -22,7 +21,7 @@ from connections.services import (
 )
 from connections.validation import connection_errors, connection_warnings
 from core.admin import PrettyJSONField, json_block
-from definitions.admin import DefinitionAdmin, UsedByAdmin, add_definition_errors
+from definitions.admin import DefinitionAdmin, ObjectDefinitionForm, UsedByAdmin
 
 SETTINGS_EXAMPLE = {
     "token_url": "{{ secrets.PARTNER_URL }}/oauth2/token",
@@ -41,38 +40,21 @@ SETTINGS_HELP = (
 )
 
 
-class ConnectionForm(forms.ModelForm):
+class ConnectionForm(ObjectDefinitionForm):
     settings = PrettyJSONField(initial=SETTINGS_EXAMPLE, help_text=SETTINGS_HELP)
+    key_field = "name"
+    plain_fields = ("name", "kind")
+    json_field = "settings"
 
     class Meta:
         model = Connection
         fields = ("name", "kind", "settings")
 
-    def contract_json(self) -> dict:
-        """The contract JSON of what was entered."""
-        data = self.cleaned_data
-        settings = data.get("settings")
-        return {
-            "name": data.get("name") or (self.instance.name if self.instance.pk else ""),
-            "kind": data.get("kind", ""),
-            **(settings if isinstance(settings, dict) else {}),
-        }
+    def errors_of(self, definition: dict) -> list[str]:
+        return connection_errors(definition)
 
-    def clean(self):
-        cleaned = super().clean()
-        if self.errors:
-            return cleaned
-        if not isinstance(cleaned.get("settings"), dict):
-            self.add_error("settings", "must be an object")
-            return cleaned
-        self.warnings = connection_warnings(self.contract_json())
-        errors = connection_errors(self.contract_json())
-        add_definition_errors(self, errors, field_for=self.field_for)
-        return cleaned
-
-    @staticmethod
-    def field_for(head: str) -> str:
-        return head if head in ("name", "kind") else "settings"
+    def warnings_of(self, definition: dict) -> list[str]:
+        return connection_warnings(definition)
 
 
 @admin.register(Connection)

@@ -12,6 +12,7 @@ from django.db import IntegrityError, models, transaction
 from connections.models import Connection
 from connections.validation import ConnectionInvalid, validate_connection
 from core.errors import ServiceError
+from core.usage import UsageFinders
 from definitions.services import canonical_json
 
 logger = logging.getLogger(__name__)
@@ -19,20 +20,14 @@ logger = logging.getLogger(__name__)
 # Who may run a connection's "Test" (it sends a request to the partner).
 TEST_PERMISSION = "connections.test_connection"
 
-# Who uses a connection is known to the apps above (API calls register theirs when they
-# start): each finder maps a connection's name to the definitions that name it.
-UsageFinder = Callable[[str], list[models.Model]]
-_usage_finders: list[UsageFinder] = []
-
-
-def register_usage_finder(finder: UsageFinder) -> None:
-    if finder not in _usage_finders:
-        _usage_finders.append(finder)
+# Who uses a connection is known to the apps above: API calls register their finder.
+_usage = UsageFinders()
+register_usage_finder = _usage.register
 
 
 def connection_users(name: str) -> list[models.Model]:
     """The definitions (API calls) that name the connection `name`."""
-    return [user for finder in _usage_finders for user in finder(name)]
+    return _usage.users(name)
 
 
 class ConnectionInUse(ServiceError):

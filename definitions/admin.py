@@ -34,6 +34,45 @@ def add_definition_errors(
         form.add_error(field if field in form.fields else None, error)
 
 
+class ObjectDefinitionForm(forms.ModelForm):
+    """A definition edited as a few plain fields and one JSON object holding the rest of
+    its contract JSON (an API call's `definition`, a connection's `settings`), checked as a
+    whole by its validator, each error shown at its field."""
+
+    key_field = "slug"  # read-only once saved: then the instance's
+    plain_fields: tuple[str, ...] = ("slug", "name")
+    json_field = "definition"
+
+    def contract_json(self) -> dict:
+        """The contract JSON of what was entered."""
+        data, key = self.cleaned_data, self.key_field
+        plain = {name: data.get(name, "") for name in self.plain_fields}
+        plain[key] = data.get(key) or (getattr(self.instance, key) if self.instance.pk else "")
+        body = data.get(self.json_field)
+        return {**plain, **(body if isinstance(body, dict) else {})}
+
+    def clean(self):
+        cleaned = super().clean()
+        if self.errors:
+            return cleaned
+        if not isinstance(cleaned.get(self.json_field), dict):
+            self.add_error(self.json_field, "must be an object")
+            return cleaned
+        definition = self.contract_json()
+        self.warnings = self.warnings_of(definition)
+        add_definition_errors(self, self.errors_of(definition), field_for=self.field_for)
+        return cleaned
+
+    def field_for(self, head: str) -> str:
+        return head if head in self.plain_fields else self.json_field
+
+    def errors_of(self, definition: dict) -> list[str]:
+        raise NotImplementedError
+
+    def warnings_of(self, definition: dict) -> list[str]:
+        return definition_warnings(definition)
+
+
 def may_read_definitions(user) -> bool:
     """Anyone who may see blueprints or API calls may read the function list."""
     return user.is_active and (

@@ -9,7 +9,7 @@ from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_
 from rest_framework import status, viewsets
 from rest_framework.response import Response
 
-from core.api import BadRequest, Detail, Errors, ModelPermissions, Pagination
+from core.api import ActionPermissions, BadRequest, Detail, Errors, ModelPermissions, Pagination
 from core.storable import text_problem
 from definitions.validation import definition_warnings
 
@@ -28,9 +28,16 @@ class DefinitionViewSet(viewsets.GenericViewSet):
     pagination_class = Pagination
     filter_backends = []
     noun = "definition"
+    # The permissions of the actions beyond CRUD (pause, test), for ActionPermissions.
+    action_permissions: dict[str, list[str]] = {}
     # The definitions' validator checks the body's text and nesting as the parser would, and
     # names a step by its index and id: `steps[0] (id "quote").save.total`.
     check_storable_body = False
+
+    def get_permissions(self):
+        if self.action in self.action_permissions:
+            return [ActionPermissions()]
+        return super().get_permissions()
 
     def save(self, definition: dict, user) -> Any:
         raise NotImplementedError

@@ -12,7 +12,7 @@ from connections.services import (
     test_connection,
 )
 from connections.validation import connection_warnings
-from core.api import ActionPermissions, Detail
+from core.api import Detail
 from definitions.api import DefinitionViewSet, definition_schema
 
 from .serializers import ConnectionSerializer, TestOutcomeSerializer
@@ -34,11 +34,6 @@ class ConnectionViewSet(DefinitionViewSet):
     lookup_field = "name"
     noun = "connection"
     action_permissions = {"test": [TEST_PERMISSION]}
-
-    def get_permissions(self):
-        if self.action in self.action_permissions:
-            return [ActionPermissions()]
-        return super().get_permissions()
 
     def save(self, definition, user):
         return connection_save(definition=definition, user=user)

@@ -8,20 +8,20 @@ import json
 
 from django import forms
 from django.contrib import admin
-from django.contrib.admin.templatetags.admin_urls import admin_urlname
 from django.core.exceptions import PermissionDenied
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
-from django.urls import path, reverse
-from django.utils.html import format_html, format_html_join
+from django.urls import path
+from django.utils.html import format_html
 
 from apicalls.models import ApiCall, ApiCallVersion
 from apicalls.rendering import render_preview
-from apicalls.services import api_call_delete, api_call_save, api_call_users
+from apicalls.services import api_call_delete, api_call_save, api_call_users, connection_errors
+from connections.selectors import connection_names
 from core.admin import PrettyJSONField
-from definitions.admin import DefinitionAdmin, add_definition_errors
+from definitions.admin import DefinitionAdmin, ObjectDefinitionForm, UsedByAdmin
 from definitions.admin_versions import VersionPages, VersionsInline
-from definitions.validation import DefinitionError, definition_warnings, validate_api_call
+from definitions.validation import api_call_errors
 from expressions import ExpressionError
 
 DEFINITION_EXAMPLE = {
@@ -35,44 +35,21 @@ DEFINITION_EXAMPLE = {
 }
 
 
-class ApiCallForm(forms.ModelForm):
+class ApiCallForm(ObjectDefinitionForm):
     definition = PrettyJSONField(
         initial=DEFINITION_EXAMPLE,
-        help_text="method, url, headers, query, body, timeout_seconds, success_when, retry, "
-        "save; strings may hold {{ expressions }}.",
+        help_text="method, url, connection, headers, query, body, timeout_seconds, "
+        "success_when, retry, save; strings may hold {{ expressions }}.",
     )
 
     class Meta:
         model = ApiCall
         fields = ("slug", "name", "definition")
 
-    def contract_json(self) -> dict:
-        """The contract JSON of what was entered."""
-        data = self.cleaned_data
-        body = data.get("definition")
-        return {
-            "slug": data.get("slug") or (self.instance.slug if self.instance.pk else ""),
-            "name": data.get("name", ""),
-            **(body if isinstance(body, dict) else {}),
-        }
-
-    def clean(self):
-        cleaned = super().clean()
-        if self.errors:
-            return cleaned
-        if not isinstance(cleaned.get("definition"), dict):
-            self.add_error("definition", "must be an object")
-            return cleaned
-        self.warnings = definition_warnings(self.contract_json())
-        try:
-            validate_api_call(self.contract_json())
-        except DefinitionError as exc:
-            add_definition_errors(self, exc.errors, field_for=self.field_for)
-        return cleaned
-
-    @staticmethod
-    def field_for(head: str) -> str:
-        return head if head in ("slug", "name") else "definition"
+    def errors_of(self, definition: dict) -> list[str]:
+        return api_call_errors(definition) or connection_errors(
+            definition, connection_names=connection_names()
+        )
 
 
 VERSIONS_NOTE = (
@@ -85,6 +62,7 @@ VERSIONS_NOTE = (
 class ApiCallVersionInline(VersionsInline):
     model = ApiCallVersion
     versions_note = VERSIONS_NOTE
+    nobody = "no blueprint"
 
 
 class TryItForm(forms.Form):
@@ -106,7 +84,7 @@ class TryItForm(forms.Form):
 
 
 @admin.register(ApiCall)
-class ApiCallAdmin(VersionPages, DefinitionAdmin):
+class ApiCallAdmin(VersionPages, UsedByAdmin, DefinitionAdmin):
     form = ApiCallForm
     list_display = ("slug", "name", "method", "url", "version", "updated_at")
     list_filter = ("updated_at",)
@@ -120,6 +98,7 @@ class ApiCallAdmin(VersionPages, DefinitionAdmin):
     )
 
     versions_note = VERSIONS_NOTE
+    nobody = "no blueprint"
 
     def save_definition(self, *, definition, user):
         return api_call_save(definition=definition, user=user)
@@ -132,36 +111,11 @@ class ApiCallAdmin(VersionPages, DefinitionAdmin):
     def url(self, obj):
         return obj.definition.get("url", "")
 
-    @admin.display(description="used by")
-    def used_by(self, obj):
-        users = api_call_users(obj.slug) if obj and obj.pk else []
-        if not users:
-            return "no blueprint"
-        return format_html_join(
-            ", ",
-            '<a href="{}">{}</a>',
-            (
-                (reverse(admin_urlname(user._meta, "change"), args=[user.pk]), user.slug)
-                for user in users
-            ),
-        )
-
-    def get_deleted_objects(self, objs, request):
-        """An API call a blueprint uses is protected, as `api_call_delete` refuses it."""
-        deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
-        for api_call in objs:
-            protected += [
-                f"{user._meta.verbose_name.capitalize()}: {user.slug} (uses {api_call.slug})"
-                for user in api_call_users(api_call.slug)
-            ]
-        return deleted, counts, perms_needed, protected
+    def users_of(self, obj):
+        return api_call_users(obj.slug)
 
     def delete_model(self, request, obj):
         api_call_delete(api_call=obj)
-
-    def delete_queryset(self, request, queryset):
-        for api_call in queryset:
-            self.delete_model(request, api_call)
 
     def get_urls(self):
         urls = [

@@ -1,4 +1,5 @@
-"""Writes to blueprints, the snapshots orders run on, and definitions import/export."""
+"""Writes to blueprints, the snapshots orders run on, and definitions import/export (the
+connections the API calls name with them)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,11 @@ from django.db import transaction
 from django.utils import timezone
 
 from apicalls.models import ApiCall
-from apicalls.services import api_call_save
+from apicalls.services import api_call_save, connection_errors
 from blueprints.models import Blueprint, BlueprintVersion, WorkflowSnapshot
+from connections.models import Connection
+from connections.services import connection_save
+from connections.validation import connection_errors as connection_definition_errors
 from core import doorbell
 from definitions.services import canonical_json, save_definition
 from definitions.validation import (
@@ -104,8 +108,14 @@ def workflow_definition(*, blueprint: Blueprint) -> dict:
 
 
 def definitions_export() -> dict:
-    """Every API call and blueprint as contract JSON, ordered by slug."""
+    """Every connection, API call and blueprint as contract JSON, each ordered by its name.
+
+    `connections` is left out when there is none, so a system without connections writes
+    the document it always did, which older versions import too.
+    """
+    connections = [c.as_definition() for c in Connection.objects.order_by("name")]
     return {
+        **({"connections": connections} if connections else {}),
         "api_calls": [contract_order(a.as_definition()) for a in ApiCall.objects.order_by("slug")],
         "blueprints": [
             contract_order(b.as_definition()) for b in Blueprint.objects.order_by("slug")
@@ -115,8 +125,8 @@ def definitions_export() -> dict:
 
 @dataclass(frozen=True)
 class ImportedDefinition:
-    kind: str  # "api call" or "blueprint"
-    slug: str
+    kind: str  # "connection", "api call" or "blueprint"
+    slug: str  # a connection's name
     outcome: str  # "created", "updated" or "unchanged"
 
 
@@ -131,26 +141,40 @@ class ImportReport:
 def definitions_import(*, document: dict, user=None) -> ImportReport:
     """Create or update every definition in `document`, or none if any is invalid.
 
-    Blueprints may call API calls defined in the same document. Errors are prefixed with
-    the definition's place in the document: `blueprints[0].steps[3].next: no step "x"`.
+    Connections come first, as API calls name them, and blueprints may call API calls
+    defined in the same document. Errors are prefixed with the definition's place in the
+    document: `blueprints[0].steps[3].next: no step "x"`. A document without connections
+    (an older export) imports as it did.
     """
-    api_calls, blueprints = _document_parts(document)
-    document_slugs = {d["slug"] for d in api_calls if isinstance(d, dict) and "slug" in d}
-    known_slugs = set(ApiCall.objects.values_list("slug", flat=True)) | document_slugs
+    connections, api_calls, blueprints = _document_parts(document)
+    known_slugs = set(ApiCall.objects.values_list("slug", flat=True)) | _keys(api_calls, "slug")
+    known_names = set(Connection.objects.values_list("name", flat=True)) | _keys(
+        connections, "name"
+    )
     errors = []
+    for index, definition in enumerate(connections):
+        errors += connection_definition_errors(definition, prefix=f"connections[{index}]")
     for index, definition in enumerate(api_calls):
-        errors += api_call_errors(definition, prefix=f"api_calls[{index}]")
+        place = f"api_calls[{index}]"
+        errors += api_call_errors(definition, prefix=place) or connection_errors(
+            definition, connection_names=known_names, prefix=place
+        )
     for index, definition in enumerate(blueprints):
         errors += blueprint_errors(
             definition, api_call_slugs=known_slugs, prefix=f"blueprints[{index}]"
         )
-    errors += _duplicate_slug_errors("api_calls", api_calls)
-    errors += _duplicate_slug_errors("blueprints", blueprints)
+    errors += _duplicate_key_errors("connections", connections, "name")
+    errors += _duplicate_key_errors("api_calls", api_calls, "slug")
+    errors += _duplicate_key_errors("blueprints", blueprints, "slug")
     if errors:
         raise DefinitionError(errors)
 
     report = ImportReport()
     with transaction.atomic():
+        before = {c.name: canonical_json(c.as_definition()) for c in Connection.objects.all()}
+        for definition in connections:
+            saved = connection_save(definition=definition, user=user)
+            report.definitions.append(_imported_connection(saved, before))
         versions = dict(ApiCall.objects.values_list("slug", "version"))
         for definition in api_calls:
             saved = api_call_save(definition=definition, user=user)
@@ -162,29 +186,49 @@ def definitions_import(*, document: dict, user=None) -> ImportReport:
     return report
 
 
-def _document_parts(document) -> tuple[list, list]:
+DOCUMENT_KEYS = ("connections", "api_calls", "blueprints")
+
+
+def _document_parts(document) -> tuple[list, list, list]:
     if not isinstance(document, dict):
-        raise DefinitionError(['must be an object with "api_calls" and "blueprints"'])
-    errors = [f"{key}: unknown key" for key in document if key not in ("api_calls", "blueprints")]
+        raise DefinitionError(
+            ['must be an object with "connections", "api_calls" and "blueprints"']
+        )
+    errors = [f"{key}: unknown key" for key in document if key not in DOCUMENT_KEYS]
     parts = []
-    for key in ("api_calls", "blueprints"):
+    for key in DOCUMENT_KEYS:
         part = document.get(key, [])
         if not isinstance(part, list):
             errors.append(f"{key}: must be a list")
         parts.append(part if isinstance(part, list) else [])
     if errors:
         raise DefinitionError(errors)
-    return parts[0], parts[1]
+    return parts[0], parts[1], parts[2]
 
 
-def _duplicate_slug_errors(key: str, definitions: list) -> list[str]:
+def _keys(definitions: list, key: str) -> set[str]:
+    """The slugs (or names) the definitions of a document give, where they give one."""
+    return {d[key] for d in definitions if isinstance(d, dict) and isinstance(d.get(key), str)}
+
+
+def _duplicate_key_errors(part: str, definitions: list, key: str) -> list[str]:
     errors, seen = [], set()
     for index, definition in enumerate(definitions):
-        slug = definition.get("slug") if isinstance(definition, dict) else None
-        if isinstance(slug, str) and slug in seen:
-            errors.append(f'{key}[{index}].slug: duplicate slug "{slug}"')
-        seen.add(slug)
+        value = definition.get(key) if isinstance(definition, dict) else None
+        if isinstance(value, str) and value in seen:
+            errors.append(f'{part}[{index}].{key}: duplicate {key} "{value}"')
+        seen.add(value)
     return errors
+
+
+def _imported_connection(saved: Connection, before: dict[str, str]) -> ImportedDefinition:
+    if saved.name not in before:
+        outcome = "created"
+    elif canonical_json(saved.as_definition()) != before[saved.name]:
+        outcome = "updated"
+    else:
+        outcome = "unchanged"
+    return ImportedDefinition(kind="connection", slug=saved.name, outcome=outcome)
 
 
 def _imported(kind: str, saved, versions_before: dict) -> ImportedDefinition:

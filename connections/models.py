@@ -28,6 +28,7 @@ class Connection(models.Model):
 
     class Meta:
         ordering = ["name"]
+        permissions = [("test_connection", "Can test a connection (sends a request)")]
 
     def __str__(self) -> str:
         return self.name

@@ -1,5 +1,5 @@
-"""The admin pieces API calls and blueprints share: errors at their fields, the read-only
-version rows and the save through a service."""
+"""The admin pieces API calls, blueprints and connections share: errors at their fields,
+the read-only version rows, the save through a service and who uses a definition."""
 
 from __future__ import annotations
 
@@ -8,7 +8,10 @@ from collections.abc import Callable, Iterable
 
 from django import forms
 from django.contrib import admin, messages
-from django.utils.html import format_html
+from django.contrib.admin.templatetags.admin_urls import admin_urlname
+from django.db import models
+from django.urls import reverse
+from django.utils.html import format_html, format_html_join
 
 from core.admin import EDITOR_CSS, EDITOR_JS, json_block
 from definitions.validation import definition_warnings
@@ -29,6 +32,45 @@ def add_definition_errors(
         head = match.group(1) if match and ":" in error else ""
         field = field_for(head)
         form.add_error(field if field in form.fields else None, error)
+
+
+class ObjectDefinitionForm(forms.ModelForm):
+    """A definition edited as a few plain fields and one JSON object holding the rest of
+    its contract JSON (an API call's `definition`, a connection's `settings`), checked as a
+    whole by its validator, each error shown at its field."""
+
+    key_field = "slug"  # read-only once saved: then the instance's
+    plain_fields: tuple[str, ...] = ("slug", "name")
+    json_field = "definition"
+
+    def contract_json(self) -> dict:
+        """The contract JSON of what was entered."""
+        data, key = self.cleaned_data, self.key_field
+        plain = {name: data.get(name, "") for name in self.plain_fields}
+        plain[key] = data.get(key) or (getattr(self.instance, key) if self.instance.pk else "")
+        body = data.get(self.json_field)
+        return {**plain, **(body if isinstance(body, dict) else {})}
+
+    def clean(self):
+        cleaned = super().clean()
+        if self.errors:
+            return cleaned
+        if not isinstance(cleaned.get(self.json_field), dict):
+            self.add_error(self.json_field, "must be an object")
+            return cleaned
+        definition = self.contract_json()
+        self.warnings = self.warnings_of(definition)
+        add_definition_errors(self, self.errors_of(definition), field_for=self.field_for)
+        return cleaned
+
+    def field_for(self, head: str) -> str:
+        return head if head in self.plain_fields else self.json_field
+
+    def errors_of(self, definition: dict) -> list[str]:
+        raise NotImplementedError
+
+    def warnings_of(self, definition: dict) -> list[str]:
+        return definition_warnings(definition)
 
 
 def may_read_definitions(user) -> bool:
@@ -75,11 +117,13 @@ class DefinitionVersionInline(admin.TabularInline):
 
 
 class DefinitionAdmin(admin.ModelAdmin):
-    """What API calls and blueprints share: slug fixed once saved, saves through a service,
-    JSON in the editor, and JSON indented for those who may only read it."""
+    """What API calls, blueprints and connections share: slug (or name) fixed once saved,
+    saves through a service, JSON in the editor, and JSON indented for those who may only
+    read it."""
 
     save_on_top = True
     json_fields: tuple[str, ...] = ()  # the model's JSON fields
+    key_field = "slug"  # what names one, in URLs and in the definitions that use it
 
     class Media:
         css = {"all": EDITOR_CSS}
@@ -109,15 +153,14 @@ class DefinitionAdmin(admin.ModelAdmin):
     def get_readonly_fields(self, request, obj=None):
         fields = list(super().get_readonly_fields(request, obj))
         if obj is not None and self.has_change_permission(request, obj):
-            fields.append("slug")
+            fields.append(self.key_field)
         return fields
 
     def save_model(self, request, obj, form, change):
         saved = self.save_definition(definition=form.contract_json(), user=request.user)
-        obj.pk = saved.pk
-        obj.version = saved.version
-        obj.created_at = saved.created_at
-        obj.updated_at = saved.updated_at
+        for name in ("pk", "version", "created_at", "updated_at"):
+            if hasattr(saved, name):
+                setattr(obj, name, getattr(saved, name))
 
     def save_definition(self, *, definition: dict, user):
         raise NotImplementedError
@@ -127,13 +170,16 @@ class DefinitionAdmin(admin.ModelAdmin):
 
     def response_add(self, request, obj, post_url_continue=None):
         response = super().response_add(request, obj, post_url_continue)
-        self.warn(request, definition_warnings(obj.as_definition()))
+        self.warn(request, self.warnings(obj.as_definition()))
         return response
 
     def response_change(self, request, obj):
         response = super().response_change(request, obj)
-        self.warn(request, definition_warnings(obj.as_definition()))
+        self.warn(request, self.warnings(obj.as_definition()))
         return response
+
+    def warnings(self, definition: dict) -> list[str]:
+        return definition_warnings(definition)
 
     def render_change_form(self, request, context, *args, **kwargs):
         form = context["adminform"].form
@@ -145,6 +191,44 @@ class DefinitionAdmin(admin.ModelAdmin):
         """Each "<place>: <reason>" as a message, as written (places are lower case)."""
         for warning in warnings:
             messages.warning(request, format_html('<span class="sm-place">{}</span>', warning))
+
+
+class UsedByAdmin(admin.ModelAdmin):
+    """A definition that others use (an API call by blueprints, a connection by API calls):
+    its users linked on its page and list, and its delete protected while it has any, as
+    its delete service refuses it."""
+
+    nobody = "nothing"  # what `used_by` says when nothing uses it
+
+    def users_of(self, obj) -> list[models.Model]:
+        raise NotImplementedError
+
+    @admin.display(description="used by")
+    def used_by(self, obj):
+        users = self.users_of(obj) if obj and obj.pk else []
+        if not users:
+            return self.nobody
+        return format_html_join(
+            ", ",
+            '<a href="{}">{}</a>',
+            (
+                (reverse(admin_urlname(user._meta, "change"), args=[user.pk]), user)
+                for user in users
+            ),
+        )
+
+    def get_deleted_objects(self, objs, request):
+        deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
+        for obj in objs:
+            protected += [
+                f"{user._meta.verbose_name.capitalize()}: {user} (uses {obj})"
+                for user in self.users_of(obj)
+            ]
+        return deleted, counts, perms_needed, protected
+
+    def delete_queryset(self, request, queryset):
+        for obj in queryset:
+            self.delete_model(request, obj)
 
 
 def _swapped(line, shown: dict):

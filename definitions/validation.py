@@ -10,7 +10,7 @@ not set here) is a warning instead: `definition_warnings`.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from functools import cache
 from pathlib import Path
 
@@ -408,11 +408,17 @@ def definition_warnings(definition) -> list[str]:
     known = load_secrets()
     warnings = []
     for path, value, _ in _expression_places(definition):
-        for place, source in template_strings(value, step_place("", definition, path)):
-            warnings += [
-                f'{place}: secret "{name}" is not set on this machine '
-                f"(environment variable {SECRET_PREFIX}{name})"
-                for name in secret_names(source)
-                if name not in known
-            ]
+        warnings += unset_secret_warnings(value, step_place("", definition, path), known=known)
     return warnings
+
+
+def unset_secret_warnings(value, place: str, *, known: Collection[str]) -> list[str]:
+    """A warning for each secret the templates in a JSON value read that is not in `known`
+    (the secrets set on this machine)."""
+    return [
+        f'{string_place}: secret "{name}" is not set on this machine '
+        f"(environment variable {SECRET_PREFIX}{name})"
+        for string_place, source in template_strings(value, place)
+        for name in secret_names(source)
+        if name not in known
+    ]

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 # The contract's keys in the order a reader expects them, for stable, readable exports
 # and diffs (PostgreSQL's jsonb keeps keys in an order of its own).
 CONTRACT_KEY_ORDER = [
-    "slug", "name", "description", "method", "url", "headers", "query", "body",
+    "slug", "name", "description", "method", "url", "connection", "headers", "query", "body",
     "timeout_seconds", "success_when", "input_schema", "notify_url",
     "concurrency_key", "steps",
     "id", "call", "choice", "when", "parallel", "params", "wait_for_callback",

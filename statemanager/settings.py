@@ -161,6 +161,13 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # The enums of a connection's keys, named for what they are rather than the key alone.
+    "ENUM_NAME_OVERRIDES": {
+        "ApiKeyInEnum": "connections.validation.API_KEY_LOCATIONS",
+        "OAuth2ClientAuthEnum": "connections.validation.CLIENT_AUTH_METHODS",
+        "HmacAlgorithmEnum": "connections.validation.HMAC_ALGORITHMS",
+        "HmacEncodingEnum": "connections.validation.HMAC_ENCODINGS",
+    },
 }
 
 REDIS_URL = os.environ.get("REDIS_URL", "")

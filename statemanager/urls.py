@@ -10,6 +10,7 @@ api = [
     path("", include("apicalls.api.urls")),
     path("", include("blueprints.api.urls")),
     path("", include("hosts.api.urls")),
+    path("", include("connections.api.urls")),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
 ]

@@ -11,6 +11,13 @@ class ApiCallSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=200)
     method = serializers.ChoiceField(choices=["GET", "POST", "PUT", "PATCH", "DELETE"])
     url = serializers.CharField(help_text="May hold {{ }} expressions.")
+    connection = serializers.RegexField(
+        r"^[A-Za-z0-9._-]+$",
+        max_length=100,
+        required=False,
+        help_text="The name of a connection (/api/connections/) whose credentials "
+        "authenticate or sign every request of this call.",
+    )
     headers = serializers.DictField(child=serializers.CharField(), required=False)
     query = serializers.DictField(required=False)
     body = serializers.JSONField(required=False)

@@ -4,7 +4,7 @@ from rest_framework.response import Response
 
 from blueprints.models import Blueprint
 from blueprints.services import blueprint_pause, blueprint_resume, blueprint_save
-from core.api import ActionPermissions, Detail
+from core.api import Detail
 from definitions.api import DefinitionViewSet, definition_schema
 
 from .serializers import BlueprintPauseSerializer, BlueprintSerializer
@@ -24,11 +24,6 @@ class BlueprintViewSet(DefinitionViewSet):
         "pause": ["blueprints.pause_blueprint"],
         "resume": ["blueprints.pause_blueprint"],
     }
-
-    def get_permissions(self):
-        if self.action in self.action_permissions:
-            return [ActionPermissions()]
-        return super().get_permissions()
 
     def save(self, definition, user):
         return blueprint_save(definition=definition, user=user)

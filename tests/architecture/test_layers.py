@@ -1,6 +1,7 @@
 """The packages import one way, bottom up, and the engine imports no web code.
 
-    core <- expressions <- definitions <- apicalls <- hosts <- blueprints <- orders <- statemanager
+    core <- expressions <- definitions <- connections <- apicalls <- hosts <- blueprints
+         <- orders <- statemanager
 
 A module may import its own package and the packages below it, never one above; imports
 sit at the top of a module (an AppConfig's `ready` excepted, where Django wants them).
@@ -18,6 +19,7 @@ LAYERS = [
     "core",
     "expressions",
     "definitions",
+    "connections",
     "apicalls",
     "hosts",
     "blueprints",

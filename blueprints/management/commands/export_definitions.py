@@ -7,8 +7,8 @@ from blueprints.services import definitions_export
 
 class Command(BaseCommand):
     help = (
-        "Write every API call and blueprint as one JSON document, ordered by slug, "
-        "for version control and for import_definitions on another system."
+        "Write every connection, API call and blueprint as one JSON document, each ordered "
+        "by name, for version control and for import_definitions on another system."
     )
 
     def add_arguments(self, parser):

@@ -9,8 +9,9 @@ from definitions.validation import DefinitionError
 
 class Command(BaseCommand):
     help = (
-        "Create or update API calls and blueprints from a JSON file written by "
-        "export_definitions; nothing is stored unless every definition is valid."
+        "Create or update connections, API calls and blueprints from a JSON file written by "
+        "export_definitions (connections first: API calls name them); nothing is stored "
+        "unless every definition is valid."
     )
 
     def add_arguments(self, parser):

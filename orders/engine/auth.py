@@ -21,7 +21,7 @@ import tempfile
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from urllib.parse import urlencode, urlsplit
 
@@ -32,7 +32,7 @@ from botocore.credentials import Credentials
 from oauthlib.oauth2 import BackendApplicationClient, OAuth2Error
 
 from apicalls.rendering import CallRequest
-from connections.models import Connection
+from connections.selectors import connection_named
 from expressions import ExpressionError, render
 from expressions.secrets import mask
 from orders.engine import calls, tokens
@@ -79,11 +79,6 @@ def _remember(*values: str) -> None:
             _derived.popitem(last=False)
 
 
-def connection_named(name: str) -> dict | None:
-    found = Connection.objects.filter(name=name).first()
-    return found.as_definition() if found else None
-
-
 # Sending.
 
 
@@ -124,7 +119,7 @@ def sign(
     stale_token: str | None = None,
 ) -> Signed:
     """`request` with what `connection` adds to it; raises ConnectionFailed."""
-    fields = _Fields(connection, secrets)
+    fields = Fields(connection, secrets)
     kind = connection["kind"]
     headers = dict(request.headers)
     url = request.url
@@ -163,7 +158,7 @@ def sign(
     )
 
 
-class _Fields:
+class Fields:
     """A connection's fields rendered with the secrets, each read once."""
 
     def __init__(self, connection: Mapping, secrets: Mapping[str, str]):
@@ -193,11 +188,27 @@ def _with_query(url: str, name: str, value: str) -> str:
 
 def _oauth2_token(
     connection: Mapping,
-    fields: _Fields,
+    fields: Fields,
     timeout: float,
     allow: Iterable[str],
     stale: str | None,
 ) -> str:
+    key, fetch = token_request(connection, fields, timeout, allow)
+    try:
+        token = tokens.access_token(key, fetch, stale=stale)
+    except (TimeoutError, OSError) as exc:  # Redis unreachable, or a lock held too long
+        raise ConnectionFailed(
+            f'connection "{fields.name}": token cache: {exc}', retryable=True
+        ) from None
+    _remember(token)
+    return token
+
+
+def token_request(
+    connection: Mapping, fields: Fields, timeout: float, allow: Iterable[str]
+) -> tuple[str, Callable[[], tokens.Fetched]]:
+    """The cache key of the connection's token, and the fetch of a new one (the
+    client-credentials grant, as oauthlib writes it and reads its answer)."""
     token_url = fields.text("token_url")
     client_id, client_secret = fields.text("client_id"), fields.text("client_secret")
     scope, audience = fields.text("scope"), fields.text("audience")
@@ -222,14 +233,7 @@ def _oauth2_token(
         result = calls.send(request, allow=allow, cert=cert, verify=verify)
         return _read_token(client, result, scope, fields.name)
 
-    try:
-        token = tokens.access_token(key, fetch, stale=stale)
-    except (TimeoutError, OSError) as exc:  # Redis unreachable, or a lock held too long
-        raise ConnectionFailed(
-            f'connection "{fields.name}": token cache: {exc}', retryable=True
-        ) from None
-    _remember(token)
-    return token
+    return key, fetch
 
 
 def _read_token(
@@ -258,7 +262,7 @@ def _read_token(
 
 
 def _sign_hmac(
-    connection: Mapping, fields: _Fields, request: CallRequest, url: str, headers: dict
+    connection: Mapping, fields: Fields, request: CallRequest, url: str, headers: dict
 ) -> list[str]:
     timestamp = str(int(time.time()))
     parts = urlsplit(url)
@@ -282,7 +286,7 @@ def _sign_hmac(
     return [signature]
 
 
-def _sign_sigv4(fields: _Fields, request: CallRequest, url: str, headers: dict) -> list[str]:
+def _sign_sigv4(fields: Fields, request: CallRequest, url: str, headers: dict) -> list[str]:
     credentials = Credentials(
         fields.text("access_key_id"),
         fields.text("secret_access_key"),
@@ -302,13 +306,13 @@ _tls_dir: str | None = None
 _tls_lock = threading.Lock()
 
 
-def tls_files(fields: _Fields) -> tuple[tuple[str, str] | None, str | bool]:
+def tls_files(fields: Fields) -> tuple[tuple[str, str] | None, str | bool]:
     """The client certificate and CA bundle as files (the `ssl` module loads PEM from
     files only), written once per content into a directory only this user may read."""
     certificate = fields.connection.get("client_certificate") or {}
     cert = None
     if certificate:
-        client = _Fields(certificate, fields.context["secrets"])
+        client = Fields(certificate, fields.context["secrets"])
         cert = (_pem_file(client.text("cert")), _pem_file(client.text("key")))
     bundle = fields.text("ca_bundle")
     return cert, (_pem_file(bundle) if bundle else True)

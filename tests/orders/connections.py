@@ -64,7 +64,7 @@ class TokenServer:
                 self.expired_calls += 1
                 self.late.append(round(time.monotonic() - until, 3))
                 return Reply(401, {"error": "expired_token"})
-        return Reply(200, {"ok": True})
+        return Reply(200, {"ok": True, "authorization": request.headers["Authorization"]})
 
     @property
     def fetched(self) -> int:

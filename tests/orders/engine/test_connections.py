@@ -36,6 +36,11 @@ def test_an_oauth2_token_is_fetched_once_and_reused_until_it_nears_expiry(server
     assert later.status == Order.Status.COMPLETED, later.error
     assert oauth.fetched == 2
     assert oauth.expired_calls == 0
+    (attempt,) = attempts(later)
+    assert attempt.response["body"]["authorization"] == "Bearer ***"
+    dump = database_dump()
+    assert not [token for token in oauth.issued if token in dump]
+    assert CLIENT_SECRET not in dump
 
 
 def test_a_401_gets_a_fresh_token_and_one_resend_within_the_same_attempt(server, oauth):

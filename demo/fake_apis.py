@@ -7,7 +7,10 @@ What the order payload decides:
 - `shop.quote`: total = qty x the sku's unit price (see PRICES); an unknown sku is a 404.
   A total over 1000 sends the order to review, otherwise to charge.
 - `payments.charge`: an email containing "decline" is refused with 402 (not retried),
-  so the order ends at reject; a missing bearer token is a 401.
+  so the order ends at reject. It wants a bearer token from the payments' OAuth2 token
+  endpoint (`/payments/oauth/token`, the client-credentials grant with any client id and
+  secret sent as Basic credentials; tokens last 300 s): any other is a 401. The demo's
+  `payments` connection gets and reuses them.
 - `shipping.create` returns a list of tracking numbers; `mail.send` and `ops.ticket` accept.
 
 A request repeated with the same `Idempotency-Key` gets the first answer again, as a
@@ -17,11 +20,15 @@ real payment API would, so re-runs after a crash never charge twice.
 from __future__ import annotations
 
 import argparse
+import base64
 import hashlib
 import json
+import secrets
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import parse_qsl
 
 PRICES = {"TEE": 25, "MUG": 12, "BOOK": 40, "LAPTOP": 1200}
 
@@ -39,9 +46,33 @@ def quote(body: dict, headers: dict) -> tuple[int, Any]:
     return 200, {"sku": sku, "qty": qty, "unit_price": PRICES[sku], "total": PRICES[sku] * qty}
 
 
+TOKEN_SECONDS = 300
+_tokens: dict[str, float] = {}  # access token -> when it expires
+_tokens_lock = threading.Lock()
+
+
+def token(body: dict, headers: dict) -> tuple[int, Any]:
+    """The client-credentials grant (RFC 6749 section 4.4), client credentials as Basic."""
+    scheme, _, credentials = headers.get("authorization", "").partition(" ")
+    try:
+        client_id, _, client_secret = base64.b64decode(credentials).decode().partition(":")
+    except ValueError:
+        client_id = client_secret = ""
+    if scheme != "Basic" or not client_id or not client_secret:
+        return 401, {"error": "invalid_client"}
+    if body.get("grant_type") != "client_credentials":
+        return 400, {"error": "unsupported_grant_type"}
+    issued = "demo_at_" + secrets.token_urlsafe(18)
+    with _tokens_lock:
+        _tokens[issued] = time.time() + TOKEN_SECONDS
+    return 200, {"access_token": issued, "token_type": "Bearer", "expires_in": TOKEN_SECONDS}
+
+
 def charge(body: dict, headers: dict) -> tuple[int, Any]:
-    if not headers.get("authorization", "").removeprefix("Bearer ").strip():
-        return 401, {"error": "missing bearer token"}
+    bearer = headers.get("authorization", "").removeprefix("Bearer ").strip()
+    with _tokens_lock:
+        if _tokens.get(bearer, 0) < time.time():
+            return 401, {"error": "invalid_token"}
     if "decline" in str(body.get("email", "")).lower():
         return 402, {"error": "card declined"}
     key = headers.get("idempotency-key", json.dumps(body, sort_keys=True))
@@ -66,6 +97,7 @@ def ticket(body: dict, headers: dict) -> tuple[int, Any]:
 
 ROUTES = {
     "/shop/quote": quote,
+    "/payments/oauth/token": token,
     "/payments/charges": charge,
     "/shipping/shipments": ship,
     "/mail/messages": mail,
@@ -74,7 +106,7 @@ ROUTES = {
 
 
 class FakeApis(ThreadingHTTPServer):
-    """The five fake APIs on one port; `requests` counts calls per path for tests."""
+    """The fake APIs on one port; `requests` counts calls per path for tests."""
 
     daemon_threads = True
 
@@ -120,10 +152,13 @@ class FakeApiHandler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
-        try:
-            body = json.loads(raw) if raw else {}
-        except ValueError:
-            body = None
+        if self.headers.get("Content-Type", "").startswith("application/x-www-form-urlencoded"):
+            body = dict(parse_qsl(raw.decode(errors="replace")))
+        else:
+            try:
+                body = json.loads(raw) if raw else {}
+            except ValueError:
+                body = None
         headers = {name.lower(): value for name, value in self.headers.items()}
         status, reply = self.server.answer(self.path.split("?")[0], body, headers)
         self._send(status, reply)

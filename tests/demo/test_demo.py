@@ -36,7 +36,8 @@ def fake_apis(monkeypatch):
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     monkeypatch.setenv("STATE_MANAGER_SECRET_DEMO_API_URL", server.url)
-    monkeypatch.setenv("STATE_MANAGER_SECRET_DEMO_API_TOKEN", "demo-token")
+    monkeypatch.setenv("STATE_MANAGER_SECRET_DEMO_PAYMENTS_CLIENT_ID", "demo-shop")
+    monkeypatch.setenv("STATE_MANAGER_SECRET_DEMO_PAYMENTS_CLIENT_SECRET", "demo-client-secret")
     yield server
     server.shutdown()
     server.server_close()
@@ -96,6 +97,21 @@ def test_small_order_is_charged_then_shipped_and_mailed_with_tracking_saved(
     assert fake_apis.requests["/payments/charges"] == 1
     assert fake_apis.requests["/mail/messages"] == 1
     assert "/ops/tickets" not in fake_apis.requests
+
+
+def test_the_payments_connection_gets_one_oauth2_token_for_every_charge(
+    demo_definitions, fake_apis
+):
+    demo_order("first", sku="TEE", qty=1, email="ann@example.com")
+    demo_order("second", sku="MUG", qty=3, email="bob@example.com")
+
+    orders = run_until_finished("first", "second")
+
+    assert [order.status for order in orders] == [Order.Status.COMPLETED] * 2
+    assert fake_apis.requests["/payments/charges"] == 2
+    assert fake_apis.requests["/payments/oauth/token"] == 1
+    logged = [str(attempt.request) for order in orders for attempt in order.log.all()]
+    assert not any("demo_at_" in text or "demo-client-secret" in text for text in logged)
 
 
 def test_order_over_1000_goes_to_review_and_completes_without_a_charge(demo_definitions, fake_apis):

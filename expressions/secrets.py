@@ -4,7 +4,8 @@ Templates see them as `secrets.<NAME>`; everything the engine stores (log rows, 
 saved data, callback data) goes through `mask` first, which replaces each secret with
 `***` in every form the engine, `requests` or an API echoing it may turn it into on the
 way, or a partner's encoder may write it in: as it is, percent-encoded (either hex
-case, `+` for a space), JSON-escaped (`\\uXXXX` in either hex case for any character,
+case, `+` for a space), XML- and HTML-escaped (`&amp;`, `&#39;`, `&#xe9;`), in base64
+(standard or URL-safe, padded or not), JSON-escaped (`\\uXXXX` in either hex case for any character,
 or the short escapes), its UTF-8 bytes read as ISO-8859-1 (a response header, as
 http.client decodes it), Python's escapes of text and bytes (`\\xeb`, `\\xc3\\xab`: a log
 line's), any mix of these from one character to the next, and in any
@@ -13,6 +14,7 @@ letter case (a host name comes back lowercased).
 
 from __future__ import annotations
 
+import base64
 import functools
 import json
 import os
@@ -32,6 +34,7 @@ MASK = "***"
 SENSITIVE_HEADERS = frozenset(
     {"authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key"}
 )
+XML_ENTITIES = {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&apos;"}
 # Values masked besides the environment's secrets while a block runs (`also_masked`).
 _also_masked: ContextVar[tuple[str, ...]] = ContextVar("also_masked", default=())
 
@@ -92,6 +95,10 @@ def mask(value: Any, secret_values: Iterable[str]) -> Any:
     'q=***&p=***'
     >>> mask(r'a: s\\u002bcr\\u0022\\u00EBt, b: s%2bcr%22%C3%ABt, c: s+cr"Ã«t', ['s+cr"ët'])
     'a: ***, b: ***, c: ***'
+    >>> mask("<p>a&amp;b&#60;c&#x3C;d&#39;&#233;</p>", ["a&b<c<d'é"])
+    '<p>***</p>'
+    >>> mask("Authorization: Basic dXNlcjpwYXNz", ["user:pass"])
+    'Authorization: Basic ***'
     """
     pattern = secrets_pattern(tuple(sorted({s for s in secret_values if s})))
     if pattern is None:
@@ -106,7 +113,20 @@ def secrets_pattern(secrets: tuple[str, ...]) -> re.Pattern | None:
     if not secrets:
         return None
     forms = [_secret_form(secret) for secret in sorted(secrets, key=len, reverse=True)]
-    return re.compile("|".join(forms), re.IGNORECASE)
+    # Base64 is case-sensitive: its forms match as written, ahead of the others.
+    encoded = sorted({form for secret in secrets for form in _base64_forms(secret)}, key=len)
+    cased = "".join(f"(?-i:{re.escape(form)})|" for form in reversed(encoded))
+    return re.compile(cased + "|".join(forms), re.IGNORECASE)
+
+
+def _base64_forms(secret: str) -> list[str]:
+    """The secret in base64, standard and URL-safe, padded or not (a Basic header made by
+    hand, a file part): at least 6 characters of it, so a short one masks no other text."""
+    raw = secret.encode("utf-8", "surrogatepass")
+    forms = []
+    for encoded in (base64.b64encode(raw).decode(), base64.urlsafe_b64encode(raw).decode()):
+        forms += [encoded, encoded.rstrip("=")]
+    return [form for form in forms if len(form.rstrip("=")) >= 6]
 
 
 def _secret_form(secret: str) -> str:
@@ -130,6 +150,11 @@ def _character_forms(character: str) -> str:
         forms.append(re.escape(escaped))
     if character == "/":
         forms.append(re.escape("\\/"))
+    if character in XML_ENTITIES or not character.isascii():
+        # XML's and HTML's escapes, as a template's `| e` or a partner's XML writes them.
+        forms += [f"&#0*{ord(character)};", f"&#x0*{ord(character):x};"]
+        if character in XML_ENTITIES:
+            forms.append(re.escape(XML_ENTITIES[character]))
     if len(encoded) > 1:
         # UTF-8 read as ISO-8859-1: how http.client decodes a header's bytes.
         forms.append(re.escape(encoded.decode("latin-1")))

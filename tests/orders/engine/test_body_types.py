@@ -184,3 +184,25 @@ def test_a_file_part_that_is_not_base64_fails_the_step_naming_it(server):
     assert order.status == Order.Status.FAILED
     assert "body.label.content_base64: not base64" in order.error
     assert server.requests_to("/upload") == []
+
+
+def test_a_secret_escaped_into_xml_or_encoded_in_base64_is_masked_in_the_log(server, monkeypatch):
+    monkeypatch.setenv("STATE_MANAGER_SECRET_CARRIER_PASSWORD", "p<ss&'wörd")
+    server.fallback = lambda request: Reply(200, request.raw.decode())
+    call = api_call(
+        "soap",
+        server.url + "/soap",
+        headers={"X-Auth": "{{ secrets.CARRIER_PASSWORD | b64encode }}"},
+        body_type="text",
+        body="<Login><Password>{{ secrets.CARRIER_PASSWORD | e }}</Password></Login>",
+    )
+
+    order = process(make_order([{"id": "s", "call": "soap"}], [call]))
+
+    assert order.status == Order.Status.COMPLETED, order.error
+    (received,) = server.received
+    assert b"p&lt;ss&amp;&#39;w\xc3\xb6rd" in received.raw
+    (attempt,) = attempts(order)
+    assert attempt.request["body"] == "<Login><Password>***</Password></Login>"
+    assert attempt.request["headers"]["X-Auth"] == "***"
+    assert attempt.response["body"] == "<Login><Password>***</Password></Login>"

@@ -13,6 +13,7 @@ from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path
 from django.utils.html import format_html
+from django.utils.safestring import mark_safe
 
 from apicalls.models import ApiCall, ApiCallVersion
 from apicalls.rendering import render_preview
@@ -38,8 +39,16 @@ DEFINITION_EXAMPLE = {
 class ApiCallForm(ObjectDefinitionForm):
     definition = PrettyJSONField(
         initial=DEFINITION_EXAMPLE,
-        help_text="method, url, connection, headers, query, body, timeout_seconds, "
-        "success_when, retry, save; strings may hold {{ expressions }}.",
+        help_text=mark_safe(  # a constant: nothing in it comes from a user
+            "method, url, connection, headers, query, body, body_type, timeout_seconds, "
+            "success_when, retry, save; strings may hold {{ expressions }}. "
+            "<code>body_type</code>: <code>json</code> (default), <code>form</code> "
+            "(urlencoded, nested values as <code>metadata[order_id]</code>), "
+            '<code>multipart</code> (a value <code>{"filename", "content_type", '
+            '"content"}</code> or with <code>content_base64</code> is a file part) or '
+            "<code>text</code> (one string template, e.g. SOAP XML; set "
+            "<code>Content-Type</code> in headers). See docs/partners.md."
+        ),
     )
 
     class Meta:

@@ -21,6 +21,12 @@ class ApiCallSerializer(serializers.Serializer):
     headers = serializers.DictField(child=serializers.CharField(), required=False)
     query = serializers.DictField(required=False)
     body = serializers.JSONField(required=False)
+    body_type = serializers.ChoiceField(
+        choices=["json", "form", "multipart", "text"],
+        required=False,
+        help_text="How body is sent (default json): form is urlencoded in bracket notation, "
+        "multipart takes fields and file parts, text is one string template.",
+    )
     timeout_seconds = serializers.FloatField(required=False)
     success_when = serializers.CharField(required=False, help_text="Defaults to a 2xx status.")
     retry = serializers.DictField(

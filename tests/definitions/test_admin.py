@@ -6,6 +6,7 @@ import pytest
 from django.urls import reverse
 
 from apicalls.models import ApiCall, ApiCallVersion
+from apicalls.services import api_call_save
 from blueprints.models import Blueprint, BlueprintVersion
 from tests.blueprints import definitions
 
@@ -246,3 +247,30 @@ def test_try_it_shows_the_expression_error(admin_client_for, superuser, blueprin
     assert page.context["preview"] is None
     assert page.context["error"]
     assert 'id="try-error"' in page.text
+
+
+def test_try_it_shows_a_form_body_as_it_would_be_sent(
+    admin_client_for, superuser, blueprint, monkeypatch
+):
+    monkeypatch.setenv("STATE_MANAGER_SECRET_STRIPE_KEY", "sk_test_secret")
+    api_call = api_call_save(
+        definition={
+            "slug": "stripe.intent",
+            "name": "Stripe payment intent",
+            "method": "POST",
+            "url": "https://api.stripe.example/v1/payment_intents",
+            "headers": {"Authorization": "Bearer {{ secrets.STRIPE_KEY }}"},
+            "body_type": "form",
+            "body": {"amount": "{{ data.total }}", "metadata": {"order_id": "A-1"}},
+        }
+    )
+    client = admin_client_for(superuser)
+    page = client.post(
+        reverse("admin:apicalls_apicall_try", args=[api_call.pk]),
+        {"input": "{}", "params": "{}", "data": '{"total": 42}'},
+    )
+
+    preview = page.context["preview"]
+    assert preview["body"] == "amount=42&metadata%5Border_id%5D=A-1"
+    assert preview["headers"]["Content-Type"] == "application/x-www-form-urlencoded"
+    assert "sk_test_secret" not in page.text

@@ -91,7 +91,10 @@ class Order(models.Model):
                 condition=models.Q(status="running") & ~models.Q(concurrency_key=""),
             ),
         ]
-        permissions = [("reprocess_order", "Can reprocess and cancel orders")]
+        permissions = [
+            ("reprocess_order", "Can reprocess and cancel orders"),
+            ("edit_order", "Can edit an order's payload and data"),
+        ]
 
     def __str__(self) -> str:
         return self.order_id
@@ -121,6 +124,7 @@ class StepLog(models.Model):
         CALLBACK = "callback"
         REPROCESS = "reprocess"
         CANCEL = "cancel"
+        EDIT = "edit"
 
     class Outcome(models.TextChoices):
         IN_FLIGHT = "in_flight"

@@ -136,6 +136,29 @@ class ReprocessSerializer(serializers.Serializer):
         return fields
 
 
+class OrderEditSerializer(serializers.Serializer):
+    """An edit: `payload` and `data` replace those objects whole; `set` and `unset` change
+    dotted paths in them (`payload.address.zip`, `data.quote`); `reason` is required."""
+
+    payload = serializers.JSONField(required=False, help_text="The whole new payload.")
+    data = serializers.JSONField(required=False, help_text="The whole new saved data.")
+    set_ = serializers.DictField(
+        required=False,
+        help_text='Dotted path -> new value, e.g. {"payload.address.zip": "10115"}.',
+    )
+    unset = serializers.ListField(
+        child=serializers.CharField(),
+        required=False,
+        help_text='Dotted paths, e.g. ["data.quote"].',
+    )
+    reason = serializers.CharField(max_length=1000, help_text="Why: logged with the edit.")
+
+    def get_fields(self):
+        fields = super().get_fields()
+        fields["set"] = fields.pop("set_")
+        return fields
+
+
 def key_text(value) -> str:
     """A business key's value in a JSON body as the text the list's filter takes."""
     if isinstance(value, str):

@@ -18,6 +18,7 @@ from core.api import ActionPermissions, Detail, Errors, Pagination
 from orders import services
 from orders.api.throttling import CountingScopedRateThrottle
 from orders.callbacks import callback_receive
+from orders.edits import order_edit
 from orders.filters import OrderFilterSet, orders_matching
 from orders.jobs import INLINE_LIMIT, job_prepare, job_start
 from orders.models import BulkJob, Order, OrderEvent, StepLog
@@ -33,6 +34,7 @@ from .serializers import (
     NewOrderSerializer,
     OrderCreateSerializer,
     OrderDetailSerializer,
+    OrderEditSerializer,
     OrderEventSerializer,
     OrderSerializer,
     ReprocessSerializer,
@@ -116,6 +118,7 @@ class OrderViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         "job": ["orders.reprocess_order"],
         "cancel": ["orders.reprocess_order"],
         "events": ["orders.view_order"],
+        "partial_update": ["orders.edit_order"],
     }
 
     def get_queryset(self):
@@ -309,6 +312,45 @@ class OrderViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         order = self.get_object()
         order = services.order_cancel(order=order, actor=actor(request))
         return Response(self.order_data(order), status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(
+        summary="Edit an order",
+        description="Needs orders.edit_order. Replace `payload` or `data` whole, or `set` "
+        "and `unset` dotted paths in them, with a `reason`. Applies to failed, cancelled, "
+        "pending and waiting orders. The new payload must satisfy the pinned version's "
+        "input_schema; the concurrency key is rendered again; the edit is logged with who, "
+        "why and each changed path before and after (secrets masked). It does not reprocess: "
+        "a failed order stays failed until it is reprocessed.",
+        parameters=[ORDER_ID],
+        request=OrderEditSerializer,
+        responses={
+            200: OrderDetailSerializer,
+            400: OpenApiResponse(
+                Errors,
+                description="The edit is malformed, or the new "
+                "payload fails the input_schema (each place named).",
+            ),
+            401: UNAUTHORIZED,
+            403: FORBIDDEN,
+            404: NOT_FOUND,
+            409: OpenApiResponse(Detail, description="The order is running or completed."),
+        },
+    )
+    def partial_update(self, request, order_id=None):
+        order = self.get_object()
+        edit = OrderEditSerializer(data=request.data)
+        edit.is_valid(raise_exception=True)
+        given = edit.validated_data
+        changes = {key: given[key] for key in ("payload", "data") if key in request.data}
+        order = order_edit(
+            order=order,
+            reason=given["reason"],
+            actor=actor(request),
+            set_paths=given.get("set"),
+            unset_paths=given.get("unset"),
+            **changes,
+        )
+        return Response(self.order_data(order))
 
     @extend_schema(
         summary="An order's status notifications",

@@ -133,7 +133,7 @@ ORDERS_TIERS = [
         "orders.retention",
     ],
     ["orders.cadence"],
-    ["orders.lanes", "orders.jobs", "orders.services", "orders.alerts"],
+    ["orders.lanes", "orders.jobs", "orders.services", "orders.edits", "orders.alerts"],
     ["orders.tasks", "orders.api", "orders.admin", "orders.management", "orders.apps"],
 ]
 

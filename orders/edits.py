@@ -22,6 +22,8 @@ from jsonschema import Draft202012Validator
 from core import doorbell
 from core.errors import ServiceError, ServiceErrors
 from expressions.secrets import load_secrets, mask
+from orders.dotted_paths import MISSING as _MISSING
+from orders.dotted_paths import data_edit, replay_data_edit, set_path, unset_path
 from orders.intake import concurrency_key_errors, payload_errors
 from orders.models import Order, StepLog
 from orders.transitions import log_entry
@@ -34,7 +36,6 @@ EDITABLE = (
 )
 ROOTS = ("payload", "data")
 MAX_REASON = 1000
-_MISSING = object()
 
 
 class EditInvalid(ServiceErrors):
@@ -117,8 +118,22 @@ def order_edit(
         if key_problems:
             raise EditInvalid(key_problems)
         now = timezone.now()
+        changed_data = data_edit(
+            edited["data"], set_paths, list(unset_paths or ()), replaced=data is not _MISSING
+        )
+        resume_point = order.resume_point
+        if changed_data and isinstance(resume_point.get("data"), dict):
+            # A reprocess from the failed step resumes with this data: it gets the edit too.
+            resume_point = {
+                **resume_point,
+                "data": replay_data_edit(resume_point["data"], changed_data),
+            }
         Order.objects.filter(pk=order.pk).update(
-            payload=edited["payload"], data=edited["data"], concurrency_key=key, updated_at=now
+            payload=edited["payload"],
+            data=edited["data"],
+            resume_point=resume_point,
+            concurrency_key=key,
+            updated_at=now,
         )
         secrets = [value for value in load_secrets().values() if value]
         log_entry(
@@ -129,6 +144,7 @@ def order_edit(
             outcome=StepLog.Outcome.REQUESTED,
             started_at=now,
             actor=actor,
+            saved=changed_data,
             request=mask(
                 {"reason": reason, "changes": [change.as_json() for change in changes]}, secrets
             ),
@@ -168,55 +184,14 @@ def _request_problems(reason, payload, data, set_paths, unset_paths) -> list[str
 def _apply_paths(edited: dict, set_paths: Mapping, unset_paths: Iterable[str]) -> list[str]:
     problems = []
     for path, value in set_paths.items():
-        problem = _set(edited, str(path).split("."), value)
+        problem = set_path(edited, str(path).split("."), value)
         if problem:
             problems.append(f"{path}: {problem}")
     for path in unset_paths:
-        problem = _unset(edited, str(path).split("."))
+        problem = unset_path(edited, str(path).split("."))
         if problem:
             problems.append(f"{path}: {problem}")
     return problems
-
-
-def _set(node: Any, parts: list[str], value: Any) -> str | None:
-    for index, part in enumerate(parts[:-1]):
-        child = _child(node, part)
-        if child is _MISSING:
-            if not isinstance(node, dict):
-                return f"{'.'.join(parts[: index + 1])} is not there"
-            node[part] = child = {}
-        node = child
-    last = parts[-1]
-    if isinstance(node, dict):
-        node[last] = value
-    elif isinstance(node, list) and last.isdigit() and int(last) < len(node):
-        node[int(last)] = value
-    else:
-        return "its parent is not an object (or a list holding that index)"
-    return None
-
-
-def _unset(node: Any, parts: list[str]) -> str | None:
-    for part in parts[:-1]:
-        node = _child(node, part)
-        if node is _MISSING:
-            return "nothing is there"
-    last = parts[-1]
-    if isinstance(node, dict) and last in node:
-        del node[last]
-    elif isinstance(node, list) and last.isdigit() and int(last) < len(node):
-        del node[int(last)]
-    else:
-        return "nothing is there"
-    return None
-
-
-def _child(node: Any, part: str) -> Any:
-    if isinstance(node, dict):
-        return node.get(part, _MISSING)
-    if isinstance(node, list) and part.isdigit() and int(part) < len(node):
-        return node[int(part)]
-    return _MISSING
 
 
 def _schema_problems(blueprint: Mapping, payload: Any) -> list[str]:

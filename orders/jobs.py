@@ -24,12 +24,8 @@ from django.utils.dateparse import parse_datetime
 from django_q.tasks import async_task
 
 from orders.models import BulkJob, BulkJobOrder, Order
-from orders.services import (
-    BulkResult,
-    ReprocessPlan,
-    cancel_chunk,
-    reprocess_chunk,
-)
+from orders.reprocess import ReprocessPlan
+from orders.services import BulkResult, cancel_chunk, reprocess_chunk
 
 logger = logging.getLogger(__name__)
 

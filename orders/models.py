@@ -147,6 +147,10 @@ class StepLog(models.Model):
     outcome = models.CharField(max_length=16, choices=Outcome.choices)
     error = models.TextField(blank=True)
     actor = models.CharField(max_length=150, blank=True)
+    # Exactly how the run's data changed, for a reprocess from a named step
+    # (orders/step_data.py): a succeeded step's saved values, the data a reprocess began
+    # a run with, what an edit did to the data. `response` shows them cut to the limit.
+    saved = models.JSONField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["order", "id"]

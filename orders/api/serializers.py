@@ -117,11 +117,12 @@ class NewOrderSerializer(OrderDetailSerializer):
 
 
 class ReprocessSerializer(serializers.Serializer):
-    from_ = serializers.ChoiceField(
-        choices=["failed", "start"],
+    from_ = serializers.RegexField(
+        r"^\S{1,100}$",
         default="failed",
         help_text='"failed": resume at the failed step with the data saved before it; '
-        '"start": a new run from the first step with empty data.',
+        '"start": a new run from the first step with empty data; a step id: a new run '
+        "from that step with the data the latest run had when it reached it.",
     )
     version = serializers.ChoiceField(
         choices=["pinned", "latest"],

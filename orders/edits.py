@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 from jsonschema import Draft202012Validator
 
@@ -26,7 +27,8 @@ from orders.dotted_paths import MISSING as _MISSING
 from orders.dotted_paths import data_edit, replay_data_edit, set_path, unset_path
 from orders.intake import concurrency_key_errors, payload_errors
 from orders.models import Order, StepLog
-from orders.transitions import log_entry
+from orders.services import BulkResult
+from orders.transitions import lock_orders, log_entry
 
 EDITABLE = (
     Order.Status.FAILED,
@@ -65,46 +67,63 @@ class Change:
         return shown
 
 
-def order_edit(
-    *,
-    order: Order,
-    reason: str,
-    actor: str,
-    payload: Any = _MISSING,
-    data: Any = _MISSING,
-    set_paths: Mapping[str, Any] | None = None,
-    unset_paths: Iterable[str] | None = None,
-) -> Order:
-    """Apply one edit to `order`; raises EditInvalid (400) or EditRefused (409)."""
-    reason = (reason or "").strip()
-    problems = _request_problems(reason, payload, data, set_paths, unset_paths)
-    if problems:
-        raise EditInvalid(problems)
-    with transaction.atomic():
-        order = (
-            Order.objects.select_for_update(of=("self",))
-            .select_related("snapshot")
-            .get(pk=order.pk)
-        )
+@dataclass
+class Edited:
+    """What an edit makes of one order, before it is written."""
+
+    order: Order
+    payload: Any
+    data: dict
+    resume_point: dict
+    concurrency_key: str
+    changes: list[Change]
+    saved: dict | None  # what the edit did to the data, kept to replay (orders/step_data.py)
+
+
+class EditPlan:
+    """One edit, checked once, applied to one order or to a chunk of a bulk edit's."""
+
+    def __init__(
+        self,
+        *,
+        reason: str,
+        actor: str,
+        payload: Any = _MISSING,
+        data: Any = _MISSING,
+        set_paths: Mapping[str, Any] | None = None,
+        unset_paths: Iterable[str] | None = None,
+    ):
+        self.reason = (reason or "").strip()
+        problems = _request_problems(self.reason, payload, data, set_paths, unset_paths)
+        if problems:
+            raise EditInvalid(problems)
+        self.actor = actor
+        self.payload, self.data = payload, data
+        self.set_paths = dict(set_paths or {})
+        self.unset_paths = list(unset_paths or ())
+        self.validators: dict[int, Draft202012Validator | None] = {}
+
+    def apply(self, order: Order) -> Edited:
+        """The order as the edit leaves it; raises EditRefused or EditInvalid."""
         if order.status not in EDITABLE:
             raise EditRefused(
                 f'order "{order.order_id}" is {order.status}: only failed, cancelled, '
                 "pending and waiting orders can be edited"
             )
-        values = {"payload": order.payload, "data": order.data}
         edited = {
-            "payload": copy.deepcopy(order.payload if payload is _MISSING else payload),
-            "data": copy.deepcopy(order.data if data is _MISSING else data),
+            "payload": copy.deepcopy(order.payload if self.payload is _MISSING else self.payload),
+            "data": copy.deepcopy(order.data if self.data is _MISSING else self.data),
         }
-        problems = _apply_paths(edited, set_paths or {}, unset_paths or ())
+        problems = _apply_paths(edited, self.set_paths, self.unset_paths)
         if not isinstance(edited["data"], dict):
             problems.append("data: must be an object")
         blueprint = order.snapshot.definition["blueprint"]
-        problems += _schema_problems(blueprint, edited["payload"])
+        problems += payload_errors(self.validator(order.snapshot_id, blueprint), edited["payload"])
         if problems:
             raise EditInvalid(problems)
+        before = {"payload": order.payload, "data": order.data}
         changes = [
-            change for root in ROOTS for change in _differences(root, values[root], edited[root])
+            change for root in ROOTS for change in _differences(root, before[root], edited[root])
         ]
         if not changes:
             raise EditInvalid(["the edit changes nothing"])
@@ -117,41 +136,126 @@ def order_edit(
         )
         if key_problems:
             raise EditInvalid(key_problems)
-        now = timezone.now()
-        changed_data = data_edit(
-            edited["data"], set_paths, list(unset_paths or ()), replaced=data is not _MISSING
+        saved = data_edit(
+            edited["data"], self.set_paths, self.unset_paths, replaced=self.data is not _MISSING
         )
         resume_point = order.resume_point
-        if changed_data and isinstance(resume_point.get("data"), dict):
+        if saved and isinstance(resume_point.get("data"), dict):
             # A reprocess from the failed step resumes with this data: it gets the edit too.
-            resume_point = {
-                **resume_point,
-                "data": replay_data_edit(resume_point["data"], changed_data),
-            }
-        Order.objects.filter(pk=order.pk).update(
-            payload=edited["payload"],
-            data=edited["data"],
-            resume_point=resume_point,
-            concurrency_key=key,
-            updated_at=now,
+            resume_point = {**resume_point, "data": replay_data_edit(resume_point["data"], saved)}
+        return Edited(order, edited["payload"], edited["data"], resume_point, key, changes, saved)
+
+    def validator(self, snapshot_pk: int, blueprint: Mapping) -> Draft202012Validator | None:
+        if snapshot_pk not in self.validators:
+            schema = blueprint.get("input_schema")
+            self.validators[snapshot_pk] = Draft202012Validator(schema) if schema else None
+        return self.validators[snapshot_pk]
+
+    def write(self, edits: list[Edited]) -> None:
+        """Store the edited orders with their log entries, in the caller's transaction."""
+        if not edits:
+            return
+        now = timezone.now()
+        orders = []
+        for edit in edits:
+            order = edit.order
+            order.payload, order.data, order.resume_point = (
+                edit.payload,
+                edit.data,
+                edit.resume_point,
+            )
+            order.concurrency_key, order.updated_at = edit.concurrency_key, now
+            orders.append(order)
+        Order.objects.bulk_update(
+            orders, ["payload", "data", "resume_point", "concurrency_key", "updated_at"]
         )
         secrets = [value for value in load_secrets().values() if value]
-        log_entry(
-            order_pk=order.pk,
-            run=order.run,
-            step=order.current_step,
-            kind=StepLog.Kind.EDIT,
-            outcome=StepLog.Outcome.REQUESTED,
-            started_at=now,
-            actor=actor,
-            saved=changed_data,
-            request=mask(
-                {"reason": reason, "changes": [change.as_json() for change in changes]}, secrets
-            ),
-        ).save()
-        if order.status == Order.Status.PENDING:
+        StepLog.objects.bulk_create(
+            log_entry(
+                order_pk=edit.order.pk,
+                run=edit.order.run,
+                step=edit.order.current_step,
+                kind=StepLog.Kind.EDIT,
+                outcome=StepLog.Outcome.REQUESTED,
+                started_at=now,
+                actor=self.actor,
+                saved=edit.saved,
+                request=mask(
+                    {"reason": self.reason, "changes": [c.as_json() for c in edit.changes]},
+                    secrets,
+                ),
+            )
+            for edit in edits
+        )
+        if any(edit.order.status == Order.Status.PENDING for edit in edits):
             doorbell.ring(doorbell.ORDERS)  # once committed: a due order runs at once
+
+
+def order_edit(*, order: Order, **edit: Any) -> Order:
+    """Apply one edit to `order` (EditPlan's arguments); raises EditInvalid (400) or
+    EditRefused (409). The row is locked, so a worker's claim comes before or after."""
+    plan = EditPlan(**edit)
+    with transaction.atomic():
+        locked = Order.objects.select_for_update(of=("self",)).select_related("snapshot")
+        plan.write([plan.apply(locked.get(pk=order.pk))])
     return Order.objects.get(pk=order.pk)
+
+
+def edit_chunk(pks: list[int], *, plan: EditPlan, then: Any = None) -> BulkResult:
+    """Edit the orders of `pks` the plan applies to, in the caller's transaction (orders a
+    worker holds this instant are skipped); `then` (a ReprocessPlan) reprocesses those
+    edited."""
+    rows = lock_orders(Order.objects.filter(pk__in=pks).select_related("snapshot"))
+    edits = []
+    for order in rows:
+        try:
+            edits.append(plan.apply(order))
+        except (EditInvalid, EditRefused):
+            continue
+    plan.write(edits)
+    if then is not None and edits:
+        then.begin(then.rows(Order.objects.filter(pk__in=[e.order.pk for e in edits])))
+    return BulkResult(count=len(edits), skipped=len(pks) - len(edits))
+
+
+def edit_preview(orders: QuerySet, *, plan: EditPlan, diffs: int = 50, chunk: int = 1000) -> dict:
+    """What the edit would do to a selection, writing nothing: how many orders change, how
+    many would be refused by cause (with the first orders of each), and the first diffs."""
+    changed, refused, shown = 0, {}, []
+    pks = list(orders.order_by("pk").values_list("pk", flat=True))
+    for start in range(0, len(pks), chunk):
+        for order in (
+            Order.objects.filter(pk__in=pks[start : start + chunk])
+            .select_related("snapshot")
+            .order_by("pk")
+        ):
+            try:
+                edit = plan.apply(order)
+            except (EditInvalid, EditRefused) as exc:
+                cause = _cause(exc, order)
+                entry = refused.setdefault(cause, {"cause": cause, "count": 0, "first": []})
+                entry["count"] += 1
+                if len(entry["first"]) < 5:
+                    entry["first"].append(order.order_id)
+                continue
+            changed += 1
+            if len(shown) < diffs:
+                secrets = [value for value in load_secrets().values() if value]
+                changes = [change.as_json() for change in edit.changes]
+                shown.append({"order_id": order.order_id, "changes": mask(changes, secrets)})
+    return {
+        "total": len(pks),
+        "change": changed,
+        "refused": sum(entry["count"] for entry in refused.values()),
+        "causes": sorted(refused.values(), key=lambda entry: -entry["count"]),
+        "diffs": shown,
+    }
+
+
+def _cause(exc: Exception, order: Order) -> str:
+    if isinstance(exc, EditRefused):
+        return f"{order.status}: only failed, cancelled, pending and waiting orders are edited"
+    return "; ".join(exc.errors) if isinstance(exc, EditInvalid) else str(exc)
 
 
 def _request_problems(reason, payload, data, set_paths, unset_paths) -> list[str]:
@@ -192,11 +296,6 @@ def _apply_paths(edited: dict, set_paths: Mapping, unset_paths: Iterable[str]) -
         if problem:
             problems.append(f"{path}: {problem}")
     return problems
-
-
-def _schema_problems(blueprint: Mapping, payload: Any) -> list[str]:
-    schema = blueprint.get("input_schema")
-    return payload_errors(Draft202012Validator(schema) if schema else None, payload)
 
 
 def _differences(path: str, before: Any, after: Any) -> list[Change]:

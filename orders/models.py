@@ -229,12 +229,13 @@ class BatchLane(models.Model):
 
 
 class BulkJob(models.Model):
-    """A bulk reprocess or cancel: its selection frozen when it is prepared (the orders
+    """A bulk reprocess, cancel or edit: its selection frozen when it is prepared (the orders
     counted are the orders acted on), run as a django-q2 task with its progress here."""
 
     class Kind(models.TextChoices):
         REPROCESS = "reprocess"
         CANCEL = "cancel"
+        EDIT = "edit"
 
     class Status(models.TextChoices):
         PREPARED = "prepared"  # selection frozen, waiting for a confirmation

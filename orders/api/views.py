@@ -16,11 +16,19 @@ from rest_framework.views import APIView
 
 from core.api import ActionPermissions, Detail, Errors, Pagination
 from orders import services
+from orders.api.common import (
+    FORBIDDEN,
+    JOB_ANSWER,
+    NOT_FOUND,
+    ORDER_ID,
+    UNAUTHORIZED,
+    actor,
+)
+from orders.api.edits import OrderEditsMixin
 from orders.api.throttling import CountingScopedRateThrottle
 from orders.callbacks import callback_receive
-from orders.edits import order_edit
 from orders.filters import OrderFilterSet, orders_matching
-from orders.jobs import INLINE_LIMIT, job_prepare, job_start
+from orders.jobs import job_prepare, job_start
 from orders.models import BulkJob, Order, OrderEvent, StepLog
 from orders.selectors import EstimatedCountPaginator
 
@@ -34,29 +42,14 @@ from .serializers import (
     NewOrderSerializer,
     OrderCreateSerializer,
     OrderDetailSerializer,
-    OrderEditSerializer,
     OrderEventSerializer,
     OrderSerializer,
     ReprocessSerializer,
 )
 
-ORDER_ID = OpenApiParameter("order_id", OpenApiTypes.STR, OpenApiParameter.PATH)
-UNAUTHORIZED = OpenApiResponse(Detail, description="No or bad token.")
-FORBIDDEN = OpenApiResponse(Detail, description="The token's user lacks the permission.")
-NOT_FOUND = OpenApiResponse(Detail, description="No such order.")
-JOB_ANSWER = (
-    f"The selection is frozen into a job: up to {INLINE_LIMIT:,} orders it runs at once, "
-    "and `count` and `skipped` are its final counts; a larger one runs in the background, "
-    "`count` is the orders selected, `skipped` 0, and `job.url` tells its progress."
-)
-
 # One instance for every new order: a ModelSerializer builds its fields anew per instance,
 # which costs more than showing the order; to_representation keeps no state.
 NEW_ORDER = NewOrderSerializer()
-
-
-def actor(request) -> str:
-    return request.user.get_username()
 
 
 class OrderFilterBackend(DjangoFilterBackend):
@@ -99,7 +92,9 @@ class OrderPagination(Pagination):
         responses={200: OrderDetailSerializer, 401: UNAUTHORIZED, 403: FORBIDDEN, 404: NOT_FOUND},
     ),
 )
-class OrderViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+class OrderViewSet(
+    OrderEditsMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
+):
     lookup_field = "order_id"
     lookup_value_regex = "[^/]+"
     filter_backends = [OrderFilterBackend]
@@ -119,6 +114,8 @@ class OrderViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         "cancel": ["orders.reprocess_order"],
         "events": ["orders.view_order"],
         "partial_update": ["orders.edit_order"],
+        "bulk_edit": ["orders.edit_order"],
+        "bulk_edit_preview": ["orders.edit_order"],
     }
 
     def get_queryset(self):
@@ -312,45 +309,6 @@ class OrderViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         order = self.get_object()
         order = services.order_cancel(order=order, actor=actor(request))
         return Response(self.order_data(order), status=status.HTTP_202_ACCEPTED)
-
-    @extend_schema(
-        summary="Edit an order",
-        description="Needs orders.edit_order. Replace `payload` or `data` whole, or `set` "
-        "and `unset` dotted paths in them, with a `reason`. Applies to failed, cancelled, "
-        "pending and waiting orders. The new payload must satisfy the pinned version's "
-        "input_schema; the concurrency key is rendered again; the edit is logged with who, "
-        "why and each changed path before and after (secrets masked). It does not reprocess: "
-        "a failed order stays failed until it is reprocessed.",
-        parameters=[ORDER_ID],
-        request=OrderEditSerializer,
-        responses={
-            200: OrderDetailSerializer,
-            400: OpenApiResponse(
-                Errors,
-                description="The edit is malformed, or the new "
-                "payload fails the input_schema (each place named).",
-            ),
-            401: UNAUTHORIZED,
-            403: FORBIDDEN,
-            404: NOT_FOUND,
-            409: OpenApiResponse(Detail, description="The order is running or completed."),
-        },
-    )
-    def partial_update(self, request, order_id=None):
-        order = self.get_object()
-        edit = OrderEditSerializer(data=request.data)
-        edit.is_valid(raise_exception=True)
-        given = edit.validated_data
-        changes = {key: given[key] for key in ("payload", "data") if key in request.data}
-        order = order_edit(
-            order=order,
-            reason=given["reason"],
-            actor=actor(request),
-            set_paths=given.get("set"),
-            unset_paths=given.get("unset"),
-            **changes,
-        )
-        return Response(self.order_data(order))
 
     @extend_schema(
         summary="An order's status notifications",

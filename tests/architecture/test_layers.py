@@ -135,6 +135,7 @@ ORDERS_TIERS = [
     ["orders.cadence"],
     ["orders.reprocess"],
     ["orders.lanes", "orders.jobs", "orders.services", "orders.edits", "orders.alerts"],
+    ["orders.impact"],
     ["orders.tasks", "orders.api", "orders.admin", "orders.management", "orders.apps"],
 ]
 

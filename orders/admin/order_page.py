@@ -90,6 +90,7 @@ class OrderPageMixin:
             "diagram": mark_safe(diagram),
             "may_reprocess": self.has_reprocess_permission(request),
             "steps_passed": steps_passed(order, blueprint),
+            "edit": self.edit_context(request, order),
             "status_badge": status_badge(order.status),
             "waiting": self.waiting_context(order),
             "refresh_seconds": REFRESH_SECONDS if order.status in LIVE_STATUSES else None,

@@ -130,3 +130,22 @@ def insert_requested_logs(
     ]
     with db.cursor() as cursor:
         cursor.execute(sql, params)
+
+
+def update_orders(values: list[dict[str, Any]], *, fields: tuple[str, ...]) -> None:
+    """Set `fields` of many orders to values of their own (each dict holds "pk" and the
+    fields), one `UPDATE … WHERE id` per order in one `executemany`: no CASE over a
+    thousand rows for Django to build (its bulk_update spends seconds on that)."""
+    if not values:
+        return
+    db = connections[DEFAULT_DB_ALIAS]
+    quote = db.ops.quote_name
+    model_fields = [Order._meta.get_field(name) for name in fields]
+    assignments = ", ".join(f"{quote(field.column)} = %s" for field in model_fields)
+    sql = f"UPDATE {quote(Order._meta.db_table)} SET {assignments} WHERE {quote('id')} = %s"
+    params = [
+        [field.get_db_prep_save(row[field.name], db) for field in model_fields] + [row["pk"]]
+        for row in values
+    ]
+    with db.cursor() as cursor:
+        cursor.executemany(sql, params)

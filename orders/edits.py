@@ -20,9 +20,11 @@ from django.db.models import QuerySet
 from django.utils import timezone
 from jsonschema import Draft202012Validator
 
+from blueprints.models import WorkflowSnapshot
 from core import doorbell
 from core.errors import ServiceError, ServiceErrors
 from expressions.secrets import load_secrets, mask
+from orders.bulk_rows import update_orders
 from orders.dotted_paths import MISSING as _MISSING
 from orders.dotted_paths import data_edit, replay_data_edit, set_path, unset_path
 from orders.intake import concurrency_key_errors, payload_errors
@@ -156,18 +158,19 @@ class EditPlan:
         if not edits:
             return
         now = timezone.now()
-        orders = []
-        for edit in edits:
-            order = edit.order
-            order.payload, order.data, order.resume_point = (
-                edit.payload,
-                edit.data,
-                edit.resume_point,
-            )
-            order.concurrency_key, order.updated_at = edit.concurrency_key, now
-            orders.append(order)
-        Order.objects.bulk_update(
-            orders, ["payload", "data", "resume_point", "concurrency_key", "updated_at"]
+        update_orders(
+            [
+                {
+                    "pk": edit.order.pk,
+                    "payload": edit.payload,
+                    "data": edit.data,
+                    "resume_point": edit.resume_point,
+                    "concurrency_key": edit.concurrency_key,
+                    "updated_at": now,
+                }
+                for edit in edits
+            ],
+            fields=("payload", "data", "resume_point", "concurrency_key", "updated_at"),
         )
         secrets = [value for value in load_secrets().values() if value]
         StepLog.objects.bulk_create(
@@ -205,7 +208,7 @@ def edit_chunk(pks: list[int], *, plan: EditPlan, then: Any = None) -> BulkResul
     """Edit the orders of `pks` the plan applies to, in the caller's transaction (orders a
     worker holds this instant are skipped); `then` (a ReprocessPlan) reprocesses those
     edited."""
-    rows = lock_orders(Order.objects.filter(pk__in=pks).select_related("snapshot"))
+    rows = with_snapshots(list(lock_orders(Order.objects.filter(pk__in=pks))))
     edits = []
     for order in rows:
         try:
@@ -222,13 +225,11 @@ def edit_preview(orders: QuerySet, *, plan: EditPlan, diffs: int = 50, chunk: in
     """What the edit would do to a selection, writing nothing: how many orders change, how
     many would be refused by cause (with the first orders of each), and the first diffs."""
     changed, refused, shown = 0, {}, []
+    snapshots: dict[int, WorkflowSnapshot] = {}
     pks = list(orders.order_by("pk").values_list("pk", flat=True))
     for start in range(0, len(pks), chunk):
-        for order in (
-            Order.objects.filter(pk__in=pks[start : start + chunk])
-            .select_related("snapshot")
-            .order_by("pk")
-        ):
+        chunk_orders = Order.objects.filter(pk__in=pks[start : start + chunk]).order_by("pk")
+        for order in with_snapshots(list(chunk_orders), snapshots):
             try:
                 edit = plan.apply(order)
             except (EditInvalid, EditRefused) as exc:
@@ -250,6 +251,18 @@ def edit_preview(orders: QuerySet, *, plan: EditPlan, diffs: int = 50, chunk: in
         "causes": sorted(refused.values(), key=lambda entry: -entry["count"]),
         "diffs": shown,
     }
+
+
+def with_snapshots(
+    orders: list[Order], known: dict[int, WorkflowSnapshot] | None = None
+) -> list[Order]:
+    """The orders with their snapshots, each read once (a chunk's orders share a few)."""
+    known = {} if known is None else known
+    missing = {order.snapshot_id for order in orders} - known.keys()
+    known.update(WorkflowSnapshot.objects.in_bulk(missing))
+    for order in orders:
+        order.snapshot = known[order.snapshot_id]
+    return orders
 
 
 def _cause(exc: Exception, order: Order) -> str:

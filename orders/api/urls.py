@@ -3,6 +3,7 @@ from django.urls import path
 from core.api import api_router
 
 from .dry_run import BlueprintDryRunView
+from .messages import MessageView
 from .views import CallbackView, OrderViewSet
 
 router = api_router()
@@ -11,5 +12,6 @@ router.register("orders", OrderViewSet, basename="order")
 urlpatterns = [
     *router.urls,
     path("callbacks/<str:token>/", CallbackView.as_view(), name="callback"),
+    path("messages/", MessageView.as_view(), name="messages"),
     path("blueprints/<str:slug>/dry-run/", BlueprintDryRunView.as_view(), name="blueprint-dry-run"),
 ]

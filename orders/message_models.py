@@ -119,3 +119,15 @@ class MessageSource(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def as_definition(self) -> dict:
+        """The source in the contract's JSON."""
+        return {
+            "name": self.name,
+            "secret": self.secret,
+            "signature": {"header": self.signature_header, "scheme": self.scheme},
+            "message_name": self.message_name,
+            "key": self.key,
+            "id": self.sender_id,
+            "tolerance_seconds": self.tolerance_seconds,
+        }

@@ -58,6 +58,7 @@ class MessageView(APIView):
 
     @extend_schema(
         summary="Post a message",
+        operation_id="messages_create",
         description="Every order waiting for a message of this name and key resumes with it "
         "within a second; with none waiting, the message is kept for the orders that start "
         "waiting for it within STATE_MANAGER_MESSAGE_TTL_SECONDS, and each takes it once. "

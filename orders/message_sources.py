@@ -48,6 +48,7 @@ NAME_MAX_LENGTH = 100
 EXPRESSION_NAMES = ("body", "headers")
 KEYS = ("name", "secret", "signature", "message_name", "key", "id", "tolerance_seconds")
 DEFAULT_TOLERANCE_SECONDS = 300
+_SOURCE_FIELDS = {"name": "message_name", "key": "key", "sender_id": "id"}
 
 
 class SourceInvalid(ServiceErrors):
@@ -146,10 +147,21 @@ def source_receive(*, name: str, headers: Mapping[str, str], body: bytes) -> Ver
     source = MessageSource.objects.filter(name=name).first()
     if source is None:
         raise SourceNotFound(name)
+    verdict, found = source_check(source, headers=headers, body=body)
+    if not verdict.accepted:
+        return verdict
+    return Verdict(True, received=message_receive(**found, source=source.name))
+
+
+def source_check(
+    source: MessageSource, *, headers: Mapping[str, str], body: bytes
+) -> tuple[Verdict, dict]:
+    """Verify a webhook and find its message (name, key, sender_id, data), storing
+    nothing: the first half of receiving one, and the admin's "send a test message"."""
     headers = {key.lower(): value for key, value in headers.items()}
     secret = _secret(source)
     if not secret:
-        return Verdict(False, f"the secret {source.secret} is not set on this machine")
+        return Verdict(False, f"the secret {source.secret} is not set on this machine"), {}
     reason = verify(
         source.scheme,
         secret,
@@ -159,28 +171,41 @@ def source_receive(*, name: str, headers: Mapping[str, str], body: bytes) -> Ver
         tolerance=source.tolerance_seconds,
     )
     if reason:
-        return Verdict(False, reason)
+        return Verdict(False, reason), {}
     try:
         parsed = json.loads(body)
     except (ValueError, RecursionError):
         raise ServiceErrors(["body: must be JSON"]) from None
     context = {"body": parsed, "headers": headers}
-    found = {}
-    for field, source_field in (
-        ("name", "message_name"),
-        ("key", "key"),
-        ("sender_id", "sender_id"),
+    found: dict = {"data": parsed}
+    for field, template in (
+        ("name", source.message_name),
+        ("key", source.key),
+        ("sender_id", source.sender_id),
     ):
-        template = getattr(source, source_field)
         try:
             value = render(template, context) if template else ""
         except ExpressionError as exc:
-            raise ServiceErrors([f"{source_field}: {exc}"]) from None
-        found[field] = "" if value is None and field == "sender_id" else value
-        if isinstance(found[field], int | float) and not isinstance(found[field], bool):
-            found[field] = str(found[field])
-    received = message_receive(**found, data=parsed, source=source.name)
-    return Verdict(True, received=received)
+            raise ServiceErrors([f"{_SOURCE_FIELDS[field]}: {exc}"]) from None
+        if value is None and field == "sender_id":
+            value = ""
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            value = str(value)
+        found[field] = value
+    return Verdict(True), found
+
+
+def signed_headers(source: MessageSource, body: bytes) -> dict[str, str]:
+    """The signature header a partner would send with `body` (for a test message)."""
+    secret = _secret(source)
+    if not secret:
+        return {}
+    if source.scheme == MessageSource.Scheme.STRIPE:
+        stamp = str(int(time.time()))
+        value = f"t={stamp},v1={sign(secret, stamp.encode() + b'.' + body, 'hex')}"
+    else:
+        value = sign(secret, body, "hex" if source.scheme == "hmac_hex" else "base64")
+    return {source.signature_header: value}
 
 
 def sign(secret: str, payload: bytes, encoding: str) -> str:

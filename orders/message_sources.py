@@ -48,6 +48,7 @@ NAME_MAX_LENGTH = 100
 EXPRESSION_NAMES = ("body", "headers")
 KEYS = ("name", "secret", "signature", "message_name", "key", "id", "tolerance_seconds")
 DEFAULT_TOLERANCE_SECONDS = 300
+DAY = 86400  # the longest tolerance: a day-old signature is a replay whatever the partner
 _SOURCE_FIELDS = {"name": "message_name", "key": "key", "sender_id": "id"}
 
 
@@ -89,7 +90,9 @@ def source_errors(definition: object) -> list[str]:
             f"name: use only letters, digits, '.', '-' and '_', at most {NAME_MAX_LENGTH}"
         )
     secret = definition.get("secret")
-    if "secret" in definition and not (isinstance(secret, str) and SECRET_EXPRESSION.match(secret)):
+    if "secret" in definition and not (
+        isinstance(secret, str) and SECRET_EXPRESSION.match(secret) and len(secret) <= 200
+    ):
         errors.append("secret: must be a {{ secrets.NAME }} expression, not a literal secret")
     errors += _signature_errors(definition.get("signature"), "signature" in definition)
     for key in ("message_name", "key", "id"):
@@ -101,8 +104,8 @@ def source_errors(definition: object) -> list[str]:
             continue
         errors += compile_errors(value, key) + name_errors(value, key, known=EXPRESSION_NAMES)
     tolerance = definition.get("tolerance_seconds", DEFAULT_TOLERANCE_SECONDS)
-    if isinstance(tolerance, bool) or not isinstance(tolerance, int) or tolerance < 0:
-        errors.append("tolerance_seconds: must be a whole number of seconds, at least 0")
+    if isinstance(tolerance, bool) or not isinstance(tolerance, int) or not 0 <= tolerance <= DAY:
+        errors.append("tolerance_seconds: must be a whole number of seconds from 0 to 86400")
     for path, problem in unstorable(definition):
         errors.append(f"{'.'.join(str(part) for part in path)}: {problem}")
     return errors
@@ -142,8 +145,9 @@ def source_save(*, definition: dict, user=None) -> MessageSource:
 def source_receive(*, name: str, headers: Mapping[str, str], body: bytes) -> Verdict:
     """A webhook posted to the source `name`: verified over the raw body, else refused
     with nothing stored; then the message its expressions find is received."""
-    if text_problem(name):
-        raise SourceNotFound(name)
+    problem = text_problem(name)
+    if problem:
+        raise ServiceErrors([f"source: {problem}"])
     source = MessageSource.objects.filter(name=name).first()
     if source is None:
         raise SourceNotFound(name)
@@ -255,7 +259,7 @@ def _signature_errors(signature: object, present: bool) -> list[str]:
         f"signature.{key}: unknown key" for key in signature if key not in ("header", "scheme")
     ]
     header = signature.get("header")
-    if not isinstance(header, str) or not HEADER_NAME.match(header):
+    if not isinstance(header, str) or not HEADER_NAME.match(header) or len(header) > 100:
         errors.append(f"signature.header: {HEADER_NAME_REASON}")
     if signature.get("scheme") not in MessageSource.Scheme.values:
         choices = ", ".join(f'"{value}"' for value in MessageSource.Scheme.values)

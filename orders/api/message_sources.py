@@ -39,7 +39,9 @@ class MessageSourceSerializer(serializers.Serializer):
     id = serializers.CharField(
         required=False, help_text="The sender's message id (deduplicates): an expression."
     )
-    tolerance_seconds = serializers.IntegerField(required=False, min_value=0, default=300)
+    tolerance_seconds = serializers.IntegerField(
+        required=False, min_value=0, max_value=86400, default=300
+    )
 
     def to_representation(self, instance):
         return instance.as_definition()

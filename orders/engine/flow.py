@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from apicalls.rendering import CallRequest, render_request
+from core.storable import text_problem
 from definitions.graph import step_kind
 from expressions import ExpressionError, is_true, render
 from expressions.names import order_name
@@ -174,6 +175,10 @@ def run_message_step(step: Mapping, state: OrderState, turn: Turn) -> Outcome:
             turn.step_note(step=step_id, note=note, failed=True)
             return Failed(StepError(step_id, note))
         key = key if isinstance(key, str) else json.dumps(key)
+        problem = "is over 500 characters" if len(key) > 500 else text_problem(key)
+        if problem:
+            turn.step_note(step=step_id, note=f"message.key: {problem}", failed=True)
+            return Failed(StepError(step_id, f"message.key: {problem}"))
         return AwaitingMessage(spec["name"], key, spec["timeout_seconds"], dict(state.step_state))
     status, message = turn.message_status(waiting["wait"])
     name, key = waiting["name"], waiting["key"]

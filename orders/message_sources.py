@@ -145,9 +145,8 @@ def source_save(*, definition: dict, user=None) -> MessageSource:
 def source_receive(*, name: str, headers: Mapping[str, str], body: bytes) -> Verdict:
     """A webhook posted to the source `name`: verified over the raw body, else refused
     with nothing stored; then the message its expressions find is received."""
-    problem = text_problem(name)
-    if problem:
-        raise ServiceErrors([f"source: {problem}"])
+    if text_problem(name):  # no source holds it (the URL middleware refuses it first)
+        raise SourceNotFound(name)
     source = MessageSource.objects.filter(name=name).first()
     if source is None:
         raise SourceNotFound(name)

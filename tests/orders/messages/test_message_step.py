@@ -137,3 +137,11 @@ def test_posting_a_message_needs_the_post_message_permission(support, anonymous)
 def test_a_malformed_message_is_a_400_naming_the_field(integration, body, reason):
     answer = integration.post("/api/messages/", body, format="json")
     assert answer.status_code == 400 and reason in answer.content.decode()
+
+
+def test_a_key_the_database_cannot_hold_fails_the_step():
+    steps = [{**WAIT, "message": {**WAIT["message"], "key": "{{ input.payment * 300 }}"}}]
+    order = process(make_order(steps, payload={"payment": "pi_"}))
+    assert order.status == "failed"
+    assert order.error == 'step "paid": message.key: is over 500 characters'
+    assert not MessageWait.objects.exists()

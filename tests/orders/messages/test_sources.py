@@ -197,3 +197,15 @@ def test_an_order_waiting_a_day_is_due_at_its_timeout(stripe, server):
     assert order.status == "waiting"
     assert (order.due_at - timezone.now()).total_seconds() > 86000
     assert Order.objects.get(pk=order.pk).message_waits.get().key == "pi_1"
+
+
+def test_a_source_name_the_database_cannot_hold_is_a_404(client):
+    answer = client.post("/api/messages/a%00b/", {}, content_type="application/json")
+    assert answer.status_code == 404
+
+
+def test_a_tolerance_over_a_day_is_refused(editor):
+    answer = editor.post(
+        "/api/message-sources/", {**SOURCE, "tolerance_seconds": 10**12}, format="json"
+    )
+    assert answer.status_code == 400 and "tolerance_seconds" in answer.content.decode()

@@ -42,6 +42,7 @@ STYLE = """
 .sm-box.end-failed { fill: #fdecea; stroke: #b3261e; }
 .sm-box.choice { fill: #fff8e1; }
 .sm-box.parallel { fill: #eef3fb; }
+.sm-box.message { fill: #f3e8ff; }
 .sm-box.taken { fill: #dbeafe; stroke: #1d4ed8; stroke-width: 2; }
 .sm-box.current { stroke: #d97706; stroke-width: 3.5; }
 .sm-id { font: bold 13px sans-serif; fill: #1f2937; }
@@ -270,6 +271,8 @@ def _describe(step: dict) -> tuple[str, str]:
         if step.get("end"):
             detail += f" · then {step['end']}"
         return "call", detail
+    if isinstance(step.get("message"), dict):
+        return "message", f"waits for message {step['message'].get('name')}"
     detail = f"end: {step.get('end')}"
     return "end", detail
 

@@ -58,6 +58,9 @@ class Conf:
     # The longest a call waits inside its order's turn for a slot at a host with limits;
     # past it, the order is left waiting (due again when its host has room).
     host_max_wait_seconds: float = 2.0
+    # A partner's message that no order waits for yet is kept this long, for the orders
+    # that start waiting for its name and key in the meantime.
+    message_ttl_seconds: int = 86400
     # The circuit breaker of every outbound host (hosts/breaker.py): it opens when at least
     # MIN_CALLS attempts were made in the last WINDOW_SECONDS and FAILURE_RATE of them failed
     # (no answer, 5xx, 429); after COOLDOWN_SECONDS it lets PROBES calls through, and closes

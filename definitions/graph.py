@@ -51,6 +51,7 @@ KINDS: dict[str, Kind] = {
     "choice": Kind("choice", branches=True),
     "parallel": Kind("parallel", continues=True, fails_over=True),
     "end": Kind("end"),
+    "message": Kind("message", continues=True, fails_over=True),
 }
 TARGET_KEYS = ("next", "on_failed", "default")
 

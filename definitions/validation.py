@@ -52,6 +52,9 @@ API_CALL_EXPRESSION_NAMES = {
     "save": _RESPONSE,
 }
 STEP_EXPRESSION_NAMES = {"params": _names(*_ALWAYS), "save": _RESPONSE}
+# A message step renders its key when it starts to wait, and its `save` with the message.
+MESSAGE_KEY_NAMES = _names(*_ALWAYS)
+MESSAGE_SAVE_NAMES = _names(*_ALWAYS, "message")
 WHEN_NAMES = _names(*_ALWAYS)
 # A blueprint's `notify_url` is rendered for each status change, away from any step.
 NOTIFY_URL_NAMES = _names("input", "order")
@@ -379,6 +382,11 @@ def _expression_places(definition: dict) -> Iterator[tuple[list, object, tuple[s
             if key in step:
                 yield [*path, key], step[key], names
     for index, step in enumerate(steps):
+        if isinstance(step, dict) and isinstance(step.get("message"), dict):
+            if isinstance(step["message"].get("key"), str):
+                yield ["steps", index, "message", "key"], step["message"]["key"], MESSAGE_KEY_NAMES
+            if "save" in step:
+                yield ["steps", index, "save"], step["save"], MESSAGE_SAVE_NAMES
         if isinstance(step, dict) and isinstance(step.get("choice"), list):
             for branch_index, branch in enumerate(step["choice"]):
                 if isinstance(branch, dict) and isinstance(branch.get("when"), str):

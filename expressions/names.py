@@ -22,7 +22,17 @@ from jinja2 import TemplateError, nodes
 from expressions.language import environment, template_strings
 
 # Every name of contract section 4; each place of a definition sees some of them.
-ROOT_NAMES = ("input", "data", "order", "params", "response", "callback", "error", "secrets")
+ROOT_NAMES = (
+    "input",
+    "data",
+    "order",
+    "params",
+    "response",
+    "callback",
+    "message",
+    "error",
+    "secrets",
+)
 
 
 def order_name(*, order_id: str, workflow: str, created_at: str, run: int) -> dict:

@@ -12,6 +12,9 @@ from django.utils import timezone
 
 from blueprints.models import Blueprint, WorkflowSnapshot
 
+# Defined beside, in the orders app; imported here so Django finds them.
+from orders.message_models import Message, MessageSource, MessageWait  # noqa: F401
+
 # An alert rule's longest window: a week.
 MAX_WINDOW_MINUTES = 7 * 24 * 60
 
@@ -122,6 +125,7 @@ class StepLog(models.Model):
         ATTEMPT = "attempt"
         STEP = "step"
         CALLBACK = "callback"
+        MESSAGE = "message"
         REPROCESS = "reprocess"
         CANCEL = "cancel"
         EDIT = "edit"

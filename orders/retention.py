@@ -1,5 +1,6 @@
 """Retention: finished orders older than a number of days are deleted with their logs,
-optionally written to a JSON-lines file first.
+optionally written to a JSON-lines file first; and partners' messages go once no order
+needs them: a kept one after its TTL, a taken one with the orders that took it.
 
 A chunk of CHUNK_SIZE orders is one short transaction, so the orders table is never
 locked for long and the webhook and the batches go on meanwhile. Each order is checked
@@ -22,7 +23,7 @@ from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from orders.models import Order, StepLog
+from orders.models import Message, Order, StepLog
 
 CHUNK_SIZE = 500
 
@@ -97,6 +98,19 @@ def purge_orders(
         if progress is not None:
             progress(PurgeResult(orders=orders, log_entries=log_entries))
     return PurgeResult(orders=orders, log_entries=log_entries)
+
+
+def purge_messages(*, now: datetime | None = None) -> int:
+    """Delete the messages no longer kept (their TTL passed, or they resumed the orders
+    waiting when they came) that no order's wait holds: the waits go with their orders.
+    A message still kept is never deleted here, so an order starting to wait can take it."""
+    now = now or timezone.now()
+    unneeded = Message.objects.filter(Q(kept_until__isnull=True) | Q(kept_until__lte=now))
+    unneeded = unneeded.filter(waits__isnull=True)
+    deleted = 0
+    while pks := list(unneeded.order_by("pk").values_list("pk", flat=True)[:CHUNK_SIZE]):
+        deleted += Message.objects.filter(pk__in=pks, waits__isnull=True).delete()[0]
+    return deleted
 
 
 def _export(orders: list[Order], out: IO[str]) -> None:

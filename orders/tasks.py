@@ -23,7 +23,7 @@ from orders.jobs import run_bulk_job as run_bulk_job  # noqa: I001
 from orders.lanes import dispatch_lanes
 from orders.lanes import run_lane as run_lane
 from orders.notifications import deliver_due_events, has_due_events
-from orders.retention import purge_orders
+from orders.retention import purge_messages, purge_orders
 
 logger = logging.getLogger(__name__)
 
@@ -103,11 +103,17 @@ def check_alerts() -> str:
 
 
 def purge() -> str:
-    """The daily task: delete finished orders older than STATE_MANAGER_RETENTION_DAYS."""
+    """The daily task: delete finished orders older than STATE_MANAGER_RETENTION_DAYS,
+    then the partners' messages no longer kept that no remaining order took (kept
+    messages expire after STATE_MANAGER_MESSAGE_TTL_SECONDS whatever the retention)."""
     days = conf().retention_days
     if days < 1:
-        return "retention is off (STATE_MANAGER_RETENTION_DAYS=0)"
-    result = purge_orders(older_than_days=days)
-    message = f"purged {result.orders} orders and {result.log_entries} log entries"
-    logger.info("retention: %s older than %s days", message, days)
-    return message
+        message = "retention is off (STATE_MANAGER_RETENTION_DAYS=0)"
+    else:
+        result = purge_orders(older_than_days=days)
+        message = f"purged {result.orders} orders and {result.log_entries} log entries"
+        logger.info("retention: %s older than %s days", message, days)
+    messages = purge_messages()
+    if messages:
+        logger.info("retention: purged %s messages from partners", messages)
+    return f"{message}; purged {messages} messages"

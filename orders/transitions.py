@@ -29,7 +29,7 @@ from core import doorbell
 from definitions import graph
 from expressions.secrets import mask
 from orders.bulk_rows import insert_events, insert_requested_logs
-from orders.models import Callback, Order, OrderEvent, StepLog
+from orders.models import Callback, MessageWait, Order, OrderEvent, StepLog
 from orders.rows import (
     insert_log_while_claimed,
     insert_row,
@@ -268,11 +268,15 @@ def release_after_error(
 
 def callbacks_close(order_pks: list[int]) -> None:
     """Expire the open callbacks of these orders: the steps waiting for them are over
-    (failed, cancelled, or a new run begun), so a late post to an old token gets 409."""
+    (failed, cancelled, or a new run begun), so a late post to an old token gets 409; and
+    close their message waits, so a message that comes later is kept for others."""
     if order_pks:
         Callback.objects.filter(order_id__in=order_pks, status=Callback.Status.WAITING).update(
             status=Callback.Status.EXPIRED
         )
+        MessageWait.objects.filter(
+            order_id__in=order_pks, status=MessageWait.Status.WAITING
+        ).update(status=MessageWait.Status.CLOSED)
 
 
 def wake_for_callback(

@@ -15,6 +15,7 @@ from hosts.models import Host
 from hosts.selectors import hosts_holding_orders
 from orders import selectors
 from orders.hosts_held import held_order_counts
+from orders.messages import message_counts
 from orders.models import Order
 from orders.selectors import (
     activity_per_minute,
@@ -123,6 +124,20 @@ def dashboard_context() -> dict:
         ],
         "failures_url": order_list_url(status__exact=Order.Status.FAILED),
         "functions_url": reverse("admin:blueprints_blueprint_functions"),
+        "partner_messages": messages_card(now),
+    }
+
+
+def messages_card(now) -> dict:
+    """Orders waiting for partners' messages, the messages kept for orders not yet
+    waiting, and how long the oldest wait has lasted."""
+    counts = message_counts()
+    oldest = counts["oldest_wait"]
+    return {
+        **counts,
+        "oldest_age": age(now - oldest) if oldest else None,
+        "waits_url": reverse("admin:orders_messagewait_changelist"),
+        "kept_url": reverse("admin:orders_message_changelist") + "?kept=yes",
     }
 
 

@@ -1,6 +1,6 @@
 """The order page: input and saved data, the flow diagram with the path taken and the
 step that failed, the step log as a timeline of steps grouped by run with the data
-before and after each, and a waiting callback that support may resolve by hand."""
+before and after each, and a waiting callback or message wait that support may resolve by hand."""
 
 from __future__ import annotations
 
@@ -16,9 +16,11 @@ from django.utils.safestring import mark_safe
 
 from blueprints.diagram import blueprint_svg
 from core.admin import json_block, json_text
+from core.errors import ServiceError
 from orders.admin.base import status_badge
 from orders.admin.timeline import timeline_runs, visits_of
 from orders.callbacks import CallbackError, callback_resolve_by_hand, waiting_callback
+from orders.messages import wait_resolve_by_hand, waiting_wait
 from orders.models import Order
 from orders.step_data import AT_STEP
 
@@ -106,6 +108,8 @@ class OrderPageMixin:
         held = state.get("held")
         if isinstance(held, dict) and held.get("host"):
             return {"held": held, "hosts_url": hosts_url(str(held["host"]))}
+        if isinstance(state.get("message"), dict):
+            return {"message": waiting_wait(order)}
         callback = state.get("callback")
         if not isinstance(callback, dict):
             return {"retry": True}
@@ -116,7 +120,41 @@ class OrderPageMixin:
     def get_urls(self):
         resolve = self.admin_site.admin_view(self.resolve_callback_view)
         name = "orders_order_resolve_callback"
-        return [path("<path:object_id>/resolve-callback/", resolve, name=name), *super().get_urls()]
+        by_hand = self.admin_site.admin_view(self.resolve_message_view)
+        return [
+            path("<path:object_id>/resolve-callback/", resolve, name=name),
+            path("<path:object_id>/resolve-message/", by_hand, name="orders_order_resolve_message"),
+            *super().get_urls(),
+        ]
+
+    def resolve_message_view(self, request, object_id):
+        """Resolve the message wait of the order's step as if the message had come with
+        the form's data, with the reason it asks for; logged with who did it."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        order = self.get_object(request, object_id)
+        if order is None or not self.has_view_permission(request, order):
+            raise Http404
+        if not self.has_reprocess_permission(request):
+            raise PermissionDenied
+        try:
+            wait_resolve_by_hand(
+                order=order,
+                data=json.loads(request.POST.get("data", "").strip() or "{}"),
+                reason=request.POST.get("reason", ""),
+                actor=request.user.get_username(),
+            )
+        except (json.JSONDecodeError, RecursionError):
+            messages.error(request, "The wait was not resolved: the data is not a JSON object.")
+        except (ServiceError, ValueError) as exc:
+            messages.error(request, f"The wait was not resolved: {exc}.")
+        else:
+            messages.success(
+                request,
+                f'The message wait of step "{order.current_step}" was resolved by hand; '
+                "the order goes on in the next batch.",
+            )
+        return redirect(reverse("admin:orders_order_change", args=[order.pk]))
 
     def resolve_callback_view(self, request, object_id):
         """Resolve the callback the order's step waits for as a success or a failure, with

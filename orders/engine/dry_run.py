@@ -6,7 +6,8 @@ samples (200 `{}` where none is given), and what follows each outcome is decided
 runner's own rules (`paths`). Where a real order would wait, the dry run notes the wait
 and goes on: a retry due later is tried again at once (a retried call gets the same
 sample again, or the next one when the sample is a list), and a callback comes back as
-its sample says (success with empty data unless told otherwise). Requests, responses,
+its sample says (success with empty data unless told otherwise), and a message step
+gets a sample message with empty data at once. Requests, responses,
 notes and saved data are masked as the step log masks them.
 """
 
@@ -33,6 +34,7 @@ from orders.engine.config import EngineConfig
 from orders.engine.flow import OrderState, run_step
 from orders.engine.outcomes import (
     AwaitingCallback,
+    AwaitingMessage,
     Ended,
     Failed,
     RetryLater,
@@ -277,6 +279,15 @@ class DryWalk:
                     f"to {outcome.step_state['callback']['url']}"
                 )
                 state.step_state = outcome.step_state
+            elif isinstance(outcome, AwaitingMessage):
+                visit.notes.append(
+                    f"the order would wait up to {outcome.timeout_seconds:g} s for a message "
+                    f"{outcome.name} for key {outcome.key}; the dry run goes on as if one came "
+                    "with empty data"
+                )
+                waiting = {"wait": 0, "name": outcome.name, "key": outcome.key}
+                self.turn.message_waiting = waiting
+                state.step_state = {**outcome.step_state, "message": waiting}
             else:
                 return outcome
 
@@ -321,6 +332,7 @@ class DryTurn:
         self.config = config
         self.samples = samples
         self.visit = Visit(step="", kind="")
+        self.message_waiting: dict = {}  # the message step's wait the dry run answers
         self.attempts = 0
         self._answered: dict[str, Sample] = {}  # the last sample each step path got
         self._current = threading.local()
@@ -393,6 +405,16 @@ class DryTurn:
 
     def open_callback(self, *, token: str, step: str, timeout_seconds: float) -> None:
         pass
+
+    def message_status(self, wait: int) -> tuple[str, Any]:
+        """The sample message: the one the step waits for, with empty data."""
+        return "received", {
+            "name": self.message_waiting.get("name"),
+            "key": self.message_waiting.get("key"),
+            "id": "dry-run",
+            "data": {},
+            "received_at": datetime.now(UTC).isoformat(),
+        }
 
     def callback_status(self, token: str) -> tuple[str, Any]:
         step = token.removeprefix("dry-run.")

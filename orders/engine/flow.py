@@ -7,6 +7,7 @@ writing an order is the runner's job, done through the `Turn` it passes in.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -14,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from apicalls.rendering import CallRequest, render_request
+from core.storable import text_problem
 from definitions.graph import step_kind
 from expressions import ExpressionError, is_true, render
 from expressions.names import order_name
@@ -22,6 +24,7 @@ from orders.engine import calls, retry
 from orders.engine.config import EngineConfig
 from orders.engine.outcomes import (
     AwaitingCallback,
+    AwaitingMessage,
     Ended,
     Failed,
     HeldBack,
@@ -92,6 +95,10 @@ class Turn(Protocol):
 
     def open_callback(self, *, token: str, step: str, timeout_seconds: float) -> None: ...
 
+    def message_status(self, wait: int) -> tuple[str, Any]:
+        """(status, the message as `save` sees it) of a message wait; "timed out" once its
+        time has passed without one."""
+
 
 def base_context(state: OrderState, turn: Turn) -> dict:
     """The names every template sees (contract section 4)."""
@@ -126,6 +133,8 @@ def run_step(
         return run_choice_step(step, state, turn)
     if kind == "parallel":
         return run_parallel_step(step, state, api_calls, turn)
+    if kind == "message":
+        return run_message_step(step, state, turn)
     failed = step["end"] == "failed"
     turn.step_note(step=step["id"], note=step.get("error") or f"end: {step['end']}", failed=failed)
     return Ended(status=step["end"], error=step.get("error", ""))
@@ -145,6 +154,48 @@ def run_choice_step(step: Mapping, state: OrderState, turn: Turn) -> Outcome:
             return Succeeded(next_step=branch["next"])
     turn.step_note(step=step["id"], note=f"default: next {step['default']}")
     return Succeeded(next_step=step["default"])
+
+
+def run_message_step(step: Mapping, state: OrderState, turn: Turn) -> Outcome:
+    """Wait for a partner's message of the step's name and key; then `save` sees it.
+
+    The first time, the key is rendered and the runner starts the wait (which may take a
+    message kept from before at once); afterwards the wait's status decides."""
+    spec, step_id = step["message"], step["id"]
+    context = base_context(state, turn)
+    waiting = state.step_state.get("message")
+    if not isinstance(waiting, dict):
+        try:
+            key = render(spec["key"], context)
+        except ExpressionError as exc:
+            turn.step_note(step=step_id, note=f"message.key: {exc}", failed=True)
+            return Failed(StepError(step_id, f"message.key: {exc}"))
+        if key is None or key == "" or isinstance(key, dict | list):
+            note = f"message.key: {spec['key']} gave {json.dumps(key)}, not a key"
+            turn.step_note(step=step_id, note=note, failed=True)
+            return Failed(StepError(step_id, note))
+        key = key if isinstance(key, str) else json.dumps(key)
+        problem = "is over 500 characters" if len(key) > 500 else text_problem(key)
+        if problem:
+            turn.step_note(step=step_id, note=f"message.key: {problem}", failed=True)
+            return Failed(StepError(step_id, f"message.key: {problem}"))
+        return AwaitingMessage(spec["name"], key, spec["timeout_seconds"], dict(state.step_state))
+    status, message = turn.message_status(waiting["wait"])
+    name, key = waiting["name"], waiting["key"]
+    if status == "waiting":
+        timeout = spec["timeout_seconds"]
+        return AwaitingMessage(name, key, timeout, dict(state.step_state), wait=waiting["wait"])
+    if status == "received":
+        try:
+            saved = render(step.get("save") or {}, {**context, "message": message})
+        except ExpressionError as exc:
+            turn.step_note(step=step_id, note=f"save: {exc}", failed=True)
+            return Failed(StepError(step_id, f"save: {exc}"))
+        turn.step_note(step=step_id, note=f"message {name} for key {key} taken")
+        return Succeeded(saved=saved, next_step=step.get("next"))
+    error = f"no message {name} for key {key} within {spec['timeout_seconds']:g} s"
+    turn.step_note(step=step_id, note=error, failed=True)
+    return Failed(StepError(step_id, error))
 
 
 def run_call_step(

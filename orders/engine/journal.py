@@ -25,7 +25,7 @@ from hosts.names import host_of
 from orders.engine import auth, calls
 from orders.engine.config import EngineConfig
 from orders.engine.flow import OrderState
-from orders.models import Callback, StepLog
+from orders.models import Callback, MessageWait, StepLog
 from orders.transitions import ClaimedOrder, log_entry
 
 
@@ -222,6 +222,16 @@ class Journal:
             Callback.objects.filter(token=token, status=Callback.Status.WAITING).update(
                 expires_at=expires_at
             )
+
+    def message_status(self, wait: int) -> tuple[str, Any]:
+        """Timed out only by a conditional UPDATE: a message that came this instant wins."""
+        waits = MessageWait.objects.filter(pk=wait)
+        now = timezone.now()
+        waits.filter(status=MessageWait.Status.WAITING, until__lte=now).update(
+            status=MessageWait.Status.TIMED_OUT
+        )
+        status, data = waits.values_list("status", "data").get()
+        return status, data
 
     def callback_status(self, token: str) -> tuple[str, Any]:
         callback = Callback.objects.get(token=token)

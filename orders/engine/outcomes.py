@@ -67,6 +67,18 @@ class AwaitingCallback:
 
 
 @dataclass(frozen=True)
+class AwaitingMessage:
+    """The order waits for a partner's message of `name` and `key` until `timeout_seconds`
+    pass (a new wait), or, with `wait`, goes on waiting for the message of that wait."""
+
+    name: str
+    key: str
+    timeout_seconds: float
+    step_state: dict
+    wait: int | None = None
+
+
+@dataclass(frozen=True)
 class Ended:
     """An `end` step finished the order."""
 
@@ -74,7 +86,7 @@ class Ended:
     error: str = ""
 
 
-Outcome = Succeeded | Failed | RetryLater | HeldBack | AwaitingCallback | Ended
+Outcome = Succeeded | Failed | RetryLater | HeldBack | AwaitingCallback | AwaitingMessage | Ended
 
 
 def masked_outcome(outcome: Outcome, secret_values: list[str]) -> Outcome:

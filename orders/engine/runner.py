@@ -16,11 +16,13 @@ from typing import Any
 from django.utils import timezone
 
 from definitions.graph import step_kind
+from orders.correlation import start_wait, wait_locked
 from orders.engine.config import EngineConfig
 from orders.engine.flow import OrderState, run_step
 from orders.engine.journal import CancelRequested, Journal
 from orders.engine.outcomes import (
     AwaitingCallback,
+    AwaitingMessage,
     Ended,
     Failed,
     HeldBack,
@@ -31,7 +33,7 @@ from orders.engine.outcomes import (
     masked_outcome,
 )
 from orders.engine.paths import Finish, move_to, refusal_before_step, what_follows
-from orders.models import Callback, Order, StepLog
+from orders.models import Callback, MessageWait, Order, StepLog
 from orders.rows import read_order, write_transaction
 from orders.transitions import ENDED_AS, ClaimedOrder, LostClaim
 
@@ -138,6 +140,8 @@ class OrderTurn:
             return self.hold(outcome)
         if isinstance(outcome, AwaitingCallback):
             return self.await_callback(outcome)
+        if isinstance(outcome, AwaitingMessage):
+            return self.await_message(outcome)
         raise TypeError(f"unknown outcome {outcome!r}")
 
     def advance(self, step: dict, outcome: Succeeded) -> str | None:
@@ -232,6 +236,37 @@ class OrderTurn:
                 status=Order.Status.WAITING,
                 due_at=callback.expires_at,
                 step_state=outcome.step_state,
+                release=True,
+            )
+
+    def await_message(self, outcome: AwaitingMessage) -> str | None:
+        """Wait for the message, in one transaction with the wait under its correlation's
+        lock (orders.correlation): a kept message is taken at once and the step goes on in
+        this turn; else the order is `waiting` until the timeout, and a message that comes
+        meanwhile finds the wait and wakes it."""
+        with write_transaction():
+            now = timezone.now()
+            if outcome.wait is None:
+                wait = start_wait(
+                    order_pk=self.order_pk,
+                    run=self.state.run,
+                    step=self.state.current_step,
+                    name=outcome.name,
+                    key=outcome.key,
+                    until=now + timedelta(seconds=outcome.timeout_seconds),
+                    now=now,
+                )
+            else:
+                wait = wait_locked(outcome.wait)
+            waiting = {"wait": wait.pk, "name": wait.name, "key": wait.key}
+            self.state.step_state = {**outcome.step_state, "message": waiting}
+            if wait.status != MessageWait.Status.WAITING or wait.until <= now:
+                self.claimed.write(step_state=self.state.step_state)
+                return None
+            return self.claimed.write(
+                status=Order.Status.WAITING,
+                due_at=wait.until,
+                step_state=self.state.step_state,
                 release=True,
             )
 

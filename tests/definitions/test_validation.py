@@ -127,7 +127,8 @@ def test_blueprint_step_field_error_names_its_place():
 def test_step_of_unknown_kind_is_named():
     definition = blueprint_with_steps({"id": "a", "wait": 5})
     assert blueprint_errors(definition) == [
-        'steps[0] (id "a"): unknown step kind: use one of "call", "choice", "parallel", "end"'
+        'steps[0] (id "a"): unknown step kind: use one of '
+        '"call", "choice", "parallel", "end", "message"'
     ]
 
 

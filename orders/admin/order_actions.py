@@ -9,6 +9,7 @@ progress; "No" discards it.
 
 from __future__ import annotations
 
+import json
 from urllib.parse import unquote, urlsplit
 
 from django.contrib import admin, messages
@@ -45,6 +46,10 @@ REFRESH_SECONDS = 2
 
 def fate(job: BulkJob, status: str) -> str:
     """What the job does to an order in `status`, in the words of the confirmation."""
+    if job.kind == BulkJob.Kind.EDIT:
+        if status in (Order.Status.RUNNING, Order.Status.COMPLETED):
+            return f"skipped: {status}"
+        return "edited where its input schema allows"
     if job.kind == BulkJob.Kind.CANCEL:
         if status in (Order.Status.COMPLETED, Order.Status.CANCELLED):
             return "skipped: already finished"
@@ -79,16 +84,35 @@ def selection_text(job: BulkJob) -> str:
     )
 
 
+def edit_text(job: BulkJob) -> str:
+    """An edit job's edit in a line: what it sets and unsets, as JSON."""
+    if job.kind != BulkJob.Kind.EDIT:
+        return ""
+    parts = [
+        f"{word} {json.dumps(job.options[key], ensure_ascii=False)}"
+        for key, word in (
+            ("set", "set"),
+            ("unset", "unset"),
+            ("payload", "payload"),
+            ("data", "data"),
+        )
+        if key in job.options
+    ]
+    return "; ".join(parts)
+
+
 def job_title(job: BulkJob) -> str:
     if job.kind == BulkJob.Kind.CANCEL:
         return "Cancel orders"
+    if job.kind == BulkJob.Kind.EDIT:
+        return "Edit orders"
     return f"Reprocess orders from {where(job.options.get('from', 'failed'))}"
 
 
 class OrderActionsMixin:
     """The bulk actions of OrderAdmin, and the pages of their jobs."""
 
-    actions = ["reprocess_from_failed", "reprocess_from_start", "cancel_orders"]
+    actions = ["reprocess_from_failed", "reprocess_from_start", "cancel_orders", "edit_orders"]
 
     def has_reprocess_permission(self, request):
         return request.user.has_perm("orders.reprocess_order")
@@ -197,6 +221,11 @@ class OrderActionsMixin:
                 f"Cancelled {job.done} order(s) (running ones stop when their current step "
                 f"ends); {job.skipped} skipped (already completed or cancelled)."
             )
+        if job.kind == BulkJob.Kind.EDIT:
+            return (
+                f"Edited {job.done} order(s); {job.skipped} left as they were (running or "
+                "completed, refused by their input schema, or held by a worker)."
+            )
         included = job.options.get("include_completed")
         return (
             f"Reprocessing {job.done} order(s) from {where(job.options['from'])} on the "
@@ -256,6 +285,7 @@ class OrderActionsMixin:
             "percent": 100 if not job.total else min(100, round(100 * processed / job.total)),
             "refresh_seconds": REFRESH_SECONDS if running else None,
             "selection": selection_text(job),
+            "edit_text": edit_text(job),
         }
         return TemplateResponse(request, "admin/orders/order/bulk_job.html", context)
 

@@ -7,6 +7,7 @@ from django.contrib import admin
 from core.admin import EDITOR_CSS, EDITOR_JS
 from orders.admin.base import ReadOnlyAdmin
 from orders.admin.order_actions import OrderActionsMixin
+from orders.admin.order_bulk_edit import OrderBulkEditMixin
 from orders.admin.order_edit import OrderEditMixin
 from orders.admin.order_failures import (
     BatchFilter,
@@ -35,6 +36,7 @@ class OrderAdmin(
     OrderListMixin,
     FailureColumnsMixin,
     OrderEditMixin,
+    OrderBulkEditMixin,
     OrderPageMixin,
     OrderActionsMixin,
     ReadOnlyAdmin,

@@ -103,3 +103,27 @@ def test_support_fixes_the_payload_sees_the_check_and_the_partner_gets_the_fix(
     page.open(f"/admin/orders/order/{order.pk}/change/")
     assert "<strong>Edited</strong>" in page.driver.page_source  # in run 1, folded
     page.screenshot("24-1-reprocessed-after-edit")
+
+
+def test_support_edits_ticked_orders_in_bulk_after_a_preview(page, server, refused_parcel):
+    order_create(order_id="P-78", workflow="parcel", payload={"postcode": "10116"})
+    run_batch()
+    page.log_in(staff_in("Support"))
+    page.open("/admin/orders/order/?status__exact=failed")
+    for box in page.find_all("input.action-select"):
+        box.click()
+    page.driver.execute_script(
+        "document.querySelector('select[name=action]').value = 'edit_orders'"
+    )
+    page.find('button[name="index"]').click()
+    page.find("#id_edit_set").send_keys('{"payload.postcode": "10115"}')
+    page.find("#id_edit_reason").send_keys("the carrier moved both to the new postcode")
+    page.find('button[value="preview"]').click()
+
+    assert "Would change: 2" in page.find("#edit-preview").text
+    page.screenshot("24-3-bulk-edit-preview")
+    page.find("#edit-confirm").click()
+
+    assert "Edited 2 order(s)" in page.find(".messagelist").text
+    page.screenshot("24-3-bulk-edit-job")
+    assert {order.payload["postcode"] for order in Order.objects.all()} == {"10115"}

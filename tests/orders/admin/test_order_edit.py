@@ -66,3 +66,33 @@ def test_the_form_is_offered_to_support_on_orders_it_may_edit(client, shop):
     assert 'id="order-edit"' not in page
     url = reverse("admin:orders_order_edit", args=[failed.pk])
     assert client.post(url, {"payload": "{}", "reason": "r"}).status_code == 403
+
+
+def test_the_lists_edit_action_previews_then_runs_a_job(client, shop):
+    for order_id, status in [("A", "failed"), ("B", "waiting"), ("C", "completed")]:
+        shop_order(order_id, status)
+    client.force_login(staff("Support"))
+    changelist = reverse("admin:orders_order_changelist")
+    ticked = list(Order.objects.values_list("pk", flat=True))
+    form = {
+        "action": "edit_orders",
+        "_selected_action": ticked,
+        "edit_set": '{"payload.sku": "tee"}',
+        "edit_reason": "the shop sent the old SKU",
+    }
+
+    asked = client.post(changelist, {"action": "edit_orders", "_selected_action": ticked})
+    preview = client.post(changelist, {**form, "edit_step": "preview"})
+    bad = client.post(changelist, {**form, "edit_set": "[1]", "edit_step": "preview"})
+    done = client.post(changelist, {**form, "edit_step": "confirm"}, follow=True)
+
+    assert asked.status_code == 200 and "One edit for the 3 ticked orders" in asked.content.decode()
+    assert (preview.context["preview"]["change"], preview.context["preview"]["refused"]) == (2, 1)
+    assert "set: must be an object" in bad.content.decode()
+    assert "Edited 2 order(s); 1 left as they were" in done.content.decode()
+    assert sorted(Order.objects.filter(payload__sku="tee").values_list("order_id", flat=True)) == [
+        "A",
+        "B",
+    ]
+    job = done.context["job"]
+    assert (job.kind, job.done, job.skipped) == ("edit", 2, 1)

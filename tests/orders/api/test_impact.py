@@ -1,7 +1,10 @@
 """POST /api/blueprints/{slug}/impact/: a blueprint change replayed over recorded orders,
 each call answered as the order's latest run recorded it; nothing sent, nothing saved."""
 
+import json
+
 import pytest
+from django.urls import reverse
 
 from apicalls.services import api_call_save
 from blueprints.models import Blueprint
@@ -9,6 +12,7 @@ from blueprints.services import blueprint_save
 from orders.batch import run_batch
 from orders.models import Order, StepLog
 from orders.services import order_create
+from tests.admin_fixtures import staff_in
 from tests.localserver import Reply
 from tests.statemanager.fixtures import *  # noqa: F403
 
@@ -104,3 +108,22 @@ def test_impact_is_for_editors_and_refuses_a_bad_definition(support, editor, rec
         == 404
     )
     assert Blueprint.objects.get(slug="routed").version == 1
+
+
+def test_the_blueprints_impact_page_replays_the_edited_definition(recorded, client):
+    client.force_login(staff_in("Blueprint editors"))
+    shop = Blueprint.objects.get(slug="routed")
+    url = reverse("admin:blueprints_blueprint_impact", args=[shop.pk])
+    assert (
+        'id="impact-link"'
+        in client.get(reverse("admin:blueprints_blueprint_change", args=[shop.pk])).content.decode()
+    )
+
+    page = client.post(url, {"definition": json.dumps(routed(500)), "limit": ORDERS})
+
+    assert page.status_code == 200
+    assert (page.context["result"]["same"], page.context["result"]["unanswered"]) == (150, 50)
+    assert "review would call review, which has no recorded answer" in page.content.decode()
+    broken = client.post(url, {"definition": json.dumps({"steps": []}), "limit": 10})
+    assert broken.context["result"] is None
+    assert "errorlist" in broken.content.decode()

@@ -1,0 +1,102 @@
+"""The admin's "Impact of a change" page of a blueprint (editors): a version, or the
+definition as the editor is about to save it, replayed over the blueprint's recorded
+orders, each call answered as the order's latest run recorded it; nothing sent or saved.
+
+Like the dry run it runs the engine, so it is added to the admin site from here.
+"""
+
+from __future__ import annotations
+
+import json
+
+from django import forms
+from django.contrib import admin
+from django.core.exceptions import PermissionDenied
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path
+
+from blueprints.models import Blueprint
+from core.admin import PrettyJSONField
+from definitions.admin import add_definition_errors
+from orders.impact import MAX_ORDERS, ImpactInvalid, NoSuchVersion, blueprint_impact
+from orders.models import Order
+
+SHOWN = 200
+
+
+class ImpactForm(forms.Form):
+    definition = PrettyJSONField(
+        help_text="The blueprint as you would save it (its steps changed, say); it is checked "
+        "as a save checks it. Nothing is saved."
+    )
+    limit = forms.IntegerField(
+        min_value=1,
+        max_value=MAX_ORDERS,
+        initial=100,
+        help_text=f"The newest finished orders to replay (at most {MAX_ORDERS:,}).",
+    )
+
+
+def blueprint_impact_view(request, object_id):
+    blueprint = get_object_or_404(Blueprint, pk=object_id)
+    if not request.user.has_perm("blueprints.change_blueprint"):
+        raise PermissionDenied
+    initial = {"definition": blueprint.as_definition(), "limit": 100}
+    form = ImpactForm(request.POST or None, initial=initial)
+    result = None
+    if request.method == "POST" and form.is_valid():
+        try:
+            result = blueprint_impact(
+                blueprint=blueprint,
+                version=form.cleaned_data["definition"],
+                orders=Order.objects.all(),
+                limit=form.cleaned_data["limit"],
+            )
+        except (ImpactInvalid, NoSuchVersion) as exc:
+            errors = getattr(exc, "errors", [str(exc)])
+            add_definition_errors(
+                form,
+                [error.removeprefix("version.") for error in errors],
+                field_for=lambda head: "definition",
+            )
+    rows = []
+    if result:
+        rows = [
+            {**row, "now_json": _short(row["now"]), "would_json": _short(row["would"])}
+            for row in result["orders"]
+            if row["outcome"] != "same"
+        ][:SHOWN]
+    context = {
+        **admin.site.each_context(request),
+        "title": f"Impact of a change to {blueprint.slug}",
+        "opts": Blueprint._meta,
+        "original": blueprint,
+        "form": form,
+        "result": result,
+        "rows": rows,
+        "shown": SHOWN,
+    }
+    return TemplateResponse(request, "admin/orders/impact.html", context)
+
+
+def _short(end: dict) -> str:
+    return f"{end['status']} at {end['end_step'] or '—'}, data {json.dumps(end['data'])}"
+
+
+_site_urls = admin.site.get_urls
+
+
+def site_urls():
+    """The admin's URLs with the impact page, beside the blueprint's own pages."""
+    return [
+        path(
+            "blueprints/blueprint/<path:object_id>/impact/",
+            admin.site.admin_view(blueprint_impact_view),
+            name="blueprints_blueprint_impact",
+        ),
+        *_site_urls(),
+    ]
+
+
+admin.site.get_urls = site_urls

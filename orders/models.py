@@ -410,3 +410,14 @@ def _is_email(address: str) -> bool:
     except ValidationError:
         return False
     return True
+
+
+class MetricCount(models.Model):
+    """A fleet-wide count only processes know (`orders.counters`), kept here when the
+    project has no Redis: one row per metric and labels, added to in batches."""
+
+    key = models.CharField(max_length=400, primary_key=True)
+    value = models.FloatField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.key} = {self.value:g}"

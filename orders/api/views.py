@@ -15,7 +15,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.api import ActionPermissions, Detail, Errors, Pagination
-from orders import services
+from orders import counters, services
 from orders.api.throttling import CountingScopedRateThrottle
 from orders.callbacks import callback_receive
 from orders.filters import OrderFilterSet, orders_matching
@@ -129,6 +129,11 @@ class OrderViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
 
     def get_serializer_class(self):
         return OrderSerializer if self.action == "list" else OrderDetailSerializer
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        if self.action == "create":  # every answer of the webhook, refusals included
+            counters.add("webhook_responses", status=str(response.status_code))
+        return super().finalize_response(request, response, *args, **kwargs)
 
     def get_throttles(self):
         """Only the webhook is throttled, per token."""

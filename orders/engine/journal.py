@@ -22,6 +22,7 @@ from apicalls.rendering import CallRequest, log_request, truncated
 from expressions.secrets import mask
 from hosts import gate
 from hosts.names import host_of
+from orders import counters
 from orders.engine import auth, calls
 from orders.engine.config import EngineConfig
 from orders.engine.flow import OrderState
@@ -131,6 +132,10 @@ class Journal:
         if result is None:
             gate.leave(permit, sent=False)
         else:
+            if not result.refused:  # sent: its time counts
+                counters.observe(
+                    "call_duration_seconds", result.duration_ms / 1000, host=permit.host
+                )
             gate.leave(permit, sent=True, status=result.status, refused=result.refused)
 
     def held_back(self, *, step: str, reason: str, delay: float) -> None:
@@ -166,6 +171,7 @@ class Journal:
             entry = self._attempts.pop(log_id)
         entry.outcome = outcome
         entry.error = self._masked(error)
+        counters.add("attempts", blueprint=self.state.workflow, step=entry.step, outcome=outcome)
         if result is not None:
             entry.duration_ms = result.duration_ms
             entry.response = calls.log_response(

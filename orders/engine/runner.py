@@ -16,6 +16,7 @@ from typing import Any
 from django.utils import timezone
 
 from definitions.graph import step_kind
+from orders import counters
 from orders.engine.config import EngineConfig
 from orders.engine.flow import OrderState, run_step
 from orders.engine.journal import CancelRequested, Journal
@@ -53,6 +54,16 @@ ORDER_FIELDS = [
     "step_state",
     "resume_point",
 ]
+
+# Each outcome's name in the metrics (`statemanager_steps_total{outcome=...}`).
+OUTCOME_NAMES = {
+    Succeeded: "succeeded",
+    Failed: "failed",
+    Ended: "ended",
+    RetryLater: "retry_later",
+    HeldBack: "held",
+    AwaitingCallback: "awaiting_callback",
+}
 
 
 def advance_order(order_pk: int, claim_token: uuid.UUID, config: EngineConfig | None = None) -> str:
@@ -120,6 +131,12 @@ class OrderTurn:
     def apply(self, step: dict, outcome: Outcome) -> str | None:
         """Persist one outcome; returns the order's status when the turn ends, else None."""
         outcome = masked_outcome(outcome, self.journal.secret_values)
+        counters.add(
+            "steps",
+            blueprint=self.state.workflow,
+            step=step["id"],
+            outcome=OUTCOME_NAMES[type(outcome)],
+        )
         if isinstance(outcome, Succeeded):
             return self.advance(step, outcome)
         if isinstance(outcome, Failed):
@@ -195,6 +212,7 @@ class OrderTurn:
         counted. The log says why once per spell: a hold for the same host and reason as
         the one before only counts it (the count stretches the wait)."""
         hold = outcome.hold
+        counters.add("holds", host=hold.host, reason=hold.kind)
         before = self.state.step_state.get("held") or {}
         same = before.get("host") == hold.host and before.get("kind") == hold.kind
         if not same:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import threading
 import time
 from datetime import timedelta
@@ -19,6 +20,7 @@ from django.db import connections
 from django.utils import timezone
 
 from apicalls.rendering import CallRequest, log_request, truncated
+from core import logcontext
 from expressions.secrets import mask
 from hosts import gate
 from hosts.names import host_of
@@ -28,6 +30,8 @@ from orders.engine.config import EngineConfig
 from orders.engine.flow import OrderState
 from orders.models import Callback, StepLog
 from orders.transitions import ClaimedOrder, log_entry
+
+logger = logging.getLogger(__name__)
 
 
 class CancelRequested(Exception):
@@ -112,6 +116,8 @@ class Journal:
                 max_body_bytes=self.config.log_body_bytes,
             ),
         )
+        # A parallel branch's thread starts with no log fields: all three, every time.
+        logcontext.bind(order_id=self.state.order_id, step=step, attempt=attempt)
         if self.claimed.deferred:
             self.claimed.write(then_insert=entry)
             if entry.pk is None:
@@ -172,6 +178,9 @@ class Journal:
         entry.outcome = outcome
         entry.error = self._masked(error)
         counters.add("attempts", blueprint=self.state.workflow, step=entry.step, outcome=outcome)
+        if logger.isEnabledFor(logging.DEBUG):
+            url = (entry.request or {}).get("url", "")
+            logger.debug("attempt %s: %s (%s)", outcome, url, entry.error or "no error")
         if result is not None:
             entry.duration_ms = result.duration_ms
             entry.response = calls.log_response(

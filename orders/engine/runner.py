@@ -15,6 +15,7 @@ from typing import Any
 
 from django.utils import timezone
 
+from core import logcontext
 from definitions.graph import step_kind
 from orders import counters
 from orders.engine.config import EngineConfig
@@ -73,11 +74,12 @@ def advance_order(order_pk: int, claim_token: uuid.UUID, config: EngineConfig | 
     """
     config = config or EngineConfig.from_settings()
     turn = OrderTurn(order_pk, claim_token, config)
-    try:
-        return turn.run()
-    except LostClaim:
-        logger.warning("order %s: claim lost to another worker; stopping this turn", order_pk)
-        return "lost"
+    with logcontext.bound():  # the order, step and attempt of this turn's log lines
+        try:
+            return turn.run()
+        except LostClaim:
+            logger.warning("order %s: claim lost to another worker; stopping this turn", order_pk)
+            return "lost"
 
 
 class OrderTurn:
@@ -103,6 +105,7 @@ class OrderTurn:
         )
         if order is None:
             raise LostClaim
+        logcontext.bind(order_id=order["order_id"])
         workflow = self.config.workflow(order["snapshot_id"])
         self.claimed = ClaimedOrder(
             self.order_pk, self.claim_token, notify=bool(workflow.notify_url)
@@ -120,6 +123,7 @@ class OrderTurn:
             if refusal is not None:
                 return self.finish(ENDED_AS[refusal.status], refusal.error)
             step = self.steps[self.state.current_step]
+            logcontext.bind(step=step["id"], attempt=None)
             try:
                 outcome = run_step(step, self.state, self.api_calls, journal)
             except CancelRequested:

@@ -76,7 +76,7 @@ def _maybe_flush() -> None:
         flush()
 
 
-def flush() -> None:
+def flush(*, quietly: bool = False) -> None:
     """Add this process's counts to the shared store (and keep them if that fails)."""
     global _last_flush
     with _lock:
@@ -88,6 +88,8 @@ def flush() -> None:
     try:
         _store_add(counts)
     except Exception as exc:
+        if quietly:  # at exit: the log's streams and the database may be gone already
+            return
         logger.warning("metrics: could not flush %d counts (%s); kept for later", len(counts), exc)
         with _lock:
             for name, value in counts.items():
@@ -157,4 +159,4 @@ def _redis():
 
 
 os.register_at_fork(after_in_child=reset)  # a forked worker does not count its parent's
-atexit.register(flush)
+atexit.register(flush, quietly=True)

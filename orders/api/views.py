@@ -14,6 +14,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core import tracing
 from core.api import ActionPermissions, Detail, Errors, Pagination
 from orders import counters, services
 from orders.api.throttling import CountingScopedRateThrottle
@@ -165,7 +166,14 @@ class OrderViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
     def create(self, request):
         body = OrderCreateSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        order, created = services.order_create(**body.validated_data)
+        incoming = request.headers.get("traceparent", "")
+        posted = {"order.id": body.validated_data["order_id"]}
+        posted["order.workflow"] = body.validated_data["workflow"]
+        with tracing.span("webhook", traceparent=incoming, attributes=posted) as span:
+            trace_parent = tracing.kept_traceparent(incoming, span)
+            order, created = services.order_create(**body.validated_data, trace_parent=trace_parent)
+            if span is not None:
+                span.set_attribute("order.status", order.status)
         if created:
             return Response(NEW_ORDER.to_representation(order), status=status.HTTP_201_CREATED)
         return Response(self.order_data(order), status=status.HTTP_200_OK)

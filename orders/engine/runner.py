@@ -15,7 +15,7 @@ from typing import Any
 
 from django.utils import timezone
 
-from core import logcontext
+from core import logcontext, tracing
 from definitions.graph import step_kind
 from orders import counters
 from orders.engine.config import EngineConfig
@@ -54,6 +54,7 @@ ORDER_FIELDS = [
     "steps_in_run",
     "step_state",
     "resume_point",
+    "trace_parent",
 ]
 
 # Each outcome's name in the metrics (`statemanager_steps_total{outcome=...}`).
@@ -74,12 +75,18 @@ def advance_order(order_pk: int, claim_token: uuid.UUID, config: EngineConfig | 
     """
     config = config or EngineConfig.from_settings()
     turn = OrderTurn(order_pk, claim_token, config)
+    status, error = "error", "internal error"
     with logcontext.bound():  # the order, step and attempt of this turn's log lines
         try:
-            return turn.run()
+            status = turn.run()
+            error = ""
         except LostClaim:
             logger.warning("order %s: claim lost to another worker; stopping this turn", order_pk)
-            return "lost"
+            status, error = "lost", "claim lost"
+        finally:
+            turn.journal_spans_end()
+            tracing.end(turn.span, error, order__status=status)
+    return status
 
 
 class OrderTurn:
@@ -90,6 +97,12 @@ class OrderTurn:
         self.order_pk = order_pk
         self.config = config
         self.claim_token = claim_token
+        self.span = None
+        self.journal = None
+
+    def journal_spans_end(self) -> None:
+        if self.journal is not None:
+            self.journal.end_spans()
 
     # The loop.
 
@@ -106,6 +119,15 @@ class OrderTurn:
         if order is None:
             raise LostClaim
         logcontext.bind(order_id=order["order_id"])
+        self.span = tracing.start_span(
+            "order turn",
+            traceparent=order["trace_parent"],
+            attributes={
+                "order.id": order["order_id"],
+                "order.workflow": order["workflow"],
+                "order.step": order["current_step"],
+            },
+        )
         workflow = self.config.workflow(order["snapshot_id"])
         self.claimed = ClaimedOrder(
             self.order_pk, self.claim_token, notify=bool(workflow.notify_url)
@@ -113,6 +135,7 @@ class OrderTurn:
         self.claimed.cancel_requested = order["cancel_requested"]
         self.state = order_state(self.order_pk, order)
         self.journal = journal = Journal(self.claimed, self.state, self.config)
+        journal.turn_span = self.span
         self.steps, self.step_order = workflow.steps, workflow.step_order
         self.api_calls = workflow.api_calls
 

@@ -2,6 +2,7 @@
 are in the scrape of this one. PostgreSQL with Redis, as the product is deployed."""
 
 from dataclasses import replace
+from functools import partial
 
 import pytest
 
@@ -11,6 +12,7 @@ from tests.localserver import Reply
 from tests.orders.fleet import WORKERS_PER_CLUSTER, logs
 from tests.orders.test_batch import two_step_orders, wait_until
 from tests.statemanager.metrics import TOKEN, scrape, value
+from tests.statemanager.metrics import grew as grown
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.postgres]
 
@@ -40,8 +42,7 @@ def test_a_scrape_counts_the_steps_a_qcluster_ran(client, server, fleet, setting
     assert wait_until(lambda: counted() == len(orders), 10)
     after = scrape(client)
 
-    def grew(name, **labels):
-        return value(after, name, **labels) - value(before, name, **labels)
+    grew = partial(grown, before, after)
 
     assert (
         grew("statemanager_attempts_total", blueprint="flow", step="a", outcome="succeeded") == 30

@@ -23,3 +23,8 @@ def scrape(client) -> dict[tuple[str, frozenset], float]:
 
 def value(scraped: dict, name: str, **labels: str) -> float:
     return scraped.get((name, frozenset(labels.items())), 0.0)
+
+
+def grew(before: dict, after: dict, name: str, **labels: str) -> float:
+    """How much a sample grew from one scrape to the next (the store is the fleet's)."""
+    return value(after, name, **labels) - value(before, name, **labels)

@@ -45,7 +45,8 @@ REDIS_KEY = "statemanager:metrics"
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 BUCKET_NAMES = tuple(f"{le:g}" for le in BUCKETS) + ("+Inf",)
 
-_pending: dict[str, float] = defaultdict(float)
+# In memory a key is (name, labels as a tuple of pairs): cheap to make; JSON at a flush.
+_pending: dict[tuple[str, tuple], float] = defaultdict(float)
 _lock = threading.Lock()
 _last_flush = time.monotonic()
 
@@ -57,17 +58,18 @@ def key(name: str, labels: dict[str, str]) -> str:
 def add(name: str, amount: float = 1.0, **labels: str) -> None:
     """Add `amount` to the count `name` with `labels` (flushed now and then)."""
     with _lock:
-        _pending[key(name, labels)] += amount
+        _pending[name, tuple(labels.items())] += amount
     _maybe_flush()
 
 
 def observe(name: str, value: float, **labels: str) -> None:
     """One observation of the histogram `name`."""
     bucket = BUCKET_NAMES[bisect.bisect_left(BUCKETS, value)]
+    pairs = tuple(labels.items())
     with _lock:
-        _pending[key(f"{name}_bucket", {**labels, "le": bucket})] += 1
-        _pending[key(f"{name}_sum", labels)] += value
-        _pending[key(f"{name}_count", labels)] += 1
+        _pending[f"{name}_bucket", (*pairs, ("le", bucket))] += 1
+        _pending[f"{name}_sum", pairs] += value
+        _pending[f"{name}_count", pairs] += 1
     _maybe_flush()
 
 
@@ -80,20 +82,20 @@ def flush(*, quietly: bool = False) -> None:
     """Add this process's counts to the shared store (and keep them if that fails)."""
     global _last_flush
     with _lock:
-        counts = dict(_pending)
+        pending = dict(_pending)
         _pending.clear()
         _last_flush = time.monotonic()
-    if not counts:
+    if not pending:
         return
     try:
-        _store_add(counts)
+        _store_add({key(name, dict(pairs)): value for (name, pairs), value in pending.items()})
     except Exception as exc:
         if quietly:  # at exit: the log's streams and the database may be gone already
             return
-        logger.warning("metrics: could not flush %d counts (%s); kept for later", len(counts), exc)
+        logger.warning("metrics: could not flush %d counts (%s); kept for later", len(pending), exc)
         with _lock:
-            for name, value in counts.items():
-                _pending[name] += value
+            for series, value in pending.items():
+                _pending[series] += value
 
 
 def read() -> list[tuple[str, dict[str, str], float]]:

@@ -1,6 +1,9 @@
 """OpenTelemetry (contract §12): one trace from the webhook's `traceparent` through each
 turn of the order to each attempt, and the partner's API receives it. Off, nothing."""
 
+import subprocess
+import sys
+
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -12,6 +15,7 @@ from core import tracing
 from orders.batch import run_batch
 from orders.models import Order
 from tests.localserver import Reply
+from tests.orders.test_batch import ROOT, worker_env
 from tests.statemanager.fixtures import token_client, user_in
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -118,3 +122,28 @@ def test_tracing_off_sends_no_traceparent_and_keeps_the_webhooks(pay):
 
     assert all("traceparent" not in request.headers for request in pay.received)
     assert Order.objects.get(order_id="t-3").trace_parent == INCOMING
+
+
+def test_a_worker_with_the_otlp_endpoint_set_exports_its_spans_over_otlp_http(pay):
+    """The deployed set-up: `configure` at start-up, the OTLP/HTTP exporter, the export."""
+    pay.route("POST", "/v1/traces", lambda _request: Reply(200, body=b""))
+    post_order("t-4", traceparent=INCOMING)  # tracing is off in this process: kept as sent
+
+    run = subprocess.run(
+        [sys.executable, "manage.py", "process_orders", "--once"],
+        cwd=ROOT,
+        env=worker_env(OTEL_EXPORTER_OTLP_ENDPOINT=pay.url),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert run.returncode == 0, run.stderr
+    assert Order.objects.get(order_id="t-4").status == "completed"
+    calls = [request for request in pay.received if request.path == "/pay"]
+    assert all(request.headers["traceparent"].split("-")[1] == TRACE_ID for request in calls)
+    exports = [request for request in pay.received if request.path == "/v1/traces"]
+    assert exports
+    headers = {name.lower(): value for name, value in exports[0].headers.items()}
+    assert headers["content-type"] == "application/x-protobuf"
+    assert bytes.fromhex(TRACE_ID) in b"".join(request.raw for request in exports)

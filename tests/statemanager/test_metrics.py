@@ -11,9 +11,11 @@ from hosts.models import Host
 from orders import counters
 from orders.batch import run_batch
 from orders.models import Order
+from orders.notifications import deliver_due_events
 from tests.localserver import Reply
 from tests.orders.test_batch import two_step_orders
-from tests.orders.workflows import api_call, make_order
+from tests.orders.test_notifications import SECRET, Receiver, notifying_order
+from tests.orders.workflows import api_call, make_order, process
 from tests.statemanager.metrics import TOKEN, scrape, value
 from tests.statemanager.metrics import grew as grown
 
@@ -117,4 +119,26 @@ def test_metrics_counts_the_webhooks_answers_by_status(client, token, integratio
     assert (
         "order_id"
         not in client.get("/metrics", headers={"Authorization": f"Bearer {TOKEN}"}).content.decode()
+    )
+
+
+def test_metrics_counts_the_notifications_delivered(
+    client, token, server, settings, transactional_db
+):
+    settings.STATE_MANAGER = replace(
+        settings.STATE_MANAGER, notify_secret=SECRET, metrics_token=TOKEN
+    )
+    receiver = Receiver()
+    try:
+        order = notifying_order(server, receiver)
+        before = scrape(client)
+        assert process(order).status == "completed"
+        assert deliver_due_events() == 2
+        after = scrape(client)
+    finally:
+        receiver.httpd.shutdown()
+        receiver.httpd.server_close()
+
+    assert (
+        grown(before, after, "statemanager_notification_deliveries_total", outcome="delivered") == 2
     )

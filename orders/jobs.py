@@ -23,13 +23,10 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django_q.tasks import async_task
 
+from orders.edits import EditPlan, edit_chunk
 from orders.models import BulkJob, BulkJobOrder, Order
-from orders.services import (
-    BulkResult,
-    ReprocessPlan,
-    cancel_chunk,
-    reprocess_chunk,
-)
+from orders.reprocess import ReprocessPlan
+from orders.services import BulkResult, cancel_chunk, reprocess_chunk
 
 logger = logging.getLogger(__name__)
 
@@ -56,8 +53,7 @@ def job_prepare(
     """Freeze the orders `orders` selects now into a prepared job (one INSERT … SELECT);
     the job acts on exactly these, however the selection changes before it runs."""
     options = dict(options or {})
-    if kind == BulkJob.Kind.REPROCESS:
-        ReprocessPlan(actor=actor, **_plan_options(options))  # refuses bad options now
+    _check_plan(kind, options, actor)  # refuses bad options now
     with transaction.atomic():
         job = BulkJob.objects.create(kind=kind, selection=selection, options=options, actor=actor)
         job.total = _freeze(job, orders)
@@ -98,8 +94,7 @@ def job_start(job: BulkJob, *, options: dict | None = None) -> BulkJob:
     a large one is queued for a django-q2 worker. Raises JobNotPrepared when the job is not
     prepared (a confirmation sent twice starts it once)."""
     options = {**job.options, **(options or {})}
-    if job.kind == BulkJob.Kind.REPROCESS:
-        ReprocessPlan(actor=job.actor, **_plan_options(options))
+    _check_plan(job.kind, options, job.actor)
     inline = job.total <= INLINE_LIMIT
     status = BulkJob.Status.RUNNING if inline else BulkJob.Status.QUEUED
     options["progress_at"] = timezone.now().isoformat()
@@ -159,8 +154,43 @@ def job_run(job: BulkJob, *, progress: Callable[[BulkJob], None] | None = None) 
 def _chunk_action(job: BulkJob) -> Callable[[list[int]], BulkResult]:
     if job.kind == BulkJob.Kind.CANCEL:
         return lambda pks: cancel_chunk(pks, actor=job.actor)
+    if job.kind == BulkJob.Kind.EDIT:
+        edit, then = _edit_plans(job.options, job.actor)
+        return lambda pks: edit_chunk(pks, plan=edit, then=then)
     plan = ReprocessPlan(actor=job.actor, **_plan_options(job.options))
     return lambda pks: reprocess_chunk(pks, plan=plan)
+
+
+def _check_plan(kind: str, options: dict, actor: str) -> None:
+    if kind == BulkJob.Kind.REPROCESS:
+        ReprocessPlan(actor=actor, **_plan_options(options))
+    elif kind == BulkJob.Kind.EDIT:
+        _edit_plans(options, actor)
+
+
+def _edit_plans(options: dict, actor: str) -> tuple[EditPlan, ReprocessPlan | None]:
+    """A bulk edit's plan from its options, and the reprocess that follows it, if any."""
+    edit = EditPlan(actor=actor, **edit_arguments(options))
+    then = options.get("then_reprocess")
+    if not then:
+        return edit, None
+    reprocess = ReprocessPlan(
+        actor=actor,
+        **_plan_options({**then, "include_completed": False}),
+    )
+    return edit, reprocess
+
+
+def edit_arguments(options: dict) -> dict[str, Any]:
+    """EditPlan's arguments from an edit's JSON (`set`, `unset`, `payload`, `data`)."""
+    arguments = {"reason": options.get("reason", "")}
+    for key, name in (("set", "set_paths"), ("unset", "unset_paths")):
+        if key in options:
+            arguments[name] = options[key]
+    for key in ("payload", "data"):
+        if key in options:
+            arguments[key] = options[key]
+    return arguments
 
 
 def _run_chunk(job_pk: int, act: Callable[[list[int]], BulkResult]) -> bool:

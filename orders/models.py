@@ -94,7 +94,10 @@ class Order(models.Model):
                 condition=models.Q(status="running") & ~models.Q(concurrency_key=""),
             ),
         ]
-        permissions = [("reprocess_order", "Can reprocess and cancel orders")]
+        permissions = [
+            ("reprocess_order", "Can reprocess and cancel orders"),
+            ("edit_order", "Can edit an order's payload and data"),
+        ]
 
     def __str__(self) -> str:
         return self.order_id
@@ -124,6 +127,7 @@ class StepLog(models.Model):
         CALLBACK = "callback"
         REPROCESS = "reprocess"
         CANCEL = "cancel"
+        EDIT = "edit"
 
     class Outcome(models.TextChoices):
         IN_FLIGHT = "in_flight"
@@ -146,6 +150,10 @@ class StepLog(models.Model):
     outcome = models.CharField(max_length=16, choices=Outcome.choices)
     error = models.TextField(blank=True)
     actor = models.CharField(max_length=150, blank=True)
+    # Exactly how the run's data changed, for a reprocess from a named step
+    # (orders/step_data.py): a succeeded step's saved values, the data a reprocess began
+    # a run with, what an edit did to the data. `response` shows them cut to the limit.
+    saved = models.JSONField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["order", "id"]
@@ -224,12 +232,13 @@ class BatchLane(models.Model):
 
 
 class BulkJob(models.Model):
-    """A bulk reprocess or cancel: its selection frozen when it is prepared (the orders
+    """A bulk reprocess, cancel or edit: its selection frozen when it is prepared (the orders
     counted are the orders acted on), run as a django-q2 task with its progress here."""
 
     class Kind(models.TextChoices):
         REPROCESS = "reprocess"
         CANCEL = "cancel"
+        EDIT = "edit"
 
     class Status(models.TextChoices):
         PREPARED = "prepared"  # selection frozen, waiting for a confirmation

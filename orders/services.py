@@ -16,21 +16,23 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
-from django.db.models.fields.json import KT
 from django.utils import timezone
 
-from blueprints.models import Blueprint, WorkflowSnapshot
-from blueprints.services import workflow_snapshot
 from core import doorbell
 from core.errors import ServiceError, ServiceErrors
 from orders.intake import concurrency_key_errors, forget_intake, intake_for, payload_errors
 from orders.models import Order
+from orders.reprocess import (  # noqa: F401  (the services' errors, raised by the plan)
+    OrderRunning,
+    ReprocessInvalid,
+    ReprocessPlan,
+    ReprocessRefused,
+    StepNotReached,
+)
 from orders.rows import insert_row
-from orders.transitions import begin_new_runs, cancel_locked, lock_orders
+from orders.transitions import cancel_locked, lock_orders
 
 CHUNK_SIZE = 1000
-START_FROM = ("failed", "start")
-VERSIONS = ("pinned", "latest")
 
 
 class OrderError(ServiceError):
@@ -52,23 +54,8 @@ class OrderConflict(OrderError):
     status_code = 409
 
 
-class ReprocessRefused(OrderError):
-    """The order is not one this reprocess applies to (running, pending, waiting, or
-    completed when resuming from the failed step)."""
-
-    status_code = 409
-
-
-class OrderRunning(ReprocessRefused):
-    pass
-
-
 class OrderFinished(OrderError):
     status_code = 409
-
-
-class ReprocessInvalid(OrderError):
-    """A bad `from` or `version`, or a resume step the latest blueprint no longer has."""
 
 
 @dataclass(frozen=True)
@@ -189,21 +176,6 @@ def _stored_numbers(value: Any) -> Any:
 # the start and only when asked by name (one order) or with `include_completed` (bulk).
 # Pending, waiting and running orders are left alone (cancel first).
 
-REPROCESSABLE = (Order.Status.FAILED, Order.Status.CANCELLED)
-
-
-def reprocessable_statuses(*, start_from: str, include_completed: bool) -> tuple[str, ...]:
-    """The statuses a reprocess `from` start or failed applies to.
-
-    >>> [str(s) for s in reprocessable_statuses(start_from="failed", include_completed=True)]
-    ['failed', 'cancelled']
-    >>> [str(s) for s in reprocessable_statuses(start_from="start", include_completed=True)]
-    ['failed', 'cancelled', 'completed']
-    """
-    if start_from == "start" and include_completed:
-        return (*REPROCESSABLE, Order.Status.COMPLETED)
-    return REPROCESSABLE
-
 
 def order_reprocess(
     *, order: Order, start_from: str = "failed", version: str = "pinned", actor: str
@@ -265,93 +237,6 @@ def reprocess_chunk(pks: list[int], *, plan: ReprocessPlan) -> BulkResult:
     return BulkResult(count=count, skipped=len(pks) - count)
 
 
-class ReprocessPlan:
-    """What a reprocess does to an order: the snapshot its new run uses and the step it
-    starts from. Caches the snapshots a bulk reprocess needs."""
-
-    def __init__(self, *, start_from: str, version: str, include_completed: bool, actor: str):
-        _check_options(start_from, version)
-        self.start_from = start_from
-        self.version = version
-        self.actor = actor
-        self.statuses = reprocessable_statuses(
-            start_from=start_from, include_completed=include_completed
-        )
-        self.step_ids: dict[int, list[str]] = {}
-        self.latest: dict[str, WorkflowSnapshot | None] = {}
-
-    def rows(self, orders: QuerySet) -> list[tuple]:
-        """(pk, workflow, snapshot, current step, resume step) of the orders it applies to."""
-        return list(
-            orders.filter(status__in=self.statuses).values_list(
-                "pk", "workflow", "snapshot_id", "current_step", KT("resume_point__step")
-            )
-        )
-
-    def begin(self, rows: list[tuple], *, strict: bool = False) -> int:
-        """Begin the new runs of `rows`; returns how many. An order the latest version
-        cannot run (its workflow or its resume step is gone) is skipped, or with `strict`
-        refused with ReprocessInvalid."""
-        start = self.start_from == "start"
-        latest = self.version == "latest"
-        if start and not latest:
-            self.load_snapshots({snapshot_id for _, _, snapshot_id, _, _ in rows})
-        pks, snapshots, first_steps = [], {}, {}
-        for pk, workflow, snapshot_id, current_step, resume_step in rows:
-            try:
-                target = self.target(workflow, snapshot_id)
-                step = resume_step or current_step
-                if latest and not start and step not in self.step_ids[target]:
-                    raise ReprocessInvalid(
-                        f'step "{step}" is not in the latest version of "{workflow}"; '
-                        "reprocess from the start"
-                    )
-            except ReprocessInvalid:
-                if strict:
-                    raise
-                continue
-            pks.append(pk)
-            snapshots[workflow] = target
-            if start:
-                first_steps[target] = self.step_ids[target][0]
-        begin_new_runs(
-            pks,
-            snapshots=snapshots if latest else None,
-            first_steps=first_steps if start else None,
-            actor=self.actor,
-            request={"from": self.start_from, "version": self.version},
-            now=timezone.now(),
-        )
-        return len(pks)
-
-    def load_snapshots(self, snapshot_ids: set[int]) -> None:
-        """Read the step ids of the pinned snapshots a chunk needs, in one query."""
-        missing = snapshot_ids - self.step_ids.keys()
-        for snapshot in WorkflowSnapshot.objects.filter(pk__in=missing):
-            self.step_ids[snapshot.pk] = _step_ids(snapshot)
-
-    def target(self, workflow: str, snapshot_id: int) -> int:
-        """The snapshot the new run of an order uses."""
-        if self.version != "latest":
-            return snapshot_id
-        if workflow not in self.latest:
-            blueprint = Blueprint.objects.filter(slug=workflow).first()
-            snapshot = workflow_snapshot(blueprint=blueprint) if blueprint else None
-            if snapshot is not None:
-                self.step_ids[snapshot.pk] = _step_ids(snapshot)
-            self.latest[workflow] = snapshot
-        if self.latest[workflow] is None:
-            raise ReprocessInvalid(f'workflow "{workflow}" no longer exists')
-        return self.latest[workflow].pk
-
-
-def _check_options(start_from: str, version: str) -> None:
-    if start_from not in START_FROM:
-        raise ReprocessInvalid(f'from: must be "failed" or "start", not "{start_from}"')
-    if version not in VERSIONS:
-        raise ReprocessInvalid(f'version: must be "pinned" or "latest", not "{version}"')
-
-
 # Cancel.
 
 UNCANCELLABLE = (Order.Status.COMPLETED, Order.Status.CANCELLED)
@@ -404,7 +289,3 @@ def _pk_chunks(orders: QuerySet) -> Iterator[list[int]]:
 def _locked(pks: list[int]) -> QuerySet:
     """The chunk's rows, locked so no worker claims them while they change."""
     return lock_orders(Order.objects.filter(pk__in=pks).defer("payload"))
-
-
-def _step_ids(snapshot: WorkflowSnapshot) -> list[str]:
-    return [step["id"] for step in snapshot.definition["blueprint"]["steps"]]

@@ -331,6 +331,7 @@ def begin_new_runs(
     actor: str,
     request: dict,
     now: datetime,
+    start_at: dict[int, tuple[str, dict]] | None = None,
 ) -> None:
     """Begin a new run of each locked order of `pks`: pending and due at once, its attempt,
     step count, step state, error and failed step cleared, its earlier runs' callbacks
@@ -339,7 +340,8 @@ def begin_new_runs(
     `snapshots` maps each workflow to the snapshot its new run uses (None: each order's
     pinned one). `first_steps` maps those snapshots to their first step, where the new run
     starts with empty data; None resumes each order at its failed step (its resume point,
-    else its current step) with the data saved before it.
+    else its current step) with the data saved before it. `start_at` maps each order to
+    the step and data its new run starts with instead (a reprocess from a named step).
     """
     if not pks:
         return
@@ -362,7 +364,17 @@ def begin_new_runs(
     }
     if snapshots is not None:
         fields["snapshot_id"] = _by_workflow(snapshots)
-    if first_steps is None:
+    if start_at is not None:
+        fields["current_step"] = Case(
+            *(When(pk=pk, then=Value(step)) for pk, (step, _data) in start_at.items()),
+            default=F("current_step"),
+        )
+        fields["data"] = Case(
+            *(When(pk=pk, then=Value(data, JSONField())) for pk, (_step, data) in start_at.items()),
+            default=F("data"),
+            output_field=JSONField(),
+        )
+    elif first_steps is None:
         fields["current_step"] = Coalesce(
             NullIf(KT("resume_point__step"), Value("")), "current_step"
         )
@@ -385,7 +397,9 @@ def begin_new_runs(
     if events:  # the step each new run starts from, known once it is written
         step = Order.objects.filter(pk=OuterRef("order_id")).values("current_step")
         OrderEvent.objects.filter(event_id__in=events).update(step=Subquery(step), error="")
-    insert_requested_logs(pks, kind=StepLog.Kind.REPROCESS, actor=actor, now=now, request=request)
+    insert_requested_logs(
+        pks, kind=StepLog.Kind.REPROCESS, actor=actor, now=now, request=request, with_data=True
+    )
     callbacks_close(pks)
     doorbell.ring(doorbell.ORDERS)
 

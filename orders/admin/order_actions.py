@@ -13,7 +13,7 @@ from urllib.parse import unquote, urlsplit
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpResponseRedirect
+from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect
 from django.template.defaultfilters import pluralize
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -33,6 +33,13 @@ VERSIONS = (("pinned", "the version each order was created with"), ("latest", "t
 # The orders a confirmation and a job page name, oldest first.
 SHOWN = 50
 WHERE = {"failed": "the failed step", "start": "the start"}
+
+
+def where(start_from: str) -> str:
+    """Where a reprocess begins, in words: the failed step, the start, or step "x"."""
+    return WHERE.get(start_from) or f'step "{start_from}"'
+
+
 REFRESH_SECONDS = 2
 
 
@@ -47,9 +54,9 @@ def fate(job: BulkJob, status: str) -> str:
     if status in (Order.Status.FAILED, Order.Status.CANCELLED):
         return "reprocessed"
     if status == Order.Status.COMPLETED:
-        if job.options.get("from") == "start":
+        if job.options.get("from") != "failed":
             return "only if you include completed orders"
-        return "skipped: completed orders run again only from the start"
+        return "skipped: completed orders run again only from the start or a named step"
     if status == Order.Status.RUNNING:
         return "skipped: running"
     return "skipped: cancel it first"
@@ -75,7 +82,7 @@ def selection_text(job: BulkJob) -> str:
 def job_title(job: BulkJob) -> str:
     if job.kind == BulkJob.Kind.CANCEL:
         return "Cancel orders"
-    return f"Reprocess orders from {WHERE[job.options.get('from', 'failed')]}"
+    return f"Reprocess orders from {where(job.options.get('from', 'failed'))}"
 
 
 class OrderActionsMixin:
@@ -88,7 +95,30 @@ class OrderActionsMixin:
 
     def get_urls(self):
         job_page = self.admin_site.admin_view(self.job_view)
-        return [path("jobs/<int:job_id>/", job_page, name="orders_order_job"), *super().get_urls()]
+        from_step = self.admin_site.admin_view(self.reprocess_from_step_view)
+        return [
+            path("jobs/<int:job_id>/", job_page, name="orders_order_job"),
+            path(
+                "<path:object_id>/reprocess-from-step/",
+                from_step,
+                name="orders_order_reprocess_from_step",
+            ),
+            *super().get_urls(),
+        ]
+
+    def reprocess_from_step_view(self, request, object_id):
+        """The order page's "Reprocess from this step": a job of this one order, asked
+        for as the list's actions are."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        if not self.has_reprocess_permission(request):
+            raise PermissionDenied
+        order = self.get_object(request, object_id)
+        step = request.POST.get("from_step", "")
+        if order is None or not step:
+            raise Http404("no such order or step")
+        queryset = Order.objects.filter(pk=order.pk)
+        return self.prepare(request, queryset, BulkJob.Kind.REPROCESS, {"from": step})
 
     @admin.action(description="Reprocess from the failed step", permissions=["reprocess"])
     def reprocess_from_failed(self, request, queryset):
@@ -140,7 +170,7 @@ class OrderActionsMixin:
         if job.kind == BulkJob.Kind.REPROCESS:
             version = request.POST.get("version", "pinned")
             options["version"] = version if version in dict(VERSIONS) else "pinned"
-            options["include_completed"] = job.options["from"] == "start" and (
+            options["include_completed"] = job.options["from"] != "failed" and (
                 request.POST.get("include_completed") == "yes"
             )
         try:
@@ -169,7 +199,7 @@ class OrderActionsMixin:
             )
         included = job.options.get("include_completed")
         return (
-            f"Reprocessing {job.done} order(s) from {WHERE[job.options['from']]} on the "
+            f"Reprocessing {job.done} order(s) from {where(job.options['from'])} on the "
             f"{job.options['version']} version; {job.skipped} skipped (not failed or cancelled"
             + (", completed ones included" if included else "")
             + ", or the latest version lacks their step)."
@@ -190,7 +220,7 @@ class OrderActionsMixin:
                 "choose_version": False,
             }
         else:
-            start = job.options["from"] == "start"
+            start = job.options["from"] != "failed"
             touched = counts[Order.Status.FAILED] + counts[Order.Status.CANCELLED]
             completed = counts[Order.Status.COMPLETED] if start else 0
             numbers = {
@@ -198,7 +228,7 @@ class OrderActionsMixin:
                 "later": 0,
                 "untouched": total - touched - completed,
                 "untouched_reason": "pending, running or waiting: cancel them first"
-                + ("" if start else "; completed: only from the start"),
+                + ("" if start else "; completed: only from the start or a named step"),
                 "completed": completed,
                 "choose_version": True,
             }

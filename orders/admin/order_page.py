@@ -20,6 +20,7 @@ from orders.admin.base import status_badge
 from orders.admin.timeline import timeline_runs, visits_of
 from orders.callbacks import CallbackError, callback_resolve_by_hand, waiting_callback
 from orders.models import Order
+from orders.step_data import AT_STEP
 
 # The most log entries the order page shows; the API has them all.
 TIMELINE_LIMIT = 500
@@ -88,6 +89,8 @@ class OrderPageMixin:
             "timeline_truncated": truncated,
             "diagram": mark_safe(diagram),
             "may_reprocess": self.has_reprocess_permission(request),
+            "steps_passed": steps_passed(order, blueprint),
+            "edit": self.edit_context(request, order),
             "status_badge": status_badge(order.status),
             "waiting": self.waiting_context(order),
             "refresh_seconds": REFRESH_SECONDS if order.status in LIVE_STATUSES else None,
@@ -162,3 +165,11 @@ def _data_text(data: dict | None) -> str:
 def hosts_url(host: str) -> str:
     """The admin's hosts list, searched for the host that holds an order."""
     return f"{reverse('admin:hosts_host_changelist')}?{urlencode({'q': host})}"
+
+
+def steps_passed(order: Order, blueprint: dict) -> list[str]:
+    """The blueprint's steps the order's latest run reached, in the blueprint's order: where
+    a reprocess from a named step may begin."""
+    reached = set(order.log.filter(run=order.run, kind__in=AT_STEP).values_list("step", flat=True))
+    reached |= {step.split(".", 1)[0] for step in reached}
+    return [step["id"] for step in blueprint.get("steps", []) if step.get("id") in reached]

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from django.contrib import admin
 
+from core.admin import EDITOR_CSS, EDITOR_JS
 from orders.admin.base import ReadOnlyAdmin
 from orders.admin.order_actions import OrderActionsMixin
+from orders.admin.order_edit import OrderEditMixin
 from orders.admin.order_failures import (
     BatchFilter,
     BlueprintVersionFilter,
@@ -30,7 +32,12 @@ from orders.selectors import EstimatedCountPaginator
 
 @admin.register(Order)
 class OrderAdmin(
-    OrderListMixin, FailureColumnsMixin, OrderPageMixin, OrderActionsMixin, ReadOnlyAdmin
+    OrderListMixin,
+    FailureColumnsMixin,
+    OrderEditMixin,
+    OrderPageMixin,
+    OrderActionsMixin,
+    ReadOnlyAdmin,
 ):
     list_display = (
         "order_link",
@@ -65,6 +72,11 @@ class OrderAdmin(
     )
     show_full_result_count = False
     paginator = EstimatedCountPaginator
+
+    class Media:
+        css = {"all": EDITOR_CSS}
+        js = (*EDITOR_JS, "statemanager/order-edit.js")
+
     list_per_page = 50
     list_max_show_all = 500
     ordering = ("-created_at", "-id")

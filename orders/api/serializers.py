@@ -117,11 +117,12 @@ class NewOrderSerializer(OrderDetailSerializer):
 
 
 class ReprocessSerializer(serializers.Serializer):
-    from_ = serializers.ChoiceField(
-        choices=["failed", "start"],
+    from_ = serializers.RegexField(
+        r"^\S{1,100}$",
         default="failed",
         help_text='"failed": resume at the failed step with the data saved before it; '
-        '"start": a new run from the first step with empty data.',
+        '"start": a new run from the first step with empty data; a step id: a new run '
+        "from that step with the data the latest run had when it reached it.",
     )
     version = serializers.ChoiceField(
         choices=["pinned", "latest"],
@@ -133,6 +134,29 @@ class ReprocessSerializer(serializers.Serializer):
     def get_fields(self):
         fields = super().get_fields()
         fields["from"] = fields.pop("from_")
+        return fields
+
+
+class OrderEditSerializer(serializers.Serializer):
+    """An edit: `payload` and `data` replace those objects whole; `set` and `unset` change
+    dotted paths in them (`payload.address.zip`, `data.quote`); `reason` is required."""
+
+    payload = serializers.JSONField(required=False, help_text="The whole new payload.")
+    data = serializers.JSONField(required=False, help_text="The whole new saved data.")
+    set_ = serializers.DictField(
+        required=False,
+        help_text='Dotted path -> new value, e.g. {"payload.address.zip": "10115"}.',
+    )
+    unset = serializers.ListField(
+        child=serializers.CharField(),
+        required=False,
+        help_text='Dotted paths, e.g. ["data.quote"].',
+    )
+    reason = serializers.CharField(max_length=1000, help_text="Why: logged with the edit.")
+
+    def get_fields(self):
+        fields = super().get_fields()
+        fields["set"] = fields.pop("set_")
         return fields
 
 
@@ -220,6 +244,60 @@ class BulkCancelSerializer(BulkReprocessSerializer):
         return fields
 
 
+class ThenReprocessSerializer(ReprocessSerializer):
+    """The reprocess that follows a bulk edit, of the orders it edited."""
+
+
+class BulkEditSerializer(BulkCancelSerializer):
+    """A bulk edit: the bulk cancel's selection, and one edit (as PATCH of one order takes
+    it), optionally followed by a reprocess of the orders it changed."""
+
+    payload = serializers.JSONField(required=False, help_text="The whole new payload.")
+    data = serializers.JSONField(required=False, help_text="The whole new saved data.")
+    set_ = serializers.DictField(
+        required=False, help_text='Dotted path -> new value, e.g. {"payload.address.zip": "10115"}.'
+    )
+    unset = serializers.ListField(
+        child=serializers.CharField(),
+        required=False,
+        help_text='Dotted paths, e.g. ["data.quote"].',
+    )
+    reason = serializers.CharField(max_length=1000, help_text="Why: logged with each edit.")
+    then_reprocess = ThenReprocessSerializer(
+        required=False, help_text="Reprocess the edited orders after the edit (from, version)."
+    )
+
+    def get_fields(self):
+        fields = super().get_fields()
+        fields["set"] = fields.pop("set_")
+        return fields
+
+    def edit_options(self, request_data) -> dict:
+        """The edit as the job keeps it: only the keys given."""
+        given = self.validated_data
+        options = {key: given[key] for key in ("set", "unset", "reason") if key in given}
+        options.update({key: given[key] for key in ("payload", "data") if key in request_data})
+        if "then_reprocess" in given:
+            options["then_reprocess"] = dict(given["then_reprocess"])
+        return options
+
+
+class EditPreviewSerializer(serializers.Serializer):
+    total = serializers.IntegerField(help_text="Orders selected.")
+    change = serializers.IntegerField(help_text="Orders the edit would change.")
+    refused = serializers.IntegerField(help_text="Orders it would leave as they are.")
+    causes = serializers.ListField(
+        child=serializers.DictField(),
+        help_text="Why orders would be left alone, most first: {cause, count, first} with the "
+        "first order ids of each.",
+    )
+    diffs = serializers.ListField(
+        child=serializers.DictField(),
+        help_text="The first 50 orders it would change: {order_id, changes}, each change "
+        "{path, before, after} (secrets masked).",
+    )
+
+
 class BulkJobSerializer(serializers.ModelSerializer):
     """A bulk reprocess or cancel with its progress: `done` orders acted on and `skipped`
     orders left as they were, of `total` frozen when it was asked for."""
@@ -263,12 +341,10 @@ class BulkJobSerializer(serializers.ModelSerializer):
         request = self.context.get("request")
         return request.build_absolute_uri(url) if request else url
 
-    def get_options(self, job: BulkJob) -> dict[str, str | bool]:
-        return {
-            name: job.options[name]
-            for name in ("from", "version", "include_completed")
-            if name in job.options
-        }
+    def get_options(self, job: BulkJob) -> dict:
+        names = ("from", "version", "include_completed", "set", "unset", "reason")
+        names += ("payload", "data", "then_reprocess")
+        return {name: job.options[name] for name in names if name in job.options}
 
 
 class BulkResultSerializer(serializers.Serializer):

@@ -17,10 +17,19 @@ from rest_framework.views import APIView
 from core import tracing
 from core.api import ActionPermissions, Detail, Errors, Pagination
 from orders import counters, services
+from orders.api.common import (
+    FORBIDDEN,
+    JOB_ANSWER,
+    NOT_FOUND,
+    ORDER_ID,
+    UNAUTHORIZED,
+    actor,
+)
+from orders.api.edits import OrderEditsMixin
 from orders.api.throttling import CountingScopedRateThrottle
 from orders.callbacks import callback_receive
 from orders.filters import OrderFilterSet, orders_matching
-from orders.jobs import INLINE_LIMIT, job_prepare, job_start
+from orders.jobs import job_prepare, job_start
 from orders.models import BulkJob, Order, OrderEvent, StepLog
 from orders.selectors import EstimatedCountPaginator
 
@@ -39,23 +48,9 @@ from .serializers import (
     ReprocessSerializer,
 )
 
-ORDER_ID = OpenApiParameter("order_id", OpenApiTypes.STR, OpenApiParameter.PATH)
-UNAUTHORIZED = OpenApiResponse(Detail, description="No or bad token.")
-FORBIDDEN = OpenApiResponse(Detail, description="The token's user lacks the permission.")
-NOT_FOUND = OpenApiResponse(Detail, description="No such order.")
-JOB_ANSWER = (
-    f"The selection is frozen into a job: up to {INLINE_LIMIT:,} orders it runs at once, "
-    "and `count` and `skipped` are its final counts; a larger one runs in the background, "
-    "`count` is the orders selected, `skipped` 0, and `job.url` tells its progress."
-)
-
 # One instance for every new order: a ModelSerializer builds its fields anew per instance,
 # which costs more than showing the order; to_representation keeps no state.
 NEW_ORDER = NewOrderSerializer()
-
-
-def actor(request) -> str:
-    return request.user.get_username()
 
 
 class OrderFilterBackend(DjangoFilterBackend):
@@ -98,7 +93,9 @@ class OrderPagination(Pagination):
         responses={200: OrderDetailSerializer, 401: UNAUTHORIZED, 403: FORBIDDEN, 404: NOT_FOUND},
     ),
 )
-class OrderViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+class OrderViewSet(
+    OrderEditsMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
+):
     lookup_field = "order_id"
     lookup_value_regex = "[^/]+"
     filter_backends = [OrderFilterBackend]
@@ -117,6 +114,9 @@ class OrderViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         "job": ["orders.reprocess_order"],
         "cancel": ["orders.reprocess_order"],
         "events": ["orders.view_order"],
+        "partial_update": ["orders.edit_order"],
+        "bulk_edit": ["orders.edit_order"],
+        "bulk_edit_preview": ["orders.edit_order"],
     }
 
     def get_queryset(self):

@@ -101,6 +101,7 @@ class Journal:
                 outcome=StepLog.Outcome.SUCCEEDED,
                 duration_ms=0,
                 response=response,
+                saved=saved,
             )
         )
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 import itertools
 from datetime import timedelta
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -24,6 +25,7 @@ from apicalls.services import api_call_save
 from blueprints.services import blueprint_save
 from orders.models import Callback, Order
 from orders.services import order_create
+from statemanager import migrations as statemanager_migrations
 
 __all__ = [
     "_fresh_throttle_counts",
@@ -61,11 +63,14 @@ def user_in(group: str | None, **fields) -> User:
 
 
 def role(name: str) -> Group:
-    """The group the roles migration made; a transactional test's flush empties the table,
-    so then the migration's function makes it again."""
+    """The group the roles migrations made; a transactional test's flush empties the table,
+    so then the migrations' functions make it again, in their order."""
     if not Group.objects.filter(name=name).exists():
-        roles = importlib.import_module("statemanager.migrations.0001_roles")
-        roles.create_roles(apps, SimpleNamespace(connection=connection))
+        editor = SimpleNamespace(connection=connection)
+        for path in sorted(Path(statemanager_migrations.__file__).parent.glob("0*.py")):
+            module = importlib.import_module(f"statemanager.migrations.{path.stem}")
+            for operation in module.Migration.operations:
+                operation.code(apps, editor)
     return Group.objects.get(name=name)
 
 

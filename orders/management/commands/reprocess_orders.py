@@ -15,8 +15,8 @@ from orders.services import BulkResult, ReprocessInvalid, orders_reprocess
 class Command(BaseCommand):
     help = (
         "Reprocess the failed and cancelled orders selected by ids and/or filters (completed "
-        "ones only with --from start --include-completed; pending, running and waiting ones "
-        "are skipped), as the admin action and the API do."
+        "ones only with --from start or a step and --include-completed; pending, running and "
+        "waiting ones are skipped), as the admin action and the API do."
     )
 
     def create_parser(self, prog_name, subcommand, **kwargs):
@@ -46,8 +46,9 @@ class Command(BaseCommand):
             "--from",
             dest="start_from",
             required=True,
-            choices=["failed", "start"],
-            help="resume at the failed step, or a new run from the first step",
+            metavar="failed|start|STEP",
+            help="resume at the failed step, a new run from the first step, or a new run "
+            "from the named step with the data the latest run had there",
         )
         parser.add_argument(
             "--include-completed",
@@ -98,8 +99,10 @@ class Command(BaseCommand):
         except ReprocessInvalid as exc:
             raise CommandError(str(exc)) from exc
         why = "pending, running, waiting" + (
-            "" if start_from == "start" and include_completed else " or completed"
+            "" if start_from != "failed" and include_completed else " or completed"
         )
+        if start_from not in ("failed", "start"):
+            why += f', or whose latest run never reached "{start_from}"'
         if version == "latest":
             why += ", or without their step now"
         self.stdout.write(f"Reprocessed {result.count} orders; skipped {result.skipped} ({why}).")

@@ -315,3 +315,27 @@ def test_the_page_of_an_order_that_may_move_reloads_itself(
 
     assert ('id="order-live"' in text) is live
     assert ("statemanager/order-page.js" in text) is live
+
+
+def test_support_reprocesses_from_a_step_the_run_passed_through(
+    admin_client_for, support, server, failed_order
+):
+    client = admin_client_for(support)
+    page = page_of(client, failed_order)
+    assert page.context["steps_passed"] == ["quote", "mail", "charge", "stop"]
+    assert '<option value="charge" selected>charge</option>' in page.text
+
+    url = reverse("admin:orders_order_reprocess_from_step", args=[failed_order.pk])
+    asked = client.post(url, {"from_step": "mail"})
+    assert asked.status_code == 200
+    assert "Reprocess orders from step &quot;mail&quot;" in asked.text
+    job_url = asked.context["job_url"]
+    client.post(job_url, {"version": "pinned"})
+    server.route("POST", "/charge", Reply(200, {"id": "ch-2"}))
+    order = process(Order.objects.get(pk=failed_order.pk))
+
+    assert order.status == Order.Status.COMPLETED, order.error
+    assert order.run == 2
+    assert order.data == {"total": 50, "charge_id": "ch-2"}
+    assert len(server.requests_to("/quote")) == 1
+    assert len(server.requests_to("/mail")) == 2

@@ -77,7 +77,7 @@ def test_running_order_cannot_be_reprocessed(support, shop):
     assert Order.objects.get(order_id="A-1").run == 1
 
 
-@pytest.mark.parametrize("body", [{"from": "middle"}, {"version": "newest"}])
+@pytest.mark.parametrize("body", [{"from": "two words"}, {"from": ""}, {"version": "newest"}])
 def test_bad_from_or_version_is_400(support, shop, body):
     shop_order("A-1", "failed")
 
@@ -297,3 +297,12 @@ def test_reprocess_on_the_latest_refuses_a_step_it_no_longer_has(editor, support
 
     assert response.status_code == 400
     assert 'step "ship" is not in the latest version' in response.json()["errors"][0]
+
+
+def test_a_from_naming_no_step_of_the_pinned_version_is_a_409_naming_it(support, shop):
+    shop_order("A-1", "failed")
+
+    response = reprocess(support, "A-1", **{"from": "middle"})
+
+    assert response.status_code == 409
+    assert response.json()["detail"] == 'step "middle" is not in the pinned version of this order'

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('orders', '0011_orderevent_claim_receiver'),
+        ('orders', '0014_bulk_edit'),
     ]
 
     operations = [

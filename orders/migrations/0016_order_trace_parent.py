@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('orders', '0012_metric_counts'),
+        ('orders', '0015_metric_counts'),
     ]
 
     operations = [

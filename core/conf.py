@@ -72,6 +72,8 @@ class Conf:
     breaker_probes: int = 3
     # The longest a batch may run before django-q2 gives up on it.
     batch_timeout_seconds: int = 3600
+    # The bearer token `GET /metrics` wants; unset, /metrics is a 404.
+    metrics_token: str = field(default="", repr=False)
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> Conf:

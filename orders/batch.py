@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from core.conf import conf
 from hosts import gate
-from orders import transitions
+from orders import counters, transitions
 from orders.claims import Claim, claim_due_orders, renew_leases
 from orders.engine.config import EngineConfig
 from orders.engine.runner import advance_order
@@ -72,6 +72,7 @@ def run_batch(
     with LeaseKeeper(claims, lease_seconds=lease_seconds) as keeper:
         run_claims(claims, concurrency, engine_config, keeper, report)
     gate.flush()  # this batch's calls count for the breakers now, not at the next call
+    counters.flush()  # and its counts are in the fleet's metrics
     report.seconds = time.monotonic() - started
     BatchRun.objects.filter(pk=batch.pk).update(ended_at=timezone.now(), orders=len(claims))
     logger.info("batch %s: %s", batch.pk, report.summary())

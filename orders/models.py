@@ -62,6 +62,9 @@ class Order(models.Model):
     # order of the workflow with this key runs, the others stay due. Empty: no key, also
     # for rows written by plain SQL that leaves the column out (the database default).
     concurrency_key = models.CharField(max_length=500, blank=True, default="", db_default="")
+    # The W3C traceparent of the webhook that posted the order: the parent of the spans of
+    # its turns, whichever worker runs them (core/tracing.py).
+    trace_parent = models.CharField(max_length=55, blank=True, default="", db_default="")
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -423,3 +426,14 @@ def _is_email(address: str) -> bool:
     except ValidationError:
         return False
     return True
+
+
+class MetricCount(models.Model):
+    """A fleet-wide count only processes know (`orders.counters`), kept here when the
+    project has no Redis: one row per metric and labels, added to in batches."""
+
+    key = models.CharField(max_length=400, primary_key=True)
+    value = models.FloatField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.key} = {self.value:g}"

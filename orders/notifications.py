@@ -46,6 +46,7 @@ from core.conf import conf
 from expressions.language import ExpressionError, render
 from expressions.names import order_name
 from expressions.secrets import also_masked, mask, secrets_in_scope, url_secrets
+from orders import counters
 from orders.engine.calls import OutboundRefused, session_for
 from orders.engine.deadlines import deadline
 from orders.engine.retry import RetryPolicy, retry_delay
@@ -429,6 +430,9 @@ def finish(event: OrderEvent, token: uuid.UUID, result: Delivery) -> bool:
         delay = timedelta(seconds=retry_delay(BACKOFF, event.attempts + 1))
         outcome.update(next_attempt_at=now + delay)
     recorded = OrderEvent.objects.filter(pk=event.pk, claim=token).update(**outcome) == 1
+    if recorded:
+        delivered = outcome.get("state", "retrying")
+        counters.add("notification_deliveries", outcome=delivered)
     if recorded and "state" in outcome:
         doorbell.ring_now(doorbell.EVENTS)  # the order's next event, if any, is due now
     return recorded

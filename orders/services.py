@@ -72,8 +72,11 @@ class BulkResult:
 # Create.
 
 
-def order_create(*, order_id: str, workflow: str, payload: Any) -> tuple[Order, bool]:
+def order_create(
+    *, order_id: str, workflow: str, payload: Any, trace_parent: str = ""
+) -> tuple[Order, bool]:
     """Create an order pinned to the workflow as it is now; the same request again is a no-op.
+    `trace_parent` is the W3C traceparent its turns' spans continue.
 
     A new order costs one INSERT: a replay (or a duplicate racing this one) is caught by
     the unique order_id rather than looked up first, as a webhook's orders are mostly new.
@@ -107,6 +110,7 @@ def order_create(*, order_id: str, workflow: str, payload: Any) -> tuple[Order, 
         payload=payload,
         current_step=intake.first_step,
         concurrency_key=key,
+        trace_parent=trace_parent,
         created_at=created_at,
     )
     try:

@@ -1,7 +1,10 @@
-"""Log filters named in the settings' LOGGING."""
+"""Log filters and the JSON formatter named in the settings' LOGGING."""
 
+import json
 import logging
+from datetime import UTC, datetime
 
+from core import logcontext
 from expressions.secrets import mask, secrets_in_scope
 
 # Formats a record's traceback before it is masked, as logging.Formatter would.
@@ -49,3 +52,29 @@ class RefusedWithoutTraceback(logging.Filter):
             record.exc_info = None
             record.exc_text = None
         return True
+
+
+class JsonLines(logging.Formatter):
+    """`LOG_FORMAT=json`: each record one JSON object on one line, with the `order_id`,
+    `step` and `attempt` the engine is working on where they apply (`core.logcontext`).
+
+    It formats what `MaskSecrets` (a filter of the same handler, run first) left: the
+    message already masked, the traceback as masked text."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        line.update((k, v) for k, v in logcontext.fields().items() if v is not None)
+        if hasattr(record, "status_code"):  # django.request and django.server
+            line["status_code"] = record.status_code
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            line["exception"] = record.exc_text
+        if record.stack_info:
+            line["stack"] = record.stack_info
+        return json.dumps(line, ensure_ascii=False, default=str)

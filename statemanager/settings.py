@@ -216,6 +216,7 @@ LOGGING = {
     "disable_existing_loggers": False,
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
+        "json": {"()": "statemanager.logfilters.JsonLines"},
         "django.server": {
             "()": "django.utils.log.ServerFormatter",
             "format": "[{server_time}] {message}",
@@ -253,3 +254,9 @@ LOGGING = {
         "django.request": {"filters": ["refused_without_traceback"]},
     },
 }
+# LOG_FORMAT=json: every line one JSON object (with order_id, step and attempt where they
+# apply), on every handler that writes lines; e-mails to the admins stay text.
+LOG_FORMAT = os.environ.get("LOG_FORMAT", "plain").strip().lower()
+if LOG_FORMAT == "json":
+    for _handler in ("console", "django.console", "django.server"):
+        LOGGING["handlers"][_handler]["formatter"] = "json"

@@ -4,6 +4,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from statemanager.favicon import favicon
 from statemanager.health import health
+from statemanager.metrics import metrics
 
 api = [
     path("", include("orders.api.urls")),
@@ -19,6 +20,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/", include(api)),
     path("health/", health, name="health"),
+    path("metrics", metrics, name="metrics"),
     path("favicon.ico", favicon, name="favicon"),
     path("", include("blueprints.urls")),
 ]

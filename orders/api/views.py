@@ -14,8 +14,9 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core import tracing
 from core.api import ActionPermissions, Detail, Errors, Pagination
-from orders import services
+from orders import counters, services
 from orders.api.common import (
     FORBIDDEN,
     JOB_ANSWER,
@@ -130,6 +131,11 @@ class OrderViewSet(
     def get_serializer_class(self):
         return OrderSerializer if self.action == "list" else OrderDetailSerializer
 
+    def finalize_response(self, request, response, *args, **kwargs):
+        if self.action == "create":  # every answer of the webhook, refusals included
+            counters.add("webhook_responses", status=str(response.status_code))
+        return super().finalize_response(request, response, *args, **kwargs)
+
     def get_throttles(self):
         """Only the webhook is throttled, per token."""
         return [CountingScopedRateThrottle()] if self.action == "create" else []
@@ -160,7 +166,14 @@ class OrderViewSet(
     def create(self, request):
         body = OrderCreateSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        order, created = services.order_create(**body.validated_data)
+        incoming = request.headers.get("traceparent", "")
+        posted = {"order.id": body.validated_data["order_id"]}
+        posted["order.workflow"] = body.validated_data["workflow"]
+        with tracing.span("webhook", traceparent=incoming, attributes=posted) as span:
+            trace_parent = tracing.kept_traceparent(incoming, span)
+            order, created = services.order_create(**body.validated_data, trace_parent=trace_parent)
+            if span is not None:
+                span.set_attribute("order.status", order.status)
         if created:
             return Response(NEW_ORDER.to_representation(order), status=status.HTTP_201_CREATED)
         return Response(self.order_data(order), status=status.HTTP_200_OK)

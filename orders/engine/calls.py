@@ -25,6 +25,7 @@ from requests.adapters import HTTPAdapter
 from requests.structures import CaseInsensitiveDict
 
 from apicalls.rendering import CallRequest, truncated, url_problem, url_reason
+from core import tracing
 from expressions import is_true
 from expressions.secrets import mask, mask_headers
 from expressions.values import depth, map_strings, storable_text
@@ -255,7 +256,7 @@ def send(
         response = session.request(
             request.method,
             request.url,
-            headers=request.headers,
+            headers=tracing.outbound_headers(request.headers),
             data=request.content,
             timeout=request.timeout,
             allow_redirects=True,

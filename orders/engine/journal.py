@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import threading
 import time
 from datetime import timedelta
@@ -19,14 +20,18 @@ from django.db import connections
 from django.utils import timezone
 
 from apicalls.rendering import CallRequest, log_request, truncated
+from core import logcontext, tracing
 from expressions.secrets import mask
 from hosts import gate
 from hosts.names import host_of
+from orders import counters
 from orders.engine import auth, calls
 from orders.engine.config import EngineConfig
 from orders.engine.flow import OrderState
 from orders.models import Callback, MessageWait, StepLog
 from orders.transitions import ClaimedOrder, log_entry
+
+logger = logging.getLogger(__name__)
 
 
 class CancelRequested(Exception):
@@ -43,6 +48,9 @@ class Journal:
         self._attempts: dict[int, StepLog] = {}  # in-flight attempt rows, by id
         self._lock = threading.Lock()
         self._signatures: list[str] = []  # made for this order's requests by connections
+        self.turn_span = None  # the turn's span, the parent of its attempts' (while tracing)
+        self._spans: dict[int, Any] = {}  # in-flight attempts' spans, by id
+        self._sending = threading.local()  # the attempt span of this thread's next send
 
     @property
     def secret_values(self) -> list[str]:
@@ -112,14 +120,32 @@ class Journal:
                 max_body_bytes=self.config.log_body_bytes,
             ),
         )
+        # A parallel branch's thread starts with no log fields: all three, every time.
+        logcontext.bind(order_id=self.state.order_id, step=step, attempt=attempt)
         if self.claimed.deferred:
             self.claimed.write(then_insert=entry)
             if entry.pk is None:
                 raise CancelRequested
         elif not self.claimed.insert(entry):
             raise CancelRequested
+        span = tracing.start_span(
+            "attempt",
+            parent=self.turn_span,
+            kind=tracing.CLIENT,
+            attributes={
+                "order.id": self.state.order_id,
+                "order.workflow": self.state.workflow,
+                "order.step": step,
+                "order.attempt": attempt,
+                "server.address": host_of(request.url),
+                "http.request.method": request.method,
+            },
+        )
+        self._sending.span = span
         with self._lock:
             self._attempts[entry.pk] = entry
+            if span is not None:
+                self._spans[entry.pk] = span
         return entry.pk
 
     def enter_host(self, request: CallRequest) -> gate.Permit | gate.Hold:
@@ -132,6 +158,10 @@ class Journal:
         if result is None:
             gate.leave(permit, sent=False)
         else:
+            if not result.refused:  # sent: its time counts
+                counters.observe(
+                    "call_duration_seconds", result.duration_ms / 1000, host=permit.host
+                )
             gate.leave(permit, sent=True, status=result.status, refused=result.refused)
 
     def held_back(self, *, step: str, reason: str, delay: float) -> None:
@@ -148,6 +178,13 @@ class Journal:
 
     def send(self, request: CallRequest, permit: gate.Permit) -> calls.CallResult:
         gate.wait_for_slot(permit, self.sleep)
+        span = getattr(self._sending, "span", None)
+        if span is None:
+            return self._send(request)
+        with tracing.current(span):  # the request's traceparent is the attempt's
+            return self._send(request)
+
+    def _send(self, request: CallRequest) -> calls.CallResult:
         if not request.connection:
             return calls.send(request, allow=self.config.outbound_allow)
         result = auth.send(request, allow=self.config.outbound_allow, secrets=self.config.secrets)
@@ -165,8 +202,19 @@ class Journal:
     ) -> None:
         with self._lock:
             entry = self._attempts.pop(log_id)
+            span = self._spans.pop(log_id, None)
+        tracing.end(
+            span,
+            error if outcome == StepLog.Outcome.FAILED else "",
+            order__outcome=outcome,
+            http__response__status_code=result.status if result is not None else None,
+        )
         entry.outcome = outcome
         entry.error = self._masked(error)
+        counters.add("attempts", blueprint=self.state.workflow, step=entry.step, outcome=outcome)
+        if logger.isEnabledFor(logging.DEBUG):
+            url = (entry.request or {}).get("url", "")
+            logger.debug("attempt %s: %s (%s)", outcome, url, entry.error or "no error")
         if result is not None:
             entry.duration_ms = result.duration_ms
             entry.response = calls.log_response(
@@ -192,6 +240,13 @@ class Journal:
                 error=self._masked(error),
             )
         )
+
+    def end_spans(self) -> None:
+        """End the spans of attempts a cancel or a lost claim interrupted."""
+        with self._lock:
+            spans, self._spans = list(self._spans.values()), {}
+        for span in spans:
+            tracing.end(span, "interrupted")
 
     def sleep(self, seconds: float) -> None:
         time.sleep(seconds)

@@ -15,7 +15,9 @@ from typing import Any
 
 from django.utils import timezone
 
+from core import logcontext, tracing
 from definitions.graph import step_kind
+from orders import counters
 from orders.correlation import start_wait, wait_locked
 from orders.engine.config import EngineConfig
 from orders.engine.flow import OrderState, run_step
@@ -54,7 +56,19 @@ ORDER_FIELDS = [
     "steps_in_run",
     "step_state",
     "resume_point",
+    "trace_parent",
 ]
+
+# Each outcome's name in the metrics (`statemanager_steps_total{outcome=...}`).
+OUTCOME_NAMES = {
+    Succeeded: "succeeded",
+    Failed: "failed",
+    Ended: "ended",
+    RetryLater: "retry_later",
+    HeldBack: "held",
+    AwaitingCallback: "awaiting_callback",
+    AwaitingMessage: "awaiting_message",
+}
 
 
 def advance_order(order_pk: int, claim_token: uuid.UUID, config: EngineConfig | None = None) -> str:
@@ -64,11 +78,18 @@ def advance_order(order_pk: int, claim_token: uuid.UUID, config: EngineConfig | 
     """
     config = config or EngineConfig.from_settings()
     turn = OrderTurn(order_pk, claim_token, config)
-    try:
-        return turn.run()
-    except LostClaim:
-        logger.warning("order %s: claim lost to another worker; stopping this turn", order_pk)
-        return "lost"
+    status, error = "error", "internal error"
+    with logcontext.bound():  # the order, step and attempt of this turn's log lines
+        try:
+            status = turn.run()
+            error = ""
+        except LostClaim:
+            logger.warning("order %s: claim lost to another worker; stopping this turn", order_pk)
+            status, error = "lost", "claim lost"
+        finally:
+            turn.journal_spans_end()
+            tracing.end(turn.span, error, order__status=status)
+    return status
 
 
 class OrderTurn:
@@ -79,6 +100,12 @@ class OrderTurn:
         self.order_pk = order_pk
         self.config = config
         self.claim_token = claim_token
+        self.span = None
+        self.journal = None
+
+    def journal_spans_end(self) -> None:
+        if self.journal is not None:
+            self.journal.end_spans()
 
     # The loop.
 
@@ -94,6 +121,16 @@ class OrderTurn:
         )
         if order is None:
             raise LostClaim
+        logcontext.bind(order_id=order["order_id"])
+        self.span = tracing.start_span(
+            "order turn",
+            traceparent=order["trace_parent"],
+            attributes={
+                "order.id": order["order_id"],
+                "order.workflow": order["workflow"],
+                "order.step": order["current_step"],
+            },
+        )
         workflow = self.config.workflow(order["snapshot_id"])
         self.claimed = ClaimedOrder(
             self.order_pk, self.claim_token, notify=bool(workflow.notify_url)
@@ -101,6 +138,7 @@ class OrderTurn:
         self.claimed.cancel_requested = order["cancel_requested"]
         self.state = order_state(self.order_pk, order)
         self.journal = journal = Journal(self.claimed, self.state, self.config)
+        journal.turn_span = self.span
         self.steps, self.step_order = workflow.steps, workflow.step_order
         self.api_calls = workflow.api_calls
 
@@ -111,6 +149,7 @@ class OrderTurn:
             if refusal is not None:
                 return self.finish(ENDED_AS[refusal.status], refusal.error)
             step = self.steps[self.state.current_step]
+            logcontext.bind(step=step["id"], attempt=None)
             try:
                 outcome = run_step(step, self.state, self.api_calls, journal)
             except CancelRequested:
@@ -122,6 +161,12 @@ class OrderTurn:
     def apply(self, step: dict, outcome: Outcome) -> str | None:
         """Persist one outcome; returns the order's status when the turn ends, else None."""
         outcome = masked_outcome(outcome, self.journal.secret_values)
+        counters.add(
+            "steps",
+            blueprint=self.state.workflow,
+            step=step["id"],
+            outcome=OUTCOME_NAMES[type(outcome)],
+        )
         if isinstance(outcome, Succeeded):
             return self.advance(step, outcome)
         if isinstance(outcome, Failed):
@@ -199,6 +244,7 @@ class OrderTurn:
         counted. The log says why once per spell: a hold for the same host and reason as
         the one before only counts it (the count stretches the wait)."""
         hold = outcome.hold
+        counters.add("holds", host=hold.host, reason=hold.kind)
         before = self.state.step_state.get("held") or {}
         same = before.get("host") == hold.host and before.get("kind") == hold.kind
         if not same:

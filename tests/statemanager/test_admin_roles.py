@@ -63,10 +63,15 @@ def test_support_cannot_change_or_add_definitions(admin_client_for, support, blu
     assert api_call.name != "hijacked"
 
 
-def test_support_has_reprocess_and_cancel_actions(admin_client_for, support, make_orders):
+def test_support_has_reprocess_cancel_and_edit_actions(admin_client_for, support, make_orders):
     make_orders(1)
     page = admin_client_for(support).get(reverse(CHANGELIST))
-    assert action_names(page) == {"reprocess_from_failed", "reprocess_from_start", "cancel_orders"}
+    assert action_names(page) == {
+        "reprocess_from_failed",
+        "reprocess_from_start",
+        "cancel_orders",
+        "edit_orders",
+    }
 
 
 def test_support_reprocesses_orders(admin_client_for, support, make_orders):

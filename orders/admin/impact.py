@@ -43,7 +43,10 @@ def blueprint_impact_view(request, object_id):
     if not request.user.has_perm("blueprints.change_blueprint"):
         raise PermissionDenied
     initial = {"definition": blueprint.as_definition(), "limit": 100}
-    form = ImpactForm(request.POST or None, initial=initial)
+    posted = request.POST
+    if "steps" in posted and "definition" not in posted:  # from the blueprint's own form
+        posted = {"definition": json.dumps(edited_definition(blueprint, posted)), "limit": 100}
+    form = ImpactForm(posted or None, initial=initial)
     result = None
     if request.method == "POST" and form.is_valid():
         try:
@@ -78,6 +81,31 @@ def blueprint_impact_view(request, object_id):
         "shown": SHOWN,
     }
     return TemplateResponse(request, "admin/orders/impact.html", context)
+
+
+def edited_definition(blueprint: Blueprint, posted) -> dict:
+    """The definition the blueprint's change form holds, not yet saved: its JSON fields as
+    typed (one that does not parse is kept as text, for the check to name), the rest as
+    the form gives it."""
+    definition = blueprint.as_definition()
+    for key in ("name", "description", "notify_url", "concurrency_key"):
+        if key in posted:
+            value = posted[key].strip()
+            if value:
+                definition[key] = value
+            else:
+                definition.pop(key, None)
+    for key in ("steps", "input_schema"):
+        text = posted.get(key, "").strip()
+        if not text:
+            if key == "input_schema":
+                definition.pop(key, None)
+            continue
+        try:
+            definition[key] = json.loads(text)
+        except (json.JSONDecodeError, RecursionError):
+            definition[key] = text
+    return definition
 
 
 def _short(end: dict) -> str:

@@ -127,3 +127,25 @@ def test_the_blueprints_impact_page_replays_the_edited_definition(recorded, clie
     broken = client.post(url, {"definition": json.dumps({"steps": []}), "limit": 10})
     assert broken.context["result"] is None
     assert "errorlist" in broken.content.decode()
+
+
+def test_the_change_form_checks_the_impact_of_its_unsaved_steps(recorded, client):
+    client.force_login(staff_in("Blueprint editors"))
+    shop = Blueprint.objects.get(slug="routed")
+    change = client.get(reverse("admin:blueprints_blueprint_change", args=[shop.pk]))
+    assert 'id="impact-before-save"' in change.content.decode()
+    form = {
+        "slug": "routed",
+        "name": "Routed",
+        "steps": json.dumps(routed(1500)["steps"]),
+        "input_schema": "",
+    }
+
+    page = client.post(reverse("admin:blueprints_blueprint_impact", args=[shop.pk]), form)
+
+    # The newest 100 (totals 1010 to 2000) were all reviewed; under 1500, totals up to 1500
+    # would go to charge, for which they recorded no answer.
+    assert page.status_code == 200
+    result = page.context["result"]
+    assert (result["total"], result["same"], result["unanswered"]) == (100, 50, 50)
+    assert Blueprint.objects.get(slug="routed").version == 1  # nothing saved

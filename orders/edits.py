@@ -226,6 +226,7 @@ def edit_preview(orders: QuerySet, *, plan: EditPlan, diffs: int = 50, chunk: in
     many would be refused by cause (with the first orders of each), and the first diffs."""
     changed, refused, shown = 0, {}, []
     snapshots: dict[int, WorkflowSnapshot] = {}
+    secrets = [value for value in load_secrets().values() if value]
     pks = list(orders.order_by("pk").values_list("pk", flat=True))
     for start in range(0, len(pks), chunk):
         chunk_orders = Order.objects.filter(pk__in=pks[start : start + chunk]).order_by("pk")
@@ -241,7 +242,6 @@ def edit_preview(orders: QuerySet, *, plan: EditPlan, diffs: int = 50, chunk: in
                 continue
             changed += 1
             if len(shown) < diffs:
-                secrets = [value for value in load_secrets().values() if value]
                 changes = [change.as_json() for change in edit.changes]
                 shown.append({"order_id": order.order_id, "changes": mask(changes, secrets)})
     return {

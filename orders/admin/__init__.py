@@ -3,7 +3,7 @@ with its flow and step log, the bulk reprocess and cancel actions of support sta
 the batches, the alert rules, and the messages from partners. Importing the package
 registers them."""
 
-from orders.admin import dry_run, impact  # noqa: F401 (add a blueprint's Dry run and Impact pages)
+from orders.admin import blueprint_pages  # noqa: F401 (adds a blueprint's Dry run and Impact pages)
 from orders.admin.alerts import AlertRuleAdmin
 from orders.admin.batches import BatchRunAdmin
 from orders.admin.messages import MessageAdmin, MessageSourceAdmin, MessageWaitAdmin

@@ -1,10 +1,8 @@
 """The admin's "Dry run" page of a blueprint: a sample payload and sample responses in, the
 path the engine would take out, nothing sent.
 
-The page belongs to the blueprint but runs the engine, so it is added to the admin site
-from here (the orders layer) rather than by the blueprints' admin, which may not know the
-engine: importing the `orders.admin` package imports this module, which extends the
-site's URLs.
+The page belongs to the blueprint but runs the engine: `orders.admin.blueprint_pages`
+adds it to the admin site.
 """
 
 from __future__ import annotations
@@ -14,7 +12,6 @@ from django.contrib import admin
 from django.core.exceptions import PermissionDenied
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
-from django.urls import path
 from django.utils.html import format_html
 
 from blueprints.models import Blueprint
@@ -116,21 +113,3 @@ def attempt_row(attempt: Attempt) -> dict:
         "body": json_text(request.get("body")),
         "response_body": json_text(response.get("body")),
     }
-
-
-_site_urls = admin.site.get_urls
-
-
-def site_urls():
-    """The admin's URLs with the dry-run page, beside the blueprint's own pages."""
-    return [
-        path(
-            "blueprints/blueprint/<path:object_id>/dry-run/",
-            admin.site.admin_view(blueprint_dry_run_view),
-            name="blueprints_blueprint_dry_run",
-        ),
-        *_site_urls(),
-    ]
-
-
-admin.site.get_urls = site_urls

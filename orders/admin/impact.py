@@ -2,7 +2,7 @@
 definition as the editor is about to save it, replayed over the blueprint's recorded
 orders, each call answered as the order's latest run recorded it; nothing sent or saved.
 
-Like the dry run it runs the engine, so it is added to the admin site from here.
+Like the dry run it runs the engine: `orders.admin.blueprint_pages` adds it to the site.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from django.contrib import admin
 from django.core.exceptions import PermissionDenied
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
-from django.urls import path
 
 from blueprints.models import Blueprint
 from core.admin import PrettyJSONField
@@ -110,21 +109,3 @@ def edited_definition(blueprint: Blueprint, posted) -> dict:
 
 def _short(end: dict) -> str:
     return f"{end['status']} at {end['end_step'] or '—'}, data {json.dumps(end['data'])}"
-
-
-_site_urls = admin.site.get_urls
-
-
-def site_urls():
-    """The admin's URLs with the impact page, beside the blueprint's own pages."""
-    return [
-        path(
-            "blueprints/blueprint/<path:object_id>/impact/",
-            admin.site.admin_view(blueprint_impact_view),
-            name="blueprints_blueprint_impact",
-        ),
-        *_site_urls(),
-    ]
-
-
-admin.site.get_urls = site_urls

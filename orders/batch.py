@@ -1,24 +1,27 @@
 """Claim a capped batch of due orders and run it with bounded concurrency.
 
-A batch waits until every order it claimed is released before it returns, so the
-next claim never starts while this one is in flight and memory stays bounded
-whatever the backlog.
+A batch holds at most `batch_size` orders in memory at a time, whatever the backlog. A
+driver that drains a backlog (a lane's turn, the `process_orders` loop) lets the batch
+top itself up: when every order it holds has started and a full claim said more may be
+due, it claims as many as it has room for, so its threads do not idle behind a batch's
+slowest last orders. Without that (`process_orders --once`) a batch is one claim.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import queue
 import socket
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from django.db import close_old_connections, connections
 from django.utils import timezone
 
+from core import doorbell
 from core.conf import conf
 from hosts import gate
 from orders import counters, transitions
@@ -54,8 +57,13 @@ def run_batch(
     batch_size: int | None = None,
     concurrency: int | None = None,
     lease_seconds: float | None = None,
+    top_up: Callable[[], bool] | None = None,
 ) -> BatchReport:
-    """Claim at most `batch_size` due orders and advance each, `concurrency` at a time."""
+    """Claim at most `batch_size` due orders and advance each, `concurrency` at a time.
+
+    `top_up`, asked before each further claim, says whether the batch may claim more as
+    its orders finish (never more than `batch_size` held at once); without it the batch
+    is its first claim."""
     config = conf()
     batch_size = batch_size or config.batch_size
     concurrency = concurrency or config.concurrency
@@ -67,69 +75,119 @@ def run_batch(
     report = BatchReport(claimed=len(claims))
     if not claims:  # an idle batch writes nothing: an idle fleet costs one claim query
         return report
+    if len(claims) >= batch_size:
+        doorbell.ring_now(doorbell.ORDERS)  # more may be due: a resting lane drains beside
     batch = BatchRun.objects.create(worker=worker_name(), started_at=started_at)
     logger.info("batch %s: claimed %d orders", batch.pk, len(claims))
     with LeaseKeeper(claims, lease_seconds=lease_seconds) as keeper:
-        run_claims(claims, concurrency, engine_config, keeper, report)
-    gate.flush()  # this batch's calls count for the breakers now, not at the next call
-    counters.flush()  # and its counts are in the fleet's metrics
+        source = ClaimSource(
+            claims,
+            batch_size=batch_size,
+            lease_seconds=lease_seconds,
+            keeper=keeper,
+            report=report,
+            top_up=top_up if len(claims) >= batch_size else None,
+        )
+        run_claims(source, concurrency, engine_config)
+    flush_counts()
     report.seconds = time.monotonic() - started
-    BatchRun.objects.filter(pk=batch.pk).update(ended_at=timezone.now(), orders=len(claims))
+    BatchRun.objects.filter(pk=batch.pk).update(ended_at=timezone.now(), orders=report.claimed)
     logger.info("batch %s: %s", batch.pk, report.summary())
     return report
 
 
-def run_claims(
-    claims: list[Claim],
-    concurrency: int,
-    engine_config: EngineConfig,
-    keeper: LeaseKeeper,
-    report: BatchReport,
-) -> None:
+def flush_counts() -> None:
+    gate.flush()  # the batch's calls count for the breakers now, not at the next call
+    counters.flush()  # and its counts are in the fleet's metrics
+
+
+class ClaimSource:
+    """The claims of one batch, handed to its threads one at a time, topped up while the
+    driver allows and a full claim said more may be due."""
+
+    def __init__(
+        self,
+        claims: list[Claim],
+        *,
+        batch_size: int,
+        lease_seconds: float,
+        keeper: LeaseKeeper,
+        report: BatchReport,
+        top_up: Callable[[], bool] | None,
+    ):
+        self.todo: deque[Claim] = deque(claims)
+        self.batch_size = batch_size
+        self.lease_seconds = lease_seconds
+        self.keeper = keeper
+        self.report = report
+        self.top_up = top_up
+        self.done = 0
+        self.lock = threading.Lock()
+
+    def take(self) -> Claim | None:
+        """The next claim, or None when the batch has no more for this thread."""
+        with self.lock:
+            if not self.todo and self.top_up is not None:
+                self.claim_more()
+            return self.todo.popleft() if self.todo else None
+
+    def claim_more(self) -> None:
+        room = self.batch_size - self.keeper.count()
+        if room <= 0 or not self.top_up():
+            return
+        flush_counts()
+        claims = claim_due_orders(limit=room, lease_seconds=self.lease_seconds)
+        if len(claims) < room:
+            self.top_up = None  # a short claim: nothing more was due (or only taken keys)
+        else:
+            doorbell.ring_now(doorbell.ORDERS)
+        if claims:
+            self.keeper.add(claims)
+            self.todo.extend(claims)
+            self.report.claimed += len(claims)
+            logger.info("batch topped up with %d orders", len(claims))
+
+    def finished(self, claim: Claim, status: str) -> None:
+        self.keeper.release(claim)
+        with self.lock:
+            self.report.statuses[status] += 1
+            self.done += 1
+
+
+def run_claims(source: ClaimSource, concurrency: int, engine_config: EngineConfig) -> None:
     """Advance the claims on `concurrency` threads, each taking the next claim when free.
 
     A thread keeps its database connection (and its HTTP session) from one order to the
     next and closes it when the batch has no more claims for it, so a batch opens at
     most `concurrency` connections instead of one per order.
     """
-    todo: queue.SimpleQueue[Claim] = queue.SimpleQueue()
-    for claim in claims:
-        todo.put(claim)
-    results: queue.SimpleQueue[tuple[Claim, str]] = queue.SimpleQueue()
 
     def work() -> None:
         try:
-            while True:
-                try:
-                    claim = todo.get_nowait()
-                except queue.Empty:
-                    return
+            while (claim := source.take()) is not None:
                 status = "error"
                 try:
                     status = advance_in_thread(claim, engine_config)
                 except Exception:  # the thread must go on to the next claim whatever happens
                     logger.exception("order %s: could not be released", claim.order_pk)
                 finally:
-                    results.put((claim, status))
+                    source.finished(claim, status)
         finally:
             connections.close_all()
 
     threads = [
         threading.Thread(target=work, name=f"order-{number}", daemon=True)
-        for number in range(min(concurrency, len(claims)))
+        for number in range(min(concurrency, len(source.todo)))
     ]
     for thread in threads:
         thread.start()
-    last_progress = time.monotonic()
-    for done in range(1, len(claims) + 1):
-        claim, status = results.get()
-        keeper.release(claim)
-        report.statuses[status] += 1
-        if time.monotonic() - last_progress >= PROGRESS_EVERY_SECONDS:
-            last_progress = time.monotonic()
-            logger.info("batch progress: %d of %d orders done", done, len(claims))
     for thread in threads:
-        thread.join()
+        while thread.is_alive():
+            thread.join(PROGRESS_EVERY_SECONDS)
+            if thread.is_alive():
+                logger.info(
+                    "batch progress: %d of %d orders done", source.done, source.report.claimed
+                )
 
 
 def advance_in_thread(claim: Claim, engine_config: EngineConfig) -> str:
@@ -197,6 +255,14 @@ class LeaseKeeper(Heartbeat):
     def release(self, claim: Claim) -> None:
         with self.lock:
             self.held.pop(claim.order_pk, None)
+
+    def add(self, claims: list[Claim]) -> None:
+        with self.lock:
+            self.held.update((claim.order_pk, claim) for claim in claims)
+
+    def count(self) -> int:
+        with self.lock:
+            return len(self.held)
 
     def renew(self) -> None:
         with self.lock:

@@ -3,8 +3,8 @@ lane's turn on a django-q2 worker (orders/lanes.py) or the `process_orders` loop
 
 - **Drain.** A batch that claimed orders is followed by the next one at once (after
   STATE_MANAGER_BATCH_PAUSE_SECONDS, default 0): a backlog drains at the pace of the
-  called APIs, one batch in memory at a time. A full batch also rings the bell, so a
-  resting lane joins the drain.
+  called APIs, one batch in memory at a time. A full claim also rings the bell
+  (`orders.batch`), so a resting lane joins the drain.
 - **Rest.** A batch that found nothing rests until a bell rings (a new order, a
   reprocess, a callback, a resumed blueprint or host: `core.doorbell`), the soonest
   order that is not due yet comes due (a retry, a rest, a hold), or the interval passes.
@@ -36,12 +36,10 @@ NOTIFIER_BACKOFF_SECONDS = 5.0
 
 def follows_at_once(report: BatchReport, stop: threading.Event) -> bool:
     """Whether the next batch follows this one at once (it claimed orders: more may be
-    due), after the configured pause; a full batch wakes another lane to drain beside."""
+    due), after the configured pause."""
     if not report.claimed:
         return False
     config = conf()
-    if report.claimed >= config.batch_size:
-        doorbell.ring_now(doorbell.ORDERS)
     if config.batch_pause_seconds > 0:
         stop.wait(config.batch_pause_seconds)
     return True

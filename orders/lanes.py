@@ -177,7 +177,7 @@ class LaneTurn:
         """Batches as the cadence says until the turn's time is up or the lane is lost."""
         while not self.lost.is_set():
             try:
-                report = run_batch()
+                report = run_batch(top_up=lambda: self.in_turn(deadline))
             except (OperationalError, InterfaceError):  # an outage: left to the lease
                 raise
             except Exception:
@@ -189,6 +189,10 @@ class LaneTurn:
                 return
             if not follows_at_once(report, self.lost):
                 rest(self.lost, until=deadline)
+
+    def in_turn(self, deadline: float) -> bool:
+        """Whether the turn goes on: its batches may still claim more orders."""
+        return not self.lost.is_set() and time.monotonic() < deadline
 
     def acquire(self) -> BatchLane | None:
         now = timezone.now()

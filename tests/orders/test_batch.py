@@ -78,6 +78,74 @@ def test_a_batch_runs_at_most_concurrency_orders_at_once(server):
     assert server.max_in_flight == 3
 
 
+def test_a_batch_allowed_to_top_up_drains_a_backlog_never_holding_more_than_its_size(server):
+    held = []
+
+    def counting_reply(_request):
+        held.append(Order.objects.filter(status="running").count())
+        return Reply(200, {})
+
+    server.route("POST", "/a", counting_reply)
+    server.route("POST", "/b", Reply(200))
+    two_step_orders(server, 23)
+
+    report = run_batch(batch_size=5, concurrency=2, top_up=lambda: True)
+
+    assert report.claimed == 23
+    assert report.statuses == Counter(completed=23)
+    assert Order.objects.filter(status="completed").count() == 23
+    assert len(held) == 23 and max(held) <= 5
+
+
+def test_a_slow_order_does_not_idle_a_topped_up_batch(server):
+    """Without the top-up a batch waits for its slow order before it claims more; with it
+    the other thread drains the backlog meanwhile."""
+    slow_answered, quick_finished = [], []
+
+    def step_a(request):
+        if request.body.get("order") == "slow":
+            time.sleep(3.0)
+            slow_answered.append(time.monotonic())
+        return Reply(200, {})
+
+    def step_b(request):
+        if request.body.get("order") != "slow":
+            quick_finished.append(time.monotonic())
+        return Reply(200, {})
+
+    server.route("POST", "/a", step_a)
+    server.route("POST", "/b", step_b)
+    body = {"order": "{{ order.order_id }}"}
+    calls = [
+        api_call("a", server.url + "/a", body=body),
+        api_call("b", server.url + "/b", body=body),
+    ]
+    steps = [{"id": "a", "call": "a"}, {"id": "b", "call": "b"}]
+    make_order(steps, calls, order_id="slow")
+    for i in range(12):
+        make_order(steps, calls, order_id=f"quick-{i}")
+
+    report = run_batch(batch_size=4, concurrency=2, top_up=lambda: True)
+
+    assert report.claimed == 13
+    assert Order.objects.filter(status="completed").count() == 13
+    assert len(quick_finished) == 12 and max(quick_finished) < slow_answered[0]
+
+
+def test_a_batch_tops_up_only_while_its_driver_allows(server):
+    server.route("POST", "/a", Reply(200))
+    server.route("POST", "/b", Reply(200))
+    two_step_orders(server, 12)
+    allowed = iter([True, False])
+
+    report = run_batch(batch_size=4, concurrency=2, top_up=lambda: next(allowed, False))
+
+    # One top-up, of the room left beside the order still in flight, if any.
+    assert 7 <= report.claimed <= 8
+    assert Order.objects.filter(status="completed").count() == report.claimed
+    assert Order.objects.filter(status="pending").count() == 12 - report.claimed
+
+
 def test_process_orders_once_on_an_empty_queue_says_so():
     out = StringIO()
     call_command("process_orders", "--once", stdout=out)

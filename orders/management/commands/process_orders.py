@@ -2,6 +2,7 @@ import logging
 import random
 import signal
 import threading
+import time
 
 from django.conf import settings
 from django.core.management.base import BaseCommand
@@ -17,6 +18,9 @@ logger = logging.getLogger(__name__)
 # After a batch fails on the database, the loop waits this long, doubling up to the cap.
 FIRST_BACKOFF_SECONDS = 1.0
 MAX_BACKOFF_SECONDS = 30.0
+# A batch of the loop claims more as its orders finish for at most this long (a lane's
+# batch does so for its turn), so the log and /health/ see batches end while it drains.
+TOP_UP_SECONDS = 60.0
 
 
 class Command(BaseCommand):
@@ -56,7 +60,7 @@ class Command(BaseCommand):
         backoff, failures = FIRST_BACKOFF_SECONDS, 0
         while not self.stopping.is_set():
             try:
-                report = run_batch()
+                report = run_batch(top_up=self.draining_until(time.monotonic() + TOP_UP_SECONDS))
             except (OperationalError, InterfaceError) as exc:
                 failures += 1
                 logger.error(
@@ -79,6 +83,10 @@ class Command(BaseCommand):
                 except (OperationalError, InterfaceError):
                     close_connections()  # the next batch meets the outage, and backs off
                     self.pause(backoff)
+
+    def draining_until(self, until: float):
+        """Whether a batch may claim more: until `until` (time.monotonic()) or a stop."""
+        return lambda: not self.stopping.is_set() and time.monotonic() < until
 
     def pause(self, seconds: float) -> None:
         """Sleep, but stop at once on a SIGTERM."""

@@ -49,6 +49,7 @@ class EngineConfig:
     log_body_bytes: int
     token_key: bytes
     secrets: dict[str, str] = field(default_factory=dict)
+    max_map_items: int = 1000
     # Snapshots never change: each is read once by a batch (whose config this is), not
     # once per order. Its threads share the parsed definitions and never change them.
     workflows: dict[int, Workflow] = field(default_factory=dict, compare=False, repr=False)
@@ -80,4 +81,5 @@ class EngineConfig:
             log_body_bytes=config.log_body_bytes,
             token_key=settings.SECRET_KEY.encode(),
             secrets=load_secrets(),
+            max_map_items=config.max_map_items,
         )

@@ -397,6 +397,9 @@ class DryTurn:
     def thread_done(self) -> None:
         pass
 
+    def keep_step_state(self, step_state: dict, *, at_once: bool = False) -> None:
+        pass
+
     def step_note(self, *, step: str, note: str, failed: bool = False) -> None:
         self.visit.notes.append(self.masked(note))
 

@@ -22,7 +22,7 @@ from expressions.names import ROOT_NAMES
 CALL_KEYS = ("params", "save", "retry")
 CHILD_KEYS = ("input",)
 # The keys that say where the flow goes belong on the map step, not inside it.
-FLOW_KEYS = ("id", "next", "on_failed", "end", "wait_for_callback")
+FLOW_KEYS = ("id", "next", "on_failed", "end")
 
 
 def item_name(spec: Mapping) -> str:
@@ -71,6 +71,8 @@ def map_shape_errors(spec: object, place: str) -> list[str]:
 def unknown_key_reason(key: str) -> str | None:
     if key in FLOW_KEYS:
         return "not allowed inside a map; put it on the map step"
+    if key == "wait_for_callback":
+        return "not available inside a map: an item cannot wait for a callback"
     return None
 
 

@@ -82,6 +82,10 @@ def test_an_items_expression_from_an_unknown_name_is_refused():
     [
         ({"next": "x"}, "map.next: not allowed inside a map; put it on the map step"),
         ({"max_concurrency": 0}, "map.max_concurrency: must be at least 1"),
+        (
+            {"wait_for_callback": {"timeout_seconds": 5}},
+            "map.wait_for_callback: not available inside a map: an item cannot wait for a callback",
+        ),
         ({"tolerated_failures": -1}, "map.tolerated_failures: must be at least 0"),
         ({"as": "1st"}, "map.as: a name of letters, digits and '_', not starting with a digit"),
         ({"as": "data"}, 'map.as: "data" would hide the name data; choose another'),

@@ -97,3 +97,16 @@ def test_a_failed_map_is_counted_at_its_step_and_reprocessed_item_by_item(lines_
     assert order["status"] == "completed"
     assert order["data"] == {"reservations": ["r-TEE", "r-CAP"]}
     assert [r.body["sku"] for r in server.requests_to("/reserve")[sent:]] == ["CAP"]
+
+
+def test_the_impact_preview_answers_each_item_from_its_recorded_response(lines_blueprint, server):
+    server.route("POST", "/reserve", lambda r: Reply(201, {"id": f"r-{r.body['sku']}"}))
+    post_order(lines_blueprint, "L-3")
+    run_batch()
+
+    body = {"version": "latest", "orders": {}, "limit": 10}
+    response = lines_blueprint.post("/api/blueprints/lines/impact/", body, format="json")
+
+    assert response.status_code == 200, response.json()
+    answer = response.json()
+    assert (answer["total"], answer["same"], answer["unanswered"]) == (1, 1, 0), answer

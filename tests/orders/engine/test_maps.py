@@ -12,8 +12,10 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from hosts.models import Host
+from hosts.services import host_pause, host_resume
 from orders.models import Order
-from orders.services import order_reprocess
+from orders.services import order_cancel, order_reprocess
 from tests.localserver import Reply
 from tests.orders.workflows import api_call, attempts, make_order, process
 
@@ -291,3 +293,40 @@ def test_an_item_costs_one_write_of_the_order(server):
     ]
     # Each item's attempt row is written with the items finished before it; then the end.
     assert len(writes) <= len(lines) + 4, len(writes)
+
+
+def test_a_cancel_during_a_map_lets_the_item_in_flight_finish_and_starts_no_other(server):
+    arrived = threading.Event()
+
+    def slow(request):
+        arrived.set()
+        time.sleep(0.3)
+        return reservation(request)
+
+    server.route("POST", "/reserve", slow)
+    order = make_order([map_step()], reserve_calls(server), payload={"lines": LINES})
+    runner = threading.Thread(target=process, args=(order,))
+    runner.start()
+    assert arrived.wait(10)
+    order_cancel(order=Order.objects.get(pk=order.pk), actor="support")
+    runner.join(20)
+
+    order.refresh_from_db()
+    assert order.status == Order.Status.CANCELLED
+    assert [request.body["sku"] for request in server.requests_to("/reserve")] == ["TEE"]
+    assert [(e.step, e.outcome) for e in attempts(order)] == [("reserve[0]", "succeeded")]
+
+
+def test_a_paused_host_holds_the_map_sending_nothing_until_it_is_resumed(server):
+    server.route("POST", "/reserve", reservation)
+    host = host_pause(host=Host.objects.create(host="127.0.0.1"), actor="ops")
+    order = process(make_order([map_step()], reserve_calls(server), payload={"lines": LINES}))
+
+    assert order.status == Order.Status.WAITING
+    assert server.received == []
+    assert order.log.filter(outcome="waiting", step="reserve[0]").exists()
+
+    host_resume(host=host, actor="ops")
+    order = process(order)
+    assert order.status == Order.Status.COMPLETED, order.error
+    assert order.data == {"reservations": ["r-TEE", "r-CAP", "r-MUG"]}

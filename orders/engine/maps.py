@@ -2,10 +2,12 @@
 
 Each item is its own series of attempts, logged as `<step id>[<index>]` with its own
 `Idempotency-Key`, run by at most `max_concurrency` threads of the order's turn (never
-one per item). What each item came to is kept in the step's state under `items`
-(`{"<index>": {"status": "done", "saved": {...}} | {"status": "failed", ...} | ...}`),
-written with the next item's attempt row (or at once when no item follows): an item
-costs the one commit its attempt needs, and a crash repeats only the items in flight.
+one per item), each holding one of the batch's item slots (`STATE_MANAGER_CONCURRENCY`
+across its orders, `EngineConfig.map_item_slots`). What each item came to is kept in
+the step's state under `items` (`{"<index>": {"status": "done", "saved": {...}}}`, or
+"failed", "retrying", "held"), written with the next item's attempt row (or at once
+when no item follows): an item costs the one commit its attempt needs, and a crash
+repeats only the items in flight.
 
 >>> item_key_order({"2": {}, "10": {}, "1": {}})
 [1, 2, 10]
@@ -160,8 +162,13 @@ class ItemsRun:
         if not self.todo:
             return
         workers = min(self.spec.get("max_concurrency", 1), len(self.todo))
+        slots = self.turn.config.map_item_slots
 
-        def work() -> None:
+        def work(first: bool) -> None:
+            # A worker runs while it holds one of the batch's item slots: the first waits
+            # for one (the map goes on), the others only take one that is free.
+            if slots is not None and not slots.acquire(blocking=first):
+                return
             try:
                 while (index := self.next_index()) is not None:
                     self.run_one(index)
@@ -169,11 +176,13 @@ class ItemsRun:
                 with self.lock:
                     self.stopped = self.stopped or exc
             finally:
+                if slots is not None:
+                    slots.release()
                 self.turn.thread_done()
 
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            for _ in range(workers):
-                pool.submit(work)
+            for worker in range(workers):
+                pool.submit(work, worker == 0)
         if self.stopped is not None:
             raise self.stopped
 

@@ -330,3 +330,24 @@ def test_a_paused_host_holds_the_map_sending_nothing_until_it_is_resumed(server)
     order = process(order)
     assert order.status == Order.Status.COMPLETED, order.error
     assert order.data == {"reservations": ["r-TEE", "r-CAP", "r-MUG"]}
+
+
+def test_a_batch_runs_at_most_its_concurrency_of_items_across_its_maps(server, settings):
+    settings.STATE_MANAGER = replace(settings.STATE_MANAGER, concurrency=3)
+
+    def slow(request):
+        time.sleep(0.1)
+        return reservation(request)
+
+    server.route("POST", "/reserve", slow)
+    lines = [{"sku": f"S{i}", "qty": 1} for i in range(6)]
+    orders = [
+        make_order([map_step(max_concurrency=4)], reserve_calls(server), payload={"lines": lines})
+        for _ in range(3)
+    ]
+    process(orders[0])
+
+    assert server.max_in_flight == 3  # three orders' maps of four, three items at once
+    for order in orders:
+        order.refresh_from_db()
+        assert order.status == Order.Status.COMPLETED, order.error

@@ -351,3 +351,18 @@ def test_a_batch_runs_at_most_its_concurrency_of_items_across_its_maps(server, s
     for order in orders:
         order.refresh_from_db()
         assert order.status == Order.Status.COMPLETED, order.error
+
+
+def test_a_reprocess_from_the_map_step_by_name_runs_every_item_again(server):
+    server.route("POST", "/reserve", reservation)
+    steps = [{"id": "first", "call": "ops.ticket", "params": {"failed": "no"}}, map_step()]
+    server.route("POST", "/ticket", Reply(200))
+    order = process(make_order(steps, reserve_calls(server), payload={"lines": LINES}))
+    assert order.status == Order.Status.COMPLETED, order.error
+
+    order_reprocess(order=order, start_from="reserve", actor="support")
+    order = process(order)
+
+    assert order.status == Order.Status.COMPLETED, order.error
+    assert len(server.requests_to("/ticket")) == 1
+    assert len(server.requests_to("/reserve")) == 6

@@ -28,6 +28,7 @@ from orders import counters
 from orders.engine import auth, calls
 from orders.engine.config import EngineConfig
 from orders.engine.flow import OrderState
+from orders.engine.maps import map_step_of
 from orders.engine.outcomes import masked_state
 from orders.models import Callback, MessageWait, StepLog
 from orders.transitions import ClaimedOrder, log_entry
@@ -212,7 +213,8 @@ class Journal:
         )
         entry.outcome = outcome
         entry.error = self._masked(error)
-        counters.add("attempts", blueprint=self.state.workflow, step=entry.step, outcome=outcome)
+        step = map_step_of(entry.step)  # one series per map step, not per item
+        counters.add("attempts", blueprint=self.state.workflow, step=step, outcome=outcome)
         if logger.isEnabledFor(logging.DEBUG):
             url = (entry.request or {}).get("url", "")
             logger.debug("attempt %s: %s (%s)", outcome, url, entry.error or "no error")

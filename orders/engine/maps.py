@@ -261,6 +261,17 @@ def item_record(outcome: Outcome) -> dict[str, Any]:
     return {"status": FAILED, "error": f"an item cannot {type(outcome).__name__}"}
 
 
+def map_step_of(step_path: str) -> str:
+    """The map step an item's path names (`reserve[12]` -> `reserve`), else the path: the
+    metrics count a map's attempts at its step, not one series per item.
+
+    >>> map_step_of("reserve[12]"), map_step_of("fulfil.ship")
+    ('reserve', 'fulfil.ship')
+    """
+    head, bracket, tail = step_path.rpartition("[")
+    return head if bracket and tail.endswith("]") and tail[:-1].isdigit() else step_path
+
+
 def item_key_order(records: Mapping[str, Any]) -> list[int]:
     return sorted(int(key) for key in records)
 

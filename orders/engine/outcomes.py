@@ -97,8 +97,9 @@ def masked_outcome(outcome: Outcome, secret_values: list[str]) -> Outcome:
     """The outcome with every secret masked: what the runner keeps, logs and writes, and
     what the dry run shows, all come from this one place.
 
-    >>> masked_outcome(Failed(StepError("charge", "HTTP 401 for key s3cr3t", 401)), ["s3cr3t"])
-    Failed(error=StepError(step='charge', message='HTTP 401 for key ***', status=401))
+    >>> failed = Failed(StepError("charge", "HTTP 401 for key s3cr3t", 401))
+    >>> masked_outcome(failed, ["s3cr3t"]).error
+    StepError(step='charge', message='HTTP 401 for key ***', status=401, items=None)
     """
     if isinstance(outcome, Succeeded):
         return replace(outcome, saved=mask(outcome.saved, secret_values))

@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from html import escape
 
+from blueprints.diagram_maps import inner_box, map_detail, stack_cards
 from definitions import graph
 
 BOX_WIDTH = 240
@@ -43,6 +44,7 @@ STYLE = """
 .sm-box.choice { fill: #fff8e1; }
 .sm-box.parallel { fill: #eef3fb; }
 .sm-box.message { fill: #f3e8ff; }
+.sm-box.map { fill: #ecfdf5; }
 .sm-box.taken { fill: #dbeafe; stroke: #1d4ed8; stroke-width: 2; }
 .sm-box.current { stroke: #d97706; stroke-width: 3.5; }
 .sm-id { font: bold 13px sans-serif; fill: #1f2937; }
@@ -75,6 +77,7 @@ class Node:
     height: float
     branches: list[dict]
     end: str = ""
+    step: dict | None = None
 
     @property
     def right(self) -> float:
@@ -120,7 +123,7 @@ def blueprint_svg(
     if not steps:
         return _svg(200, 40, ['<text x="10" y="24" class="sm-kind">no steps</text>'])
     taken = set(taken)
-    taken |= {path.split(".", 1)[0] for path in taken}
+    taken |= {path.split(".", 1)[0].split("[", 1)[0] for path in taken}  # branches, items
     edges = _edges(steps)
     failed_step = failed.split(".", 1)[0] if failed else None
     by_id = {step["id"]: step for step in steps}
@@ -234,7 +237,7 @@ def _layout(steps: list[dict], x: float, widest: float, terminals: list[str]) ->
     for step in steps:
         branches = _items(step.get("parallel"))
         width = _box_width(step)
-        height = BOX_HEIGHT + (BOX_HEIGHT + 10 if branches else 0)
+        height = BOX_HEIGHT + (BOX_HEIGHT + 10 if branches or "map" in step else 0)
         kind, detail = _describe(step)
         node = Node(
             id=step["id"],
@@ -246,6 +249,7 @@ def _layout(steps: list[dict], x: float, widest: float, terminals: list[str]) ->
             height=height,
             branches=branches,
             end=str(step.get("end") or ""),
+            step=step,
         )
         nodes.setdefault(step["id"], node)
         y += height + ROW_GAP
@@ -264,6 +268,8 @@ def _describe(step: dict) -> tuple[str, str]:
         return "choice", f"{len(_items(step.get('choice')))} branch(es) + default"
     if "parallel" in step:
         return "parallel", "all branches, then join"
+    if isinstance(step.get("map"), dict):
+        return "map", map_detail(step)
     if "call" in step:
         detail = f"call {step['call']}"
         if step.get("wait_for_callback"):
@@ -295,6 +301,7 @@ def _draw_node(
     title = node.id
     parts = [
         f'<g class="sm-step" data-step="{escape(node.id)}"><title>{escape(title)}</title>',
+        stack_cards(node.x, node.y, node.width, node.height) if node.kind == "map" else "",
         f'<rect class="{escape(" ".join(classes))}" x="{node.x:.0f}" y="{node.y:.0f}" '
         f'width="{node.width:.0f}" height="{node.height:.0f}" rx="8"/>',
         f'<text class="sm-id" x="{node.x + 10:.0f}" y="{node.y + 19:.0f}">{escape(node.id)}</text>',
@@ -325,6 +332,9 @@ def _draw_node(
             f'<text class="sm-kind" x="{bx + 8:.0f}" y="{by + 36:.0f}">'
             f"{escape(_short('call ' + str(branch.get('call'))))}</text></g>",
         ]
+    if node.kind == "map":
+        inner = (node.x + BRANCH_GAP, node.y + BOX_HEIGHT, node.width - 2 * BRANCH_GAP, BOX_HEIGHT)
+        parts.append(inner_box(node.step, *inner, taken=node.id in taken))
     parts.append("</g>")
     return "".join(parts)
 

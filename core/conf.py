@@ -41,6 +41,8 @@ class Conf:
     max_parallel_batches: int = 0
     lease_seconds: int = 60
     max_steps_per_run: int = 1000
+    # The most items a map step runs over; a longer list fails the step.
+    max_map_items: int = 1000
     max_request_bytes: int = 1024 * 1024
     # JSON nested deeper than this is refused at every door (the webhook, callbacks,
     # definitions), well before Python's recursion limit.

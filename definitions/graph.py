@@ -52,6 +52,7 @@ KINDS: dict[str, Kind] = {
     "parallel": Kind("parallel", continues=True, fails_over=True),
     "end": Kind("end"),
     "message": Kind("message", continues=True, fails_over=True),
+    "map": Kind("map", continues=True, fails_over=True),
 }
 TARGET_KEYS = ("next", "on_failed", "default")
 

@@ -19,6 +19,7 @@ from jsonschema import Draft202012Validator, SchemaError, ValidationError, valid
 from core.errors import ServiceErrors, join_place
 from core.storable import shown, text_problem, unstorable, unstorable_fields
 from definitions.graph import KINDS, declared_targets, step_kind, unreachable_steps
+from definitions.map_steps import map_expression_places, map_shape_errors, unknown_key_reason
 from expressions import compile_errors
 from expressions.language import template_strings
 from expressions.names import ROOT_NAMES, name_errors, secret_names
@@ -72,6 +73,7 @@ _TYPE_NAMES = {
 }
 _PATTERN_REASONS = {
     "^[A-Za-z0-9._-]+$": "use only letters, digits, '.', '-' and '_'",
+    "^[A-Za-z_][A-Za-z0-9_]*$": "a name of letters, digits and '_', not starting with a digit",
 }
 
 
@@ -103,7 +105,7 @@ def _error(place: str, reason: str) -> str:
 
 
 def iter_call_steps(steps: object) -> Iterator[tuple[list, dict]]:
-    """(path, step) of every call step, parallel branches included, of a list of steps."""
+    """(path, step) of every call step, parallel branches and maps' inner calls included."""
     for path, step in _all_steps(steps):
         if isinstance(step.get("call"), str):
             yield path, step
@@ -166,15 +168,18 @@ def _describe(error: ValidationError, place: str, path: list) -> list[str]:
     if keyword == "additionalProperties" and isinstance(error.instance, dict):
         known = error.schema.get("properties", {})
         in_branch = len(path) >= 2 and path[-2] == "parallel"
+        in_map = bool(path) and path[-1] == "map"
         return [
-            _error(join_place(place, [key]), _unknown_key_reason(key, in_branch))
+            _error(join_place(place, [key]), _unknown_key_reason(key, in_branch, in_map))
             for key in error.instance
             if key not in known
         ]
     return [_error(place, _reason(error))]
 
 
-def _unknown_key_reason(key: str, in_branch: bool) -> str:
+def _unknown_key_reason(key: str, in_branch: bool, in_map: bool) -> str:
+    if in_map and unknown_key_reason(key):
+        return unknown_key_reason(key)
     if in_branch and key in BRANCH_FLOW_KEYS:
         return "not allowed in a parallel branch; put it on the parallel step"
     return "unknown key"
@@ -311,6 +316,11 @@ def _step_cross_errors(definition: dict, api_call_slugs: set[str], prefix: str) 
             _error(step_place(prefix, definition, ["steps", index]), UNREACHABLE)
             for index in unreachable_steps(steps)
         ]
+    for index, step in enumerate(steps):
+        if isinstance(step, dict) and "map" in step:
+            errors += map_shape_errors(
+                step["map"], step_place(prefix, definition, ["steps", index, "map"])
+            )
     for path, step in iter_call_steps(steps):
         if step["call"] and step["call"] not in api_call_slugs:
             place = step_place(prefix, definition, [*path, "call"])
@@ -349,7 +359,8 @@ def _is_id(value) -> bool:
 
 
 def _all_steps(steps: object) -> Iterator[tuple[list, dict]]:
-    """(path, step) of every step, each parallel branch right after its parallel step."""
+    """(path, step) of every step, each parallel branch right after its parallel step and
+    a map's inner part (path `[..., "map"]`) right after its map step."""
     if not isinstance(steps, list):
         return
     for index, step in enumerate(steps):
@@ -361,6 +372,8 @@ def _all_steps(steps: object) -> Iterator[tuple[list, dict]]:
             for branch_index, branch in enumerate(branches):
                 if isinstance(branch, dict):
                     yield ["steps", index, "parallel", branch_index], branch
+        if isinstance(step.get("map"), dict):
+            yield ["steps", index, "map"], step["map"]
 
 
 def _expression_places(definition: dict) -> Iterator[tuple[list, object, tuple[str, ...]]]:
@@ -377,7 +390,10 @@ def _expression_places(definition: dict) -> Iterator[tuple[list, object, tuple[s
         yield ["concurrency_key"], definition["concurrency_key"], CONCURRENCY_KEY_NAMES
     if not isinstance(steps, list):
         return
+    yield from map_expression_places(steps, always=_names(*_ALWAYS), response=_RESPONSE)
     for path, step in iter_call_steps(steps):
+        if path[-1] == "map":  # its templates see the item: map_expression_places
+            continue
         for key, names in STEP_EXPRESSION_NAMES.items():
             if key in step:
                 yield [*path, key], step[key], names

@@ -30,6 +30,9 @@ ROOT_NAMES = (
     "response",
     "callback",
     "message",
+    "item",
+    "index",
+    "results",
     "error",
     "secrets",
 )

@@ -18,7 +18,7 @@ from blueprints.models import Blueprint, BlueprintVersion
 from core.errors import ServiceError, ServiceErrors
 from definitions.validation import DefinitionError, api_call_slugs_used, validate_blueprint
 from orders.engine.config import EngineConfig
-from orders.engine.dry_run import DryRunInvalid, call_step_paths, dry_run
+from orders.engine.dry_run import DryRunInvalid, call_step_paths, dry_run, item_of
 from orders.models import Order, StepLog
 
 MAX_ORDERS = 1000
@@ -106,7 +106,11 @@ def _replay(order: Order, definition: dict, answers: dict, paths: list, config) 
         "end_step": order.current_step,
         "data": order.data,
     }
-    responses = {path: samples for path, samples in answers.items() if path in paths}
+    responses = {  # a map's items answered item by item, as recorded
+        path: samples
+        for path, samples in answers.items()
+        if path in paths or item_of(path) in paths
+    }
     try:
         walked = dry_run(
             definition,
@@ -126,7 +130,8 @@ def _replay(order: Order, definition: dict, answers: dict, paths: list, config) 
         calls = {path: slug for path, slug in call_step_paths(definition["blueprint"]["steps"])}
         row["outcome"] = "unanswered"
         row["unanswered"] = [
-            f"{step} would call {calls.get(step, '?')}, which has no recorded answer"
+            f"{step} would call {calls.get(step) or calls.get(item_of(step) or '', '?')}, "
+            "which has no recorded answer"
             for step in missing
         ]
     elif (now["status"], now["end_step"], now["data"]) == (

@@ -72,8 +72,9 @@ def data_at_steps(runs: Iterable[tuple[int, int]], step: str) -> dict[int, dict 
 
 
 def _is_at(entry_step: str, step: str) -> bool:
-    """An entry of `step` itself or of one of its parallel branches (`fulfil.ship`)."""
-    return entry_step == step or entry_step.startswith(step + ".")
+    """An entry of `step` itself, of one of its parallel branches (`fulfil.ship`) or of
+    one of its map's items (`reserve[2]`)."""
+    return entry_step == step or entry_step.startswith((step + ".", step + "["))
 
 
 def _saved(saved: dict | None, response: dict | None) -> dict:

@@ -387,6 +387,13 @@ def begin_new_runs(
             default=F("data"),
             output_field=JSONField(),
         )
+        fields["step_state"] = Case(  # a map's items that succeeded keep their results
+            When(
+                resume_point__has_key="step_state", then=KeyTransform("step_state", "resume_point")
+            ),
+            default=Value({}, JSONField()),
+            output_field=JSONField(),
+        )
     else:
         if snapshots is None:
             whens = [When(snapshot_id=pk, then=Value(step)) for pk, step in first_steps.items()]

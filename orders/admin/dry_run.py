@@ -26,11 +26,13 @@ from orders.engine.dry_run import (
 )
 
 RESPONSES_HELP = format_html(
-    "Per step id (a parallel branch: <code>{}</code>), what its API call answers: "
+    "Per step id (a parallel branch: <code>{}</code>; a map's item: <code>{}</code>, "
+    "else the map step's id answers every item), what its API call answers: "
     "<code>{}</code>, every key optional, or a list of them, one per attempt. "
     "A step without one gets 200 with <code>{{}}</code>; a callback comes back as a "
     "success with empty data unless its sample says otherwise.",
     "step.branch",
+    "step[index]",
     '{"status": 200, "body": {}, "headers": {}, '
     '"callback": {"outcome": "success|failure|timeout", "data": {}}}',
 )

@@ -209,5 +209,5 @@ def steps_passed(order: Order, blueprint: dict) -> list[str]:
     """The blueprint's steps the order's latest run reached, in the blueprint's order: where
     a reprocess from a named step may begin."""
     reached = set(order.log.filter(run=order.run, kind__in=AT_STEP).values_list("step", flat=True))
-    reached |= {step.split(".", 1)[0] for step in reached}
+    reached |= {step.split(".", 1)[0].split("[", 1)[0] for step in reached}  # branches, items
     return [step["id"] for step in blueprint.get("steps", []) if step.get("id") in reached]

@@ -1,6 +1,6 @@
 """The order page's step log, read as steps: each run's log entries grouped into the
 visits of its steps (every attempt, the callback, what the step saved), with the data
-before and after each visit.
+before and after each visit; a map step's attempts grouped by item (`reserve[2]`).
 
 The data is replayed from the log: a run starts with no data (the first run, and a run
 from the start) or with the data before the step whose failure the run before it took
@@ -41,7 +41,9 @@ class StepVisit:
 
     @property
     def outcome(self) -> str:
-        outcomes = [entry.outcome for entry in self.entries]
+        # A map's own entry says how it ended (some items may fail, tolerated).
+        own = [entry for entry in self.entries if not is_item(entry.step)]
+        outcomes = [entry.outcome for entry in (own if self.item_groups and own else self.entries)]
         if StepLog.Outcome.FAILED in outcomes:
             return StepLog.Outcome.FAILED
         return outcomes[-1] if outcomes else StepLog.Outcome.SUCCEEDED
@@ -60,6 +62,44 @@ class StepVisit:
     @property
     def attempts(self) -> int:
         return sum(1 for entry in self.entries if entry.kind == StepLog.Kind.ATTEMPT)
+
+    @property
+    def own_entries(self) -> list[StepLog]:
+        return [entry for entry in self.entries if not is_item(entry.step)]
+
+    @property
+    def item_groups(self) -> list[dict]:
+        """A map step's attempts by item, in item order: `{"step", "index", "entries",
+        "outcome", "attempts"}` each."""
+        groups: dict[str, list[StepLog]] = {}
+        for entry in self.entries:
+            if is_item(entry.step):
+                groups.setdefault(entry.step, []).append(entry)
+        return [
+            {
+                "step": step,
+                "index": index,
+                "entries": entries,
+                "outcome": entries[-1].outcome,
+                "attempts": len(entries),
+            }
+            for index, step, entries in sorted(
+                (int(step.rsplit("[", 1)[1][:-1]), step, entries)
+                for step, entries in groups.items()
+            )
+        ]
+
+
+def is_item(step: str) -> bool:
+    """Whether a log entry's step names one item of a map (`reserve[2]`)."""
+    head, bracket, tail = step.rpartition("[")
+    return bool(head) and bracket == "[" and tail.endswith("]") and tail[:-1].isdigit()
+
+
+def step_of(step: str) -> str:
+    """The blueprint's step a log entry belongs to: a branch's (`fulfil.ship`) or an
+    item's (`reserve[2]`) step."""
+    return (step.rsplit("[", 1)[0] if is_item(step) else step).split(".", 1)[0]
 
 
 def timeline_runs(entries: list[StepLog], order: Order, *, cut_off: bool) -> list[dict]:
@@ -101,7 +141,7 @@ def step_visits(entries: list[StepLog]) -> list[StepVisit | StepLog]:
             items.append(entry)
             visit = previous = None
             continue
-        step = entry.step.split(".", 1)[0]
+        step = step_of(entry.step)
         if visit is None or visit.step != step or _ends_visit(previous, entry):
             visit = StepVisit(step)
             items.append(visit)
@@ -138,6 +178,7 @@ def _ends_visit(previous: StepLog, entry: StepLog) -> bool:
     return (
         previous.kind == StepLog.Kind.ATTEMPT
         and "." not in previous.step
+        and not is_item(previous.step)
         and previous.outcome in (StepLog.Outcome.SUCCEEDED, StepLog.Outcome.FAILED)
     )
 

@@ -21,7 +21,8 @@ class DryRunRequestSerializer(serializers.Serializer):
         child=serializers.JSONField(),
         required=False,
         default=dict,
-        help_text='Per step id (a parallel branch: "<step>.<branch>"), what its API call '
+        help_text='Per step id (a parallel branch: "<step>.<branch>"; one item of a map: '
+        '"<step>[<index>]", else the map\'s id answers every item), what its API call '
         'answers: {"status": 200, "body": {}, "headers": {}, "callback": {"outcome": '
         '"success"|"failure"|"timeout", "data": {}}}, every key optional, or a list of '
         "them, one per attempt (the last one answers the attempts after it). A step "
@@ -30,7 +31,7 @@ class DryRunRequestSerializer(serializers.Serializer):
 
 
 class DryAttemptSerializer(serializers.Serializer):
-    step = serializers.CharField(help_text='The step id, or "<step>.<branch>".')
+    step = serializers.CharField(help_text='The step id, "<step>.<branch>" or "<step>[<index>]".')
     attempt = serializers.IntegerField()
     request = LogRequestSerializer(allow_null=True, help_text="As rendered, secrets masked.")
     response = LogResponseSerializer(allow_null=True, help_text="The sample that answered.")

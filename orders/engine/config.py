@@ -3,6 +3,7 @@ workflows (snapshots) it walks, parsed once per batch."""
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -49,6 +50,10 @@ class EngineConfig:
     log_body_bytes: int
     token_key: bytes
     secrets: dict[str, str] = field(default_factory=dict)
+    max_map_items: int = 1000
+    # The map items a batch runs at once across its orders (STATE_MANAGER_CONCURRENCY, as
+    # its orders): each item thread holds a database connection. None: no limit.
+    map_item_slots: threading.Semaphore | None = field(default=None, compare=False, repr=False)
     # Snapshots never change: each is read once by a batch (whose config this is), not
     # once per order. Its threads share the parsed definitions and never change them.
     workflows: dict[int, Workflow] = field(default_factory=dict, compare=False, repr=False)
@@ -80,4 +85,6 @@ class EngineConfig:
             log_body_bytes=config.log_body_bytes,
             token_key=settings.SECRET_KEY.encode(),
             secrets=load_secrets(),
+            max_map_items=config.max_map_items,
+            map_item_slots=threading.BoundedSemaphore(max(1, config.concurrency)),
         )

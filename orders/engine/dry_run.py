@@ -7,7 +7,8 @@ runner's own rules (`paths`). Where a real order would wait, the dry run notes t
 and goes on: a retry due later is tried again at once (a retried call gets the same
 sample again, or the next one when the sample is a list), and a callback comes back as
 its sample says (success with empty data unless told otherwise), and a message step
-gets a sample message with empty data at once. Requests, responses,
+gets a sample message with empty data at once. A map's items are answered by the sample
+of `<step id>[<index>]`, else by the map step's own. Requests, responses,
 notes and saved data are masked as the step log masks them.
 """
 
@@ -127,6 +128,8 @@ def call_step_paths(steps: list) -> list[tuple[str, str]]:
     for step in steps:
         if "call" in step:
             paths.append((step["id"], step["call"]))
+        if isinstance(step.get("map"), dict) and "call" in step["map"]:
+            paths.append((step["id"], step["map"]["call"]))  # or "<id>[<index>]", one item
         for branch in step.get("parallel", []):
             paths.append((f"{step['id']}.{branch['id']}", branch["call"]))
     return paths
@@ -185,7 +188,7 @@ def parse_samples(responses: Any, paths: list[str]) -> tuple[dict[str, list[Samp
     samples: dict[str, list[Sample]] = {}
     for key, value in responses.items():
         place = join_place("responses", [key])
-        if key not in paths:
+        if key not in paths and item_of(key) not in paths:
             known = ", ".join(paths) or "none"
             errors.append(f"{place}: no step sends a request by this id (call steps: {known})")
             continue
@@ -199,6 +202,16 @@ def parse_samples(responses: Any, paths: list[str]) -> tuple[dict[str, list[Samp
             if not found:
                 samples.setdefault(key, []).append(Sample(**sample))
     return samples, errors
+
+
+def item_of(path: str) -> str | None:
+    """The map step whose item `path` names (`reserve[2]` -> `reserve`), else None.
+
+    >>> item_of("reserve[2]"), item_of("reserve")
+    ('reserve', None)
+    """
+    head, bracket, tail = path.partition("[")
+    return head if bracket and tail.endswith("]") and tail[:-1].isdigit() else None
 
 
 def sample_errors(sample: Any, place: str) -> list[str]:
@@ -257,6 +270,8 @@ class DryWalk:
             branches = [f"{step['id']}.{branch['id']}" for branch in step.get("parallel", [])]
             if branches:  # they ran at the same time: shown branch by branch
                 visit.attempts.sort(key=lambda attempt: branches.index(attempt.step))
+            if "map" in step:  # and a map's items item by item
+                visit.attempts.sort(key=lambda attempt: int(attempt.step[len(step["id"]) + 1 : -1]))
             visit.retries = sum(1 for a in visit.attempts if a.outcome == "retrying")
             finish = self.follow(step, outcome, state, visit)
             visit.data = dict(state.data)
@@ -273,6 +288,8 @@ class DryWalk:
                         attempt.wait_seconds = round(outcome.delay, 1)
                         attempt.waits = "order waiting"
                 state.attempt, state.step_state = outcome.attempt, outcome.step_state
+                for item in state.step_state.get("items", {}).values():
+                    item.pop("due", None)  # a map's items retried at once too
             elif isinstance(outcome, AwaitingCallback):
                 visit.notes.append(
                     f"the order would wait up to {outcome.timeout_seconds:g} s for a callback "
@@ -367,7 +384,8 @@ class DryTurn:
 
     def send(self, request: CallRequest, permit: Permit) -> calls.CallResult:
         attempt: Attempt = self._current.attempt
-        given = self.samples.get(attempt.step) or [Sample()]
+        given = self.samples.get(attempt.step) or self.samples.get(item_of(attempt.step) or "")
+        given = given or [Sample()]
         sample = given[min(attempt.attempt, len(given)) - 1]
         with self._lock:
             self._answered[attempt.step] = sample
@@ -395,6 +413,9 @@ class DryTurn:
         attempt.wait_seconds, attempt.waits = round(seconds, 1), "in the turn"
 
     def thread_done(self) -> None:
+        pass
+
+    def keep_step_state(self, step_state: dict, *, at_once: bool = False) -> None:
         pass
 
     def step_note(self, *, step: str, note: str, failed: bool = False) -> None:

@@ -22,6 +22,7 @@ from expressions.names import order_name
 from hosts.gate import Hold, Permit
 from orders.engine import calls, retry
 from orders.engine.config import EngineConfig
+from orders.engine.maps import run_map_step
 from orders.engine.outcomes import (
     AwaitingCallback,
     AwaitingMessage,
@@ -86,6 +87,9 @@ class Turn(Protocol):
 
     def thread_done(self) -> None: ...
 
+    def keep_step_state(self, step_state: dict, *, at_once: bool = False) -> None:
+        """Write the step's state (a map's items) with the next write, or `at_once`."""
+
     def step_note(self, *, step: str, note: str, failed: bool = False) -> None: ...
 
     def callback_token(self, *, step: str) -> str: ...
@@ -135,6 +139,11 @@ def run_step(
         return run_parallel_step(step, state, api_calls, turn)
     if kind == "message":
         return run_message_step(step, state, turn)
+    if kind == "map":
+        context = base_context(state, turn)
+        return run_map_step(
+            step, state, api_calls, turn, context=context, item_runners=ITEM_RUNNERS
+        )
     failed = step["end"] == "failed"
     turn.step_note(step=step["id"], note=step.get("error") or f"end: {step['end']}", failed=failed)
     return Ended(status=step["end"], error=step.get("error", ""))
@@ -207,18 +216,20 @@ def run_call_step(
     step_path: str | None = None,
     attempt: int | None = None,
     step_state: dict | None = None,
+    names: Mapping | None = None,
 ) -> Outcome:
     """Send the step's API call, retrying as its policy allows.
 
-    `step_path` names a parallel branch (`fulfil.ship`); branches keep their own
-    attempt counts and callback state, which the caller passes in.
+    `step_path` names a parallel branch (`fulfil.ship`) or a map's item (`reserve[3]`);
+    they keep their own attempt counts and callback state, which the caller passes in, and
+    an item's templates see the item's `names`.
     """
     step_path = step_path or step["id"]
     step_state = dict(state.step_state if step_state is None else step_state)
     step_state.pop("held", None)  # the runner keeps the record of the order's holds
     attempt = state.attempt if attempt is None else attempt
     api_call = api_calls[step["call"]]
-    context = base_context(state, turn)
+    context = {**base_context(state, turn), **(names or {})}
     waits = step.get("wait_for_callback")
 
     if waits and "callback" in step_state:
@@ -427,3 +438,7 @@ def run_parallel_step(
     for branch in step["parallel"]:
         saved.update(branches_state[branch["id"]]["saved"])
     return Succeeded(saved=saved, next_step=step.get("next"))
+
+
+# The work of one item of a map step (orders/engine/maps.py), by what the map runs.
+ITEM_RUNNERS = {"call": run_call_step}

@@ -28,6 +28,8 @@ from orders import counters
 from orders.engine import auth, calls
 from orders.engine.config import EngineConfig
 from orders.engine.flow import OrderState
+from orders.engine.maps import map_step_of
+from orders.engine.outcomes import masked_state
 from orders.models import Callback, MessageWait, StepLog
 from orders.transitions import ClaimedOrder, log_entry
 
@@ -211,7 +213,8 @@ class Journal:
         )
         entry.outcome = outcome
         entry.error = self._masked(error)
-        counters.add("attempts", blueprint=self.state.workflow, step=entry.step, outcome=outcome)
+        step = map_step_of(entry.step)  # one series per map step, not per item
+        counters.add("attempts", blueprint=self.state.workflow, step=step, outcome=outcome)
         if logger.isEnabledFor(logging.DEBUG):
             url = (entry.request or {}).get("url", "")
             logger.debug("attempt %s: %s (%s)", outcome, url, entry.error or "no error")
@@ -253,6 +256,15 @@ class Journal:
 
     def thread_done(self) -> None:
         connections.close_all()
+
+    def keep_step_state(self, step_state: dict, *, at_once: bool = False) -> None:
+        """A map's items as they finish: written with the next item's attempt row (one
+        commit for both), or at once when no item follows."""
+        masked = masked_state(step_state, self.secret_values)
+        if at_once:
+            self.claimed.write(step_state=masked)
+        else:
+            self.claimed.defer(step_state=masked)
 
     def callback_token(self, *, step: str) -> str:
         """Derived, not random, so a crash re-run of the step sends the same callback URL."""

@@ -16,9 +16,11 @@ class StepError:
     step: str
     message: str
     status: int | None = None
+    items: list | None = None  # a map's failed items: `{"index", "error", "status"}` each
 
     def as_context(self) -> dict:
-        return {"step": self.step, "message": self.message, "status": self.status}
+        context = {"step": self.step, "message": self.message, "status": self.status}
+        return context if self.items is None else {**context, "items": self.items}
 
 
 @dataclass(frozen=True)
@@ -31,9 +33,11 @@ class Succeeded:
 
 @dataclass(frozen=True)
 class Failed:
-    """The step failed after its retries: take `on_failed`, or fail the order."""
+    """The step failed after its retries: take `on_failed`, or fail the order. `kept`:
+    the step state a reprocess from this step starts with (a map's items that succeeded)."""
 
     error: StepError
+    kept: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -93,14 +97,17 @@ def masked_outcome(outcome: Outcome, secret_values: list[str]) -> Outcome:
     """The outcome with every secret masked: what the runner keeps, logs and writes, and
     what the dry run shows, all come from this one place.
 
-    >>> masked_outcome(Failed(StepError("charge", "HTTP 401 for key s3cr3t", 401)), ["s3cr3t"])
-    Failed(error=StepError(step='charge', message='HTTP 401 for key ***', status=401))
+    >>> failed = Failed(StepError("charge", "HTTP 401 for key s3cr3t", 401))
+    >>> masked_outcome(failed, ["s3cr3t"]).error
+    StepError(step='charge', message='HTTP 401 for key ***', status=401, items=None)
     """
     if isinstance(outcome, Succeeded):
         return replace(outcome, saved=mask(outcome.saved, secret_values))
     if isinstance(outcome, Failed):
         error = outcome.error
-        return Failed(replace(error, message=mask(error.message, secret_values)))
+        items = None if error.items is None else mask(error.items, secret_values)
+        masked = replace(error, message=mask(error.message, secret_values), items=items)
+        return Failed(masked, kept=masked_state(outcome.kept, secret_values))
     if isinstance(outcome, Ended):
         return replace(outcome, error=mask(outcome.error, secret_values))
     step_state = masked_state(outcome.step_state, secret_values)

@@ -170,7 +170,7 @@ class OrderTurn:
         if isinstance(outcome, Succeeded):
             return self.advance(step, outcome)
         if isinstance(outcome, Failed):
-            return self.fail_step(step, outcome.error)
+            return self.fail_step(step, outcome.error, kept=outcome.kept)
         if isinstance(outcome, Ended):
             return self.finish(ENDED_AS[outcome.status], outcome.error)
         if isinstance(outcome, RetryLater):
@@ -216,9 +216,12 @@ class OrderTurn:
             self.claimed.write(**fields)
         return None
 
-    def fail_step(self, step: dict, error: StepError) -> str | None:
-        # "Reprocess from the failed step" starts here again, with the data saved before it.
+    def fail_step(self, step: dict, error: StepError, kept: dict | None = None) -> str | None:
+        # "Reprocess from the failed step" starts here again, with the data saved before it
+        # (and a map's items that succeeded, which it does not send again).
         self.state.resume_point = {"step": step["id"], "data": self.state.data}
+        if kept:
+            self.state.resume_point["step_state"] = kept
         # A late post to the step's token must not wake the order.
         self.claimed.close_callbacks = bool(step.get("wait_for_callback"))
         failure = {"failed_step": error.step, "failed_http_status": error.status}

@@ -128,7 +128,7 @@ def test_step_of_unknown_kind_is_named():
     definition = blueprint_with_steps({"id": "a", "wait": 5})
     assert blueprint_errors(definition) == [
         'steps[0] (id "a"): unknown step kind: use one of '
-        '"call", "choice", "parallel", "end", "message"'
+        '"call", "choice", "parallel", "end", "message", "map"'
     ]
 
 

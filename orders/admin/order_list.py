@@ -34,6 +34,7 @@ LIST_FIELDS = (
     "error",
     "failed_step",
     "failed_http_status",
+    "failed_reason",
     "created_at",
     "updated_at",
     "snapshot__blueprint_version",

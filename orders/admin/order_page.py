@@ -49,6 +49,14 @@ class OrderPageMixin:
     def cancel_request(self, obj):
         return "Yes: the order stops when its current step ends" if obj.cancel_requested else "No"
 
+    @admin.display(description="failed attempt")
+    def failure(self, obj):
+        """The reason the step that failed gave, beside `error`, the text the order ended
+        with."""
+        if not obj.failed_reason:
+            return "-"
+        return f'step "{obj.failed_step}": {obj.failed_reason}'
+
     @admin.display(description="blueprint version")
     def pinned_version(self, obj):
         snapshot = obj.snapshot

@@ -15,6 +15,7 @@ from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 
 from core.admin import to_the_second
+from hosts.admin_every import EveryHostPage
 from hosts.breaker import BreakerSettings
 from hosts.models import Host
 from hosts.names import canonical_host
@@ -103,7 +104,7 @@ def percent(rate: float | None) -> str:
     return "—" if rate is None else f"{rate * 100:.0f}%"
 
 
-class HostAdmin(admin.ModelAdmin):
+class HostAdmin(EveryHostPage, admin.ModelAdmin):
     """Registered by the admin site's setup (statemanager/admin.py), which gives it
     `count_held_orders` as a registration option."""
 
@@ -155,7 +156,8 @@ class HostAdmin(admin.ModelAdmin):
             host_delete(host=host, actor=request.user.get_username())
 
     def changelist_view(self, request, extra_context=None):
-        """The list without the navigation sidebar: its columns need the width."""
+        """The list without the navigation sidebar: its columns need the width; a link to
+        every host (EveryHostPage)."""
         context = {"is_nav_sidebar_enabled": False, **(extra_context or {})}
         return super().changelist_view(request, extra_context=context)
 

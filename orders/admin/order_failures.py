@@ -217,6 +217,14 @@ class FailureColumnsMixin:
             ((css, text[:ERROR_HOVER_CHARACTERS], text.splitlines()[0]) for css, text in lines),
         )
 
+    @admin.display(description="waiting for")
+    def waiting_for_display(self, obj):
+        """Set on each order of the page by the list (orders.waiting_for)."""
+        found = getattr(obj, "waiting_for", None)
+        if found is None:
+            return None
+        return format_html('<span class="sm-wait sm-wait-{}">{}</span>', found.kind, found.text)
+
     @admin.display(description="attempts")
     def attempts(self, obj):
         """Set on each order of the page by the list (one query for the page)."""

@@ -15,6 +15,7 @@ from django.urls import path, reverse
 from django.utils.safestring import mark_safe
 
 from blueprints.diagram import blueprint_svg
+from blueprints.models import Blueprint
 from core.admin import json_block, json_text
 from core.errors import ServiceError
 from orders.admin.base import status_badge
@@ -107,11 +108,23 @@ class OrderPageMixin:
         }
 
     def waiting_context(self, order: Order) -> dict | None:
-        """What a waiting order waits for: its host (held by the host's gate: why, and a
-        link to the host), its callback (URL as stored, masked; due time; whether it can
-        still be resolved) or its next retry."""
+        """What an order that is not finished waits for: its paused blueprint (who paused
+        it, since when, a link to it), and for a waiting one its host (held by the host's
+        gate: why, and a link to the host), its callback (URL as stored, masked; due time;
+        whether it can still be resolved) or its next retry."""
+        paused = None
+        if order.status in (Order.Status.PENDING, Order.Status.WAITING):
+            paused = Blueprint.objects.filter(slug=order.workflow, paused_at__isnull=False).first()
+        held_by = {"paused_blueprint": paused} if paused is not None else {}
+        if paused is not None:
+            held_by["blueprint_url"] = reverse(
+                "admin:blueprints_blueprint_change", args=[paused.pk]
+            )
         if order.status != Order.Status.WAITING:
-            return None
+            return held_by or None
+        return {**held_by, "step_waits": True, **self.step_wait(order)}
+
+    def step_wait(self, order: Order) -> dict:
         state = order.step_state if isinstance(order.step_state, dict) else {}
         held = state.get("held")
         if isinstance(held, dict) and held.get("host"):

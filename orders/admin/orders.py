@@ -46,6 +46,7 @@ class OrderAdmin(
         "workflow_name",
         "status_display",
         "current_step_name",
+        "waiting_for_display",
         "failed_step_display",
         "http_status",
         "error_line",

@@ -10,7 +10,6 @@ from django import forms
 from django.contrib import admin
 from django.http import HttpResponseRedirect
 from django.urls import reverse
-from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 
@@ -211,7 +210,7 @@ class HostAdmin(EveryHostPage, admin.ModelAdmin):
             '<span class="sm-badge sm-host-paused">paused</span> by {}'
             '<br><span class="sm-muted sm-nowrap">since {}</span>',
             obj.paused_by or "?",
-            timezone.localtime(obj.paused_at).strftime("%Y-%m-%d %H:%M"),
+            to_the_second(obj.paused_at),
         )
 
     @admin.display(description="circuit breaker", ordering="breaker_state")
@@ -221,9 +220,7 @@ class HostAdmin(EveryHostPage, admin.ModelAdmin):
         return format_html(
             '{}<br><span class="sm-muted sm-nowrap">since {}</span>',
             breaker_badge(obj),
-            timezone.localtime(obj.breaker_since).strftime("%Y-%m-%d %H:%M")
-            if obj.breaker_since
-            else "?",
+            to_the_second(obj.breaker_since, "?"),
         )
 
     @admin.display(description="paused")

@@ -8,6 +8,7 @@ import json
 from urllib.parse import urlencode
 
 from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponseNotAllowed
 from django.shortcuts import redirect
@@ -23,6 +24,7 @@ from orders.admin.timeline import timeline_runs, visits_of
 from orders.callbacks import CallbackError, callback_resolve_by_hand, waiting_callback
 from orders.messages import wait_resolve_by_hand, waiting_wait
 from orders.models import Order
+from orders.selectors import attempts_made
 from orders.step_data import AT_STEP
 
 # The most log entries the order page shows; the API has them all.
@@ -50,6 +52,15 @@ class OrderPageMixin:
     def cancel_request(self, obj):
         return "Yes: the order stops when its current step ends" if obj.cancel_requested else "No"
 
+    @admin.display(description="attempts")
+    def attempts_shown(self, obj):
+        """As the list counts them, from the log: the attempts this run made at the step
+        that failed, or else at the current step (the order's own `attempt` starts again
+        on an `on_failed` path)."""
+        made = attempts_made([obj]).get(obj.pk, 0)
+        step = obj.failed_step or obj.current_step
+        return f"{made} at {step}" if made and step else str(made)
+
     @admin.display(description="failed attempt")
     def failure(self, obj):
         """The reason the step that failed gave, beside `error`, the text the order ended
@@ -65,6 +76,14 @@ class OrderPageMixin:
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("snapshot")
+
+    def get_object(self, request, object_id, from_field=None):
+        """The order by its row number, as the admin's links give it, or else by its order
+        id: `/admin/orders/order/shop-1/change/` opens order "shop-1"."""
+        order = super().get_object(request, object_id, from_field)
+        if order is None and from_field is None:
+            order = self.get_queryset(request).filter(order_id=unquote(object_id)).first()
+        return order
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         order = self.get_object(request, object_id)

@@ -89,7 +89,7 @@ class OrderAdmin(
         "status_display",
         "current_step",
         "run",
-        "attempt",
+        "attempts_shown",
         "pinned_version",
         "created_at",
         "updated_at",
@@ -107,7 +107,7 @@ class OrderAdmin(
             {
                 "fields": (
                     ("order_id", "workflow", "pinned_version"),
-                    ("status_display", "current_step", "run", "attempt"),
+                    ("status_display", "current_step", "run", "attempts_shown"),
                     ("created_at", "updated_at", "due_at", "finished_at"),
                     "cancel_request",
                     "failure",

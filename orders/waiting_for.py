@@ -20,9 +20,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
+from django.db.models import Exists, OuterRef
 from django.db.models.fields.json import KT
 from django.utils.timezone import localtime
 
+from blueprints.models import Blueprint
 from orders.models import Order
 
 
@@ -103,6 +105,9 @@ def waiting_for(facts: WaitFacts) -> WaitingFor | None:
 
 # The list's annotations: the values of `step_state` the reasons read, not the whole of it.
 LIST_ANNOTATIONS = {
+    "wait_blueprint_paused": Exists(
+        Blueprint.objects.filter(slug=OuterRef("workflow"), paused_at__isnull=False)
+    ),
     "wait_held_host": KT("step_state__held__host"),
     "wait_held_kind": KT("step_state__held__kind"),
     "wait_message": KT("step_state__message__name"),
@@ -110,7 +115,7 @@ LIST_ANNOTATIONS = {
 }
 
 
-def facts_of_row(order, paused: set[str]) -> WaitFacts:
+def facts_of_row(order) -> WaitFacts:
     """The facts of an order of the list, read with LIST_ANNOTATIONS."""
     return WaitFacts(
         status=order.status,
@@ -119,7 +124,7 @@ def facts_of_row(order, paused: set[str]) -> WaitFacts:
         held_kind=order.wait_held_kind,
         message_name=order.wait_message,
         callback=bool(order.wait_callback),
-        blueprint_paused=order.workflow in paused,
+        blueprint_paused=order.wait_blueprint_paused,
     )
 
 

@@ -45,9 +45,9 @@ LIST_FIELDS = (
 
 class OrderChangeList(ChangeList):
     """Loads only the listed columns (payloads and saved data can be large) and the few
-    values of the step state that say what an order waits for, the blueprint version in
-    the same query, the attempts of the page's orders in one more and the paused
-    blueprints in another."""
+    values of the step state and its blueprint's pause that say what an order waits for,
+    the blueprint version in the same query, and the attempts of the page's orders in one
+    more."""
 
     def get_queryset(self, request, exclude_parameters=None):
         queryset = super().get_queryset(request, exclude_parameters)
@@ -58,10 +58,9 @@ class OrderChangeList(ChangeList):
         super().get_results(request)
         self.result_list = list(self.result_list)
         made = attempts_made(self.result_list)
-        paused = paused_blueprints() if self.result_list else set()
         for order in self.result_list:
             order.attempts_made = made.get(order.pk)
-            order.waiting_for = waiting_for(facts_of_row(order, paused))
+            order.waiting_for = waiting_for(facts_of_row(order))
 
 
 def list_matching(filters: dict, queryset):
@@ -71,10 +70,6 @@ def list_matching(filters: dict, queryset):
         return orders_matching(filters, base=queryset, filterset=OrderListFilterSet)
     except SelectionInvalid as exc:
         raise IncorrectLookupParameters(str(exc)) from exc
-
-
-def paused_blueprints() -> set[str]:
-    return set(Blueprint.objects.filter(paused_at__isnull=False).values_list("slug", flat=True))
 
 
 class OrderListFilter(admin.SimpleListFilter):

@@ -16,7 +16,8 @@ from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 
 from apicalls.models import ApiCall, ApiCallVersion
-from apicalls.rendering import render_preview
+from apicalls.reasons import reason_for
+from apicalls.rendering import preview_context, render_preview
 from apicalls.services import api_call_delete, api_call_save, api_call_users, connection_errors
 from connections.selectors import connection_names
 from core.admin import PrettyJSONField
@@ -24,6 +25,7 @@ from definitions.admin import DefinitionAdmin, ObjectDefinitionForm, UsedByAdmin
 from definitions.admin_versions import VersionPages, VersionsInline
 from definitions.validation import api_call_errors
 from expressions import ExpressionError
+from expressions.secrets import mask
 
 DEFINITION_EXAMPLE = {
     "method": "POST",
@@ -41,7 +43,11 @@ class ApiCallForm(ObjectDefinitionForm):
         initial=DEFINITION_EXAMPLE,
         help_text=mark_safe(  # a constant: nothing in it comes from a user
             "method, url, connection, headers, query, body, body_type, timeout_seconds, "
-            "success_when, retry, save; strings may hold {{ expressions }}. "
+            "success_when, error_message, retry, save; strings may hold {{ expressions }}. "
+            "<code>error_message</code>: the partner's reason for a failed attempt, e.g. "
+            "<code>{{ response.body.error.text }}</code> (default: the body's "
+            "<code>error</code>, <code>error.message</code>, <code>message</code> or "
+            "<code>detail</code>). "
             "<code>body_type</code>: <code>json</code> (default), <code>form</code> "
             "(urlencoded, nested values as <code>metadata[order_id]</code>), "
             '<code>multipart</code> (a value <code>{"filename", "content_type", '
@@ -74,6 +80,9 @@ class ApiCallVersionInline(VersionsInline):
     nobody = "no blueprint"
 
 
+FAILED_RESPONSE_EXAMPLE = {"status": 402, "headers": {}, "body": {"error": "card declined"}}
+
+
 class TryItForm(forms.Form):
     input = PrettyJSONField(
         initial={},
@@ -89,6 +98,16 @@ class TryItForm(forms.Form):
         initial={},
         required=False,
         help_text=format_html("Values saved by earlier steps (<code>{}</code>).", "data.*"),
+    )
+    failed_response = PrettyJSONField(
+        initial=FAILED_RESPONSE_EXAMPLE,
+        required=False,
+        help_text=format_html(
+            "A partner's refusal (<code>{}</code>, <code>{}</code>): the reason a failed "
+            "attempt would give, by <code>error_message</code> or its default.",
+            "status",
+            "body",
+        ),
     )
 
 
@@ -142,17 +161,18 @@ class ApiCallAdmin(VersionPages, UsedByAdmin, DefinitionAdmin):
         if not self.has_view_or_change_permission(request, api_call):
             raise PermissionDenied
         form = TryItForm(request.POST or None)
-        preview = error = None
+        preview = error = reason = None
         if request.method == "POST" and form.is_valid():
+            sample = {
+                "input": form.cleaned_data.get("input") or {},
+                "params": form.cleaned_data.get("params") or {},
+                "data": form.cleaned_data.get("data") or {},
+            }
             try:
-                preview = render_preview(
-                    api_call.as_definition(),
-                    input=form.cleaned_data.get("input") or {},
-                    params=form.cleaned_data.get("params") or {},
-                    data=form.cleaned_data.get("data") or {},
-                )
+                preview = render_preview(api_call.as_definition(), **sample)
             except ExpressionError as exc:
                 error = str(exc)
+            reason = sample_reason(api_call.as_definition(), form.cleaned_data, sample)
         context = {
             **self.admin_site.each_context(request),
             "title": f"Try {api_call.slug}",
@@ -163,5 +183,18 @@ class ApiCallAdmin(VersionPages, UsedByAdmin, DefinitionAdmin):
             "preview_headers": json.dumps(preview["headers"], indent=2) if preview else "",
             "preview_body": json.dumps(preview["body"], indent=2) if preview else "",
             "error": error,
+            "reason": reason,
         }
         return TemplateResponse(request, "admin/apicalls/apicall/try_it.html", context)
+
+
+def sample_reason(api_call: dict, cleaned: dict, sample: dict) -> str | None:
+    """The reason a failed attempt would give for the form's sample refusal, secrets
+    masked; None without one."""
+    response = cleaned.get("failed_response")
+    if not isinstance(response, dict):
+        return None
+    response = {"status": None, "headers": {}, "body": None, **response}
+    context = preview_context(**sample)
+    text = reason_for(api_call, response, context)
+    return mask(text, context["secrets"].values())

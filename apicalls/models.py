@@ -7,7 +7,8 @@ class ApiCall(models.Model):
     """An outbound HTTP API call, described once and used by blueprint steps.
 
     `definition` holds everything of the contract's API-call JSON but `slug` and `name`:
-    method, url, headers, query, body, timeout_seconds, success_when, retry, save.
+    method, url, headers, query, body, timeout_seconds, success_when, error_message, retry,
+    save.
     """
 
     slug = models.CharField(max_length=100, unique=True, validators=[slug_validator])

@@ -189,6 +189,19 @@ def log_request(request: CallRequest, *, secret_values: Iterable[str], max_body_
     return logged
 
 
+def preview_context(*, input: Any, params: Mapping | None, data: Mapping | None) -> dict:
+    """What the templates of a sample request see, with the secrets as they are set."""
+    return {
+        "input": input,
+        "data": dict(data or {}),
+        "params": dict(params or {}),
+        "order": {"order_id": "preview", "workflow": "preview", "created_at": "", "run": 1},
+        "secrets": load_secrets(),
+        "error": None,
+        "callback": {"url": "https://example.invalid/api/callbacks/preview/", "token": "preview"},
+    }
+
+
 def render_preview(
     api_call: Mapping,
     *,
@@ -197,15 +210,7 @@ def render_preview(
     data: Mapping | None = None,
 ) -> dict:
     """The request an API call would send for a sample input, secrets masked; sends nothing."""
-    secrets = load_secrets()
-    context = {
-        "input": input,
-        "data": dict(data or {}),
-        "params": dict(params or {}),
-        "order": {"order_id": "preview", "workflow": "preview", "created_at": "", "run": 1},
-        "secrets": secrets,
-        "error": None,
-        "callback": {"url": "https://example.invalid/api/callbacks/preview/", "token": "preview"},
-    }
+    context = preview_context(input=input, params=params, data=data)
     request = render_request(api_call, context, idempotency_key="preview")
-    return log_request(request, secret_values=secrets.values(), max_body_bytes=64 * 1024)
+    secret_values = context["secrets"].values()
+    return log_request(request, secret_values=secret_values, max_body_bytes=64 * 1024)

@@ -9,7 +9,6 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpResponseRedirect, JsonResponse
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
 from django.utils.safestring import mark_safe
@@ -24,7 +23,7 @@ from blueprints.services import (
     blueprint_resume,
     blueprint_save,
 )
-from core.admin import PrettyJSONField, doc_html
+from core.admin import PrettyJSONField, doc_html, to_the_second
 from definitions.admin import DefinitionAdmin, add_definition_errors, may_read_definitions
 from definitions.admin_versions import VersionPages, VersionsInline
 from definitions.graph import steps_left_out
@@ -268,7 +267,7 @@ class BlueprintAdmin(VersionPages, DefinitionAdmin):
             return "—"
         return format_html(
             '<span class="sm-paused" title="since {} by {}">paused</span>',
-            timezone.localtime(obj.paused_at).strftime("%Y-%m-%d %H:%M"),
+            to_the_second(obj.paused_at),
             obj.paused_by or "?",
         )
 

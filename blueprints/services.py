@@ -127,7 +127,8 @@ def definitions_export() -> dict:
 class ImportedDefinition:
     kind: str  # "connection", "api call" or "blueprint"
     slug: str  # a connection's name
-    outcome: str  # "created", "updated" or "unchanged"
+    outcome: str  # "created", "updated", "unchanged" or "kept" (someone else's change)
+    note: str = ""  # what was kept: "v3 by kim"
 
 
 @dataclass
@@ -138,13 +139,17 @@ class ImportReport:
         return sum(1 for item in self.definitions if item.outcome == outcome)
 
 
-def definitions_import(*, document: dict, user=None) -> ImportReport:
+def definitions_import(*, document: dict, user=None, keep_changes: bool = False) -> ImportReport:
     """Create or update every definition in `document`, or none if any is invalid.
 
     Connections come first, as API calls name them, and blueprints may call API calls
     defined in the same document. Errors are prefixed with the definition's place in the
     document: `blueprints[0].steps[3].next: no step "x"`. A document without connections
     (an older export) imports as it did.
+
+    With `keep_changes` (the demo's setup, run at every start) a definition someone else
+    changed is left as it is, reported "kept": an API call or blueprint whose latest
+    version `user` did not save, a connection that differs from the document's.
     """
     connections, api_calls, blueprints = _document_parts(document)
     known_slugs = set(ApiCall.objects.values_list("slug", flat=True)) | _keys(api_calls, "slug")
@@ -173,17 +178,49 @@ def definitions_import(*, document: dict, user=None) -> ImportReport:
     with transaction.atomic():
         before = {c.name: canonical_json(c.as_definition()) for c in Connection.objects.all()}
         for definition in connections:
+            if keep_changes and before.get(definition["name"], "") not in (
+                "",
+                canonical_json(definition),
+            ):
+                report.definitions.append(
+                    ImportedDefinition("connection", definition["name"], "kept", "changed here")
+                )
+                continue
             saved = connection_save(definition=definition, user=user)
             report.definitions.append(_imported_connection(saved, before))
         versions = dict(ApiCall.objects.values_list("slug", "version"))
         for definition in api_calls:
+            kept = keep_changes and _changed_by_others(ApiCall, definition, user)
+            if kept:
+                report.definitions.append(ImportedDefinition("api call", *kept))
+                continue
             saved = api_call_save(definition=definition, user=user)
             report.definitions.append(_imported("api call", saved, versions))
         versions = dict(Blueprint.objects.values_list("slug", "version"))
         for definition in blueprints:
+            kept = keep_changes and _changed_by_others(Blueprint, definition, user)
+            if kept:
+                report.definitions.append(ImportedDefinition("blueprint", *kept))
+                continue
             saved = blueprint_save(definition=definition, user=user)
             report.definitions.append(_imported("blueprint", saved, versions))
     return report
+
+
+def _changed_by_others(model, definition: dict, user) -> tuple[str, str, str] | None:
+    """(slug, "kept", who changed it) when the definition exists, differs from the
+    document's and its latest version was not saved by `user`; else None."""
+    instance = model.objects.filter(slug=definition["slug"]).first()
+    if instance is None:
+        return None
+    if _meaningful(instance.as_definition()) == _meaningful(definition):
+        return None
+    latest = instance.versions.order_by("-version").select_related("created_by").first()
+    author = latest.created_by if latest is not None else None
+    if author is not None and user is not None and author.pk == user.pk:
+        return None
+    by = author.get_username() if author is not None else "someone"
+    return instance.slug, "kept", f"v{instance.version} by {by}"
 
 
 DOCUMENT_KEYS = ("connections", "api_calls", "blueprints")
@@ -239,3 +276,9 @@ def _imported(kind: str, saved, versions_before: dict) -> ImportedDefinition:
     else:
         outcome = "unchanged"
     return ImportedDefinition(kind=kind, slug=saved.slug, outcome=outcome)
+
+
+def _meaningful(definition: dict) -> str:
+    """The definition's canonical JSON without the keys left empty, which mean their
+    default whether stored or left out."""
+    return canonical_json({k: v for k, v in definition.items() if v not in ("", None)})

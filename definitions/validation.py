@@ -50,6 +50,7 @@ API_CALL_EXPRESSION_NAMES = {
     "query": _REQUEST,
     "body": _REQUEST,
     "success_when": _RESPONSE,
+    "error_message": _RESPONSE,
     "save": _RESPONSE,
 }
 STEP_EXPRESSION_NAMES = {"params": _names(*_ALWAYS), "save": _RESPONSE}

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 # and diffs (PostgreSQL's jsonb keeps keys in an order of its own).
 CONTRACT_KEY_ORDER = [
     "slug", "name", "description", "method", "url", "connection", "headers", "query", "body",
-    "body_type", "timeout_seconds", "success_when", "input_schema", "notify_url",
+    "body_type", "timeout_seconds", "success_when", "error_message", "input_schema", "notify_url",
     "concurrency_key", "steps",
     "id", "call", "choice", "when", "parallel", "params", "wait_for_callback",
     "retry", "save", "default", "on_failed", "next", "end", "error",

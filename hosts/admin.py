@@ -10,11 +10,11 @@ from django import forms
 from django.contrib import admin
 from django.http import HttpResponseRedirect
 from django.urls import reverse
-from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 
 from core.admin import to_the_second
+from hosts.admin_every import EveryHostPage
 from hosts.breaker import BreakerSettings
 from hosts.models import Host
 from hosts.names import canonical_host
@@ -103,7 +103,7 @@ def percent(rate: float | None) -> str:
     return "—" if rate is None else f"{rate * 100:.0f}%"
 
 
-class HostAdmin(admin.ModelAdmin):
+class HostAdmin(EveryHostPage, admin.ModelAdmin):
     """Registered by the admin site's setup (statemanager/admin.py), which gives it
     `count_held_orders` as a registration option."""
 
@@ -155,7 +155,8 @@ class HostAdmin(admin.ModelAdmin):
             host_delete(host=host, actor=request.user.get_username())
 
     def changelist_view(self, request, extra_context=None):
-        """The list without the navigation sidebar: its columns need the width."""
+        """The list without the navigation sidebar: its columns need the width; a link to
+        every host (EveryHostPage)."""
         context = {"is_nav_sidebar_enabled": False, **(extra_context or {})}
         return super().changelist_view(request, extra_context=context)
 
@@ -209,7 +210,7 @@ class HostAdmin(admin.ModelAdmin):
             '<span class="sm-badge sm-host-paused">paused</span> by {}'
             '<br><span class="sm-muted sm-nowrap">since {}</span>',
             obj.paused_by or "?",
-            timezone.localtime(obj.paused_at).strftime("%Y-%m-%d %H:%M"),
+            to_the_second(obj.paused_at),
         )
 
     @admin.display(description="circuit breaker", ordering="breaker_state")
@@ -219,9 +220,7 @@ class HostAdmin(admin.ModelAdmin):
         return format_html(
             '{}<br><span class="sm-muted sm-nowrap">since {}</span>',
             breaker_badge(obj),
-            timezone.localtime(obj.breaker_since).strftime("%Y-%m-%d %H:%M")
-            if obj.breaker_since
-            else "?",
+            to_the_second(obj.breaker_since, "?"),
         )
 
     @admin.display(description="paused")

@@ -30,6 +30,7 @@ from django.utils import timezone
 from core.conf import conf
 from hosts.models import Host, HostWindow
 from hosts.rules import forget_rules
+from hosts.seen import record_seen
 
 logger = logging.getLogger(__name__)
 
@@ -99,10 +100,12 @@ class Tally:
         return {host: (counts[(host, "attempts")], counts[(host, "failures")]) for host in hosts}
 
     def flush(self) -> None:
-        """Add the counts to the shared window and open the breakers they call for."""
+        """Note the hosts called, add the counts to the shared window and open the breakers
+        they call for."""
         taken = self.take()
         if not taken:
             return
+        record_seen(taken)
         config = BreakerSettings.current()
         if not config.enabled:
             return

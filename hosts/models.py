@@ -115,3 +115,15 @@ class HostWindow(models.Model):
 
     def __str__(self) -> str:
         return f"{self.host} at {self.slice_start}: {self.failures}/{self.attempts} failed"
+
+
+class SeenHost(models.Model):
+    """A host the engine called, and when it last did (to the minute or so: each worker
+    writes what it called when it adds its counts to the breaker's window); support's
+    list of every host shows those seen in the last day."""
+
+    host = models.CharField(max_length=253, unique=True)
+    last_seen_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.host} at {self.last_seen_at:%Y-%m-%d %H:%M:%S}"

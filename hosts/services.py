@@ -14,6 +14,7 @@ from core.errors import ServiceError, ServiceErrors
 from hosts.breaker import close_breaker
 from hosts.limits import limits
 from hosts.models import Host, HostLease, HostWindow
+from hosts.names import canonical_host, host_problem
 from hosts.rules import forget_rules
 from hosts.signals import host_resumed
 
@@ -118,6 +119,16 @@ def host_pause(*, host: Host, actor: str) -> Host:
     if paused:
         logger.info("host %s paused by %s", host.host, actor)
     return host
+
+
+def host_pause_named(*, name: str, actor: str) -> Host:
+    """Pause a host by its name, giving it a row (no limits) when it has none yet: support
+    pauses any host in an incident, not only those an editor has set limits on."""
+    problem = host_problem(name)
+    if problem:
+        raise ServiceErrors([f"host: {problem}"])
+    host, _ = Host.objects.get_or_create(host=canonical_host(name))
+    return host_pause(host=host, actor=actor)
 
 
 def host_resume(*, host: Host, actor: str) -> Host:

@@ -118,7 +118,10 @@ class OrderListFilterSet(OrderFilterSet):
 
     due = django_filters.ChoiceFilter(choices=DUE_CHOICES, method="filter_due")
     failed_step = django_filters.CharFilter(method="filter_failed_step", label="Failed step")
-    error = django_filters.CharFilter(lookup_expr="icontains", label="Error contains")
+    error = django_filters.CharFilter(
+        method="filter_error",
+        label="Error contains: the failed attempt's reason or the text the order ended with",
+    )
     http_status = django_filters.CharFilter(
         method="filter_http_status",
         label="HTTP status of the failure",
@@ -138,6 +141,11 @@ class OrderListFilterSet(OrderFilterSet):
 
     def filter_due(self, queryset, name, value):
         return orders_due(base=queryset)
+
+    def filter_error(self, queryset, name, value):
+        if not value:
+            return queryset
+        return queryset.filter(Q(error__icontains=value) | Q(failed_reason__icontains=value))
 
     def filter_failed_step(self, queryset, name, value):
         return orders_failed_at(value, base=queryset)

@@ -44,6 +44,9 @@ class Order(models.Model):
     # HTTP status of that failure: set by the engine, cleared by a new run.
     failed_step = models.CharField(max_length=200, blank=True)
     failed_http_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    # That failure's own reason (`HTTP 402: card declined`), beside `error`, which is the
+    # text the order ended with (an end step's `error` when `on_failed` led to one).
+    failed_reason = models.TextField(blank=True, default="", db_default="")
     run = models.PositiveIntegerField(default=1)
     # Attempts made at `current_step` in this run, and steps executed in this run (loop guard).
     attempt = models.PositiveIntegerField(default=0)
@@ -351,7 +354,8 @@ class AlertRule(models.Model):
     error_contains = models.CharField(
         max_length=500,
         blank=True,
-        help_text="Text the order's error contains, in any case; empty for any error.",
+        help_text="Text the failed attempt's reason (HTTP 402: card declined) or the "
+        "order's error contains, in any case; empty for any error.",
     )
     threshold = models.PositiveIntegerField(
         default=5,

@@ -37,6 +37,7 @@ ORDER_FIELDS = [
     "run",
     "current_step",
     "failed_step",
+    "failed_reason",
     "created_at",
     "finished_at",
 ]

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 
 from django.core.paginator import Paginator
 from django.db import connections
-from django.db.models import Count, Max, Q, QuerySet
+from django.db.models import Count, Max, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import TruncMinute
 from django.utils import timezone
 from django.utils.functional import cached_property
@@ -175,19 +175,28 @@ def orders_failed_at(step: str, *, base: QuerySet | None = None) -> QuerySet:
 
 def failed_orders_by_step(limit: int = 20) -> list[dict]:
     """Failed orders counted by blueprint and the step that failed (`orders_failed_at`),
-    most first: `{"workflow", "step", "count"}`. Orders, not attempts: an order retried five
-    times at a step counts once. One grouped query over the failed orders (those support
-    has yet to reprocess or cancel), read through the partial index of failed steps."""
+    most first, with the reason the latest of them failed for: `{"workflow", "step",
+    "count", "reason"}`. Orders, not attempts: an order retried five times at a step counts
+    once. One grouped query over the failed orders (those support has yet to reprocess or
+    cancel), read through the partial index of failed steps."""
+    failed = Order.objects.filter(status=Order.Status.FAILED)
+    latest = failed.filter(
+        workflow=OuterRef("workflow"), failed_step=OuterRef("failed_step")
+    ).order_by("-finished_at", "-id")
     rows = (
-        Order.objects.filter(status=Order.Status.FAILED)
-        .exclude(failed_step="")
+        failed.exclude(failed_step="")
         .order_by()
         .values("workflow", "failed_step")
-        .annotate(count=Count("pk"))
+        .annotate(count=Count("pk"), reason=Subquery(latest.values("failed_reason")[:1]))
         .order_by("-count", "workflow", "failed_step")[:limit]
     )
     return [
-        {"workflow": row["workflow"], "step": row["failed_step"], "count": row["count"]}
+        {
+            "workflow": row["workflow"],
+            "step": row["failed_step"],
+            "count": row["count"],
+            "reason": row["reason"] or "",
+        }
         for row in rows
     ]
 

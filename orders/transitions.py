@@ -246,6 +246,7 @@ def release_after_error(
             fields = {
                 "status": Order.Status.FAILED,
                 "failed_step": order["current_step"],
+                "failed_reason": message,
                 "due_at": None,
                 "finished_at": now,
                 "resume_point": {"step": order["current_step"], "data": order["data"]},
@@ -358,6 +359,7 @@ def begin_new_runs(
         "error": "",
         "failed_step": "",
         "failed_http_status": None,
+        "failed_reason": "",
         "status": Order.Status.PENDING,
         "due_at": now,
         "finished_at": None,

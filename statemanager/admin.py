@@ -43,6 +43,8 @@ admin.site.register(Host, HostAdmin, count_held_orders=staticmethod(held_order_c
 # The activity chart: this many hours back, in bars of this many minutes.
 CHART_HOURS = 6
 CHART_BAR_MINUTES = 10
+# The dashboard reloads itself this often (statemanager/order-page.js).
+DASHBOARD_REFRESH_SECONDS = 15
 
 
 def order_list_url(**filters) -> str:
@@ -125,6 +127,8 @@ def dashboard_context() -> dict:
         "failures_url": order_list_url(status__exact=Order.Status.FAILED),
         "functions_url": reverse("admin:blueprints_blueprint_functions"),
         "partner_messages": messages_card(now),
+        "refresh_seconds": DASHBOARD_REFRESH_SECONDS,
+        "every_host_url": reverse("admin:hosts_host_every"),
     }
 
 

@@ -121,6 +121,8 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 
 LANGUAGE_CODE = "en-us"
+# Dates and times as 2026-01-05 10:00:00 on every page (statemanager/formats/en/).
+FORMAT_MODULE_PATH = ["statemanager.formats"]
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True

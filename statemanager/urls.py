@@ -1,5 +1,6 @@
 from django.contrib import admin
 from django.urls import include, path, reverse_lazy
+from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from statemanager.favicon import favicon
@@ -17,6 +18,8 @@ api = [
 ]
 
 urlpatterns = [
+    # The admin is the product's user interface: the bare address opens it.
+    path("", RedirectView.as_view(url=reverse_lazy("admin:index")), name="home"),
     path("admin/", admin.site.urls),
     path("api/", include(api)),
     path("health/", health, name="health"),

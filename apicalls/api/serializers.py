@@ -29,6 +29,12 @@ class ApiCallSerializer(serializers.Serializer):
     )
     timeout_seconds = serializers.FloatField(required=False)
     success_when = serializers.CharField(required=False, help_text="Defaults to a 2xx status.")
+    error_message = serializers.CharField(
+        required=False,
+        help_text="An expression giving the partner's reason for a failed attempt, shown "
+        "after its status (HTTP 402: card declined). Defaults to the response body's error, "
+        "error.message, message, detail or title.",
+    )
     retry = serializers.DictField(
         required=False,
         help_text="max_attempts, backoff_seconds, backoff_rate, max_backoff_seconds",

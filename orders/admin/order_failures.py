@@ -8,7 +8,7 @@ from datetime import datetime
 
 from django.contrib import admin
 from django.utils.formats import date_format
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 from django.utils.timezone import localtime
 
 from core.admin import to_the_second
@@ -202,14 +202,28 @@ class FailureColumnsMixin:
 
     @admin.display(description="error")
     def error_line(self, obj):
-        """The first line, cut after two lines of the column, the whole error on hover."""
-        if not obj.error.strip():
+        """The failed attempt's own reason, then the text the order ended with when that
+        says something else (an end step's `error`), each cut after two lines of the
+        column, whole on hover."""
+        reason, ended = obj.failed_reason.strip(), obj.error.strip()
+        if not reason and not ended:
             return None
-        return format_html(
-            '<span class="sm-clip-lines" title="{}">{}</span>',
-            obj.error[:ERROR_HOVER_CHARACTERS],
-            obj.error.strip().splitlines()[0],
+        lines = [("sm-clip-lines sm-reason", reason)] if reason else []
+        if ended and (not reason or reason not in ended):
+            lines.append(("sm-clip-lines sm-ended" if reason else "sm-clip-lines", ended))
+        return format_html_join(
+            "",
+            '<span class="{}" title="{}">{}</span>',
+            ((css, text[:ERROR_HOVER_CHARACTERS], text.splitlines()[0]) for css, text in lines),
         )
+
+    @admin.display(description="waiting for")
+    def waiting_for_display(self, obj):
+        """Set on each order of the page by the list (orders.waiting_for)."""
+        found = getattr(obj, "waiting_for", None)
+        if found is None:
+            return None
+        return format_html('<span class="sm-wait sm-wait-{}">{}</span>', found.kind, found.text)
 
     @admin.display(description="attempts")
     def attempts(self, obj):

@@ -23,6 +23,7 @@ from orders.filters import (
 )
 from orders.models import Order
 from orders.selectors import attempts_made
+from orders.waiting_for import LIST_ANNOTATIONS, facts_of_row, waiting_for
 
 LIST_FIELDS = (
     "id",
@@ -34,19 +35,24 @@ LIST_FIELDS = (
     "error",
     "failed_step",
     "failed_http_status",
+    "failed_reason",
     "created_at",
     "updated_at",
+    "due_at",
     "snapshot__blueprint_version",
 )
 
 
 class OrderChangeList(ChangeList):
-    """Loads only the listed columns (payloads and saved data can be large), the blueprint
-    version in the same query, and the attempts of the page's orders in one more."""
+    """Loads only the listed columns (payloads and saved data can be large) and the few
+    values of the step state and its blueprint's pause that say what an order waits for,
+    the blueprint version in the same query, and the attempts of the page's orders in one
+    more."""
 
     def get_queryset(self, request, exclude_parameters=None):
         queryset = super().get_queryset(request, exclude_parameters)
-        return queryset.select_related(None).select_related("snapshot").only(*LIST_FIELDS)
+        queryset = queryset.select_related(None).select_related("snapshot").only(*LIST_FIELDS)
+        return queryset.annotate(**LIST_ANNOTATIONS)
 
     def get_results(self, request):
         super().get_results(request)
@@ -54,6 +60,7 @@ class OrderChangeList(ChangeList):
         made = attempts_made(self.result_list)
         for order in self.result_list:
             order.attempts_made = made.get(order.pk)
+            order.waiting_for = waiting_for(facts_of_row(order))
 
 
 def list_matching(filters: dict, queryset):

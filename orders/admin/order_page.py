@@ -8,6 +8,7 @@ import json
 from urllib.parse import urlencode
 
 from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponseNotAllowed
 from django.shortcuts import redirect
@@ -15,6 +16,7 @@ from django.urls import path, reverse
 from django.utils.safestring import mark_safe
 
 from blueprints.diagram import blueprint_svg
+from blueprints.models import Blueprint
 from core.admin import json_block, json_text
 from core.errors import ServiceError
 from orders.admin.base import status_badge
@@ -22,6 +24,7 @@ from orders.admin.timeline import timeline_runs, visits_of
 from orders.callbacks import CallbackError, callback_resolve_by_hand, waiting_callback
 from orders.messages import wait_resolve_by_hand, waiting_wait
 from orders.models import Order
+from orders.selectors import attempts_made
 from orders.step_data import AT_STEP
 
 # The most log entries the order page shows; the API has them all.
@@ -49,6 +52,23 @@ class OrderPageMixin:
     def cancel_request(self, obj):
         return "Yes: the order stops when its current step ends" if obj.cancel_requested else "No"
 
+    @admin.display(description="attempts")
+    def attempts_shown(self, obj):
+        """As the list counts them, from the log: the attempts this run made at the step
+        that failed, or else at the current step (the order's own `attempt` starts again
+        on an `on_failed` path)."""
+        made = attempts_made([obj]).get(obj.pk, 0)
+        step = obj.failed_step or obj.current_step
+        return f"{made} at {step}" if made and step else str(made)
+
+    @admin.display(description="failed attempt")
+    def failure(self, obj):
+        """The reason the step that failed gave, beside `error`, the text the order ended
+        with."""
+        if not obj.failed_reason:
+            return "-"
+        return f'step "{obj.failed_step}": {obj.failed_reason}'
+
     @admin.display(description="blueprint version")
     def pinned_version(self, obj):
         snapshot = obj.snapshot
@@ -56,6 +76,14 @@ class OrderPageMixin:
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("snapshot")
+
+    def get_object(self, request, object_id, from_field=None):
+        """The order by its row number, as the admin's links give it, or else by its order
+        id: `/admin/orders/order/shop-1/change/` opens order "shop-1"."""
+        order = super().get_object(request, object_id, from_field)
+        if order is None and from_field is None:
+            order = self.get_queryset(request).filter(order_id=unquote(object_id)).first()
+        return order
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         order = self.get_object(request, object_id)
@@ -99,11 +127,23 @@ class OrderPageMixin:
         }
 
     def waiting_context(self, order: Order) -> dict | None:
-        """What a waiting order waits for: its host (held by the host's gate: why, and a
-        link to the host), its callback (URL as stored, masked; due time; whether it can
-        still be resolved) or its next retry."""
+        """What an order that is not finished waits for: its paused blueprint (who paused
+        it, since when, a link to it), and for a waiting one its host (held by the host's
+        gate: why, and a link to the host), its callback (URL as stored, masked; due time;
+        whether it can still be resolved) or its next retry."""
+        paused = None
+        if order.status in (Order.Status.PENDING, Order.Status.WAITING):
+            paused = Blueprint.objects.filter(slug=order.workflow, paused_at__isnull=False).first()
+        held_by = {"paused_blueprint": paused} if paused is not None else {}
+        if paused is not None:
+            held_by["blueprint_url"] = reverse(
+                "admin:blueprints_blueprint_change", args=[paused.pk]
+            )
         if order.status != Order.Status.WAITING:
-            return None
+            return held_by or None
+        return {**held_by, "step_waits": True, **self.step_wait(order)}
+
+    def step_wait(self, order: Order) -> dict:
         state = order.step_state if isinstance(order.step_state, dict) else {}
         held = state.get("held")
         if isinstance(held, dict) and held.get("host"):

@@ -46,6 +46,7 @@ class OrderAdmin(
         "workflow_name",
         "status_display",
         "current_step_name",
+        "waiting_for_display",
         "failed_step_display",
         "http_status",
         "error_line",
@@ -88,7 +89,7 @@ class OrderAdmin(
         "status_display",
         "current_step",
         "run",
-        "attempt",
+        "attempts_shown",
         "pinned_version",
         "created_at",
         "updated_at",
@@ -97,6 +98,7 @@ class OrderAdmin(
         "cancel_request",
         "input_json",
         "data_json",
+        "failure",
         "error",
     )
     fieldsets = (
@@ -105,9 +107,10 @@ class OrderAdmin(
             {
                 "fields": (
                     ("order_id", "workflow", "pinned_version"),
-                    ("status_display", "current_step", "run", "attempt"),
+                    ("status_display", "current_step", "run", "attempts_shown"),
                     ("created_at", "updated_at", "due_at", "finished_at"),
                     "cancel_request",
+                    "failure",
                     "error",
                 )
             },
@@ -121,12 +124,15 @@ class OrderAdmin(
         return super().changelist_view(request, extra_context=context)
 
     def get_fieldsets(self, request, obj=None):
-        """The cancel request only while it is pending: on a finished order it says
-        nothing the status does not."""
+        """The cancel request only while it is pending (on a finished order it says
+        nothing the status does not), the failed attempt only once one failed."""
         fieldsets = super().get_fieldsets(request, obj)
-        if obj is not None and obj.cancel_requested and obj.status not in Order.FINISHED:
-            return fieldsets
+        hidden = set()
+        if obj is None or not obj.cancel_requested or obj.status in Order.FINISHED:
+            hidden.add("cancel_request")
+        if obj is None or not obj.failed_reason:
+            hidden.add("failure")  # nothing failed in this run
         return [
-            (name, {**options, "fields": [f for f in options["fields"] if f != "cancel_request"]})
+            (name, {**options, "fields": [f for f in options["fields"] if f not in hidden]})
             for name, options in fieldsets
         ]

@@ -18,6 +18,9 @@ from itertools import groupby
 from orders.models import Order, StepLog
 
 ACTIONS = (StepLog.Kind.REPROCESS, StepLog.Kind.CANCEL)
+# A visit's outcome when the order was cancelled while the step still waited.
+CANCELLED = "cancelled"
+STILL_GOING = (StepLog.Outcome.WAITING, StepLog.Outcome.IN_FLIGHT)
 NOT_REPLAYED = (
     "The data before and after each step cannot be rebuilt from this order's log: some "
     "of its steps ran before the log recorded what each step saved."
@@ -38,6 +41,7 @@ class StepVisit:
     data_before: dict | None = None
     data_after: dict | None = None
     failed_here: bool = False
+    cancelled: bool = False  # the order was cancelled while this step waited
 
     @property
     def outcome(self) -> str:
@@ -46,6 +50,8 @@ class StepVisit:
         outcomes = [entry.outcome for entry in (own if self.item_groups and own else self.entries)]
         if StepLog.Outcome.FAILED in outcomes:
             return StepLog.Outcome.FAILED
+        if self.cancelled:
+            return CANCELLED
         return outcomes[-1] if outcomes else StepLog.Outcome.SUCCEEDED
 
     is_visit = True
@@ -53,7 +59,8 @@ class StepVisit:
     @property
     def outcome_label(self) -> str:
         # A row the engine did not write (an import, a hand edit) may hold any text.
-        return dict(StepLog.Outcome.choices).get(self.outcome, self.outcome or "unknown")
+        labels = {**dict(StepLog.Outcome.choices), CANCELLED: "Cancelled"}
+        return labels.get(self.outcome, self.outcome or "unknown")
 
     @property
     def saved_keys(self) -> str:
@@ -110,8 +117,10 @@ def timeline_runs(entries: list[StepLog], order: Order, *, cut_off: bool) -> lis
         {"run": run, "entries": list(group), "current": run == order.run}
         for run, group in groupby(entries, key=lambda entry: entry.run)
     ]
+    cancelled = order.status == Order.Status.CANCELLED
     for run in runs:
         run["items"] = step_visits(run["entries"])
+        _mark_cancelled(run["items"], ended=run["current"] and cancelled)
     _replay(runs, cut_off=cut_off)
     current = next((run for run in reversed(runs) if run["current"]), None)
     replayed = (
@@ -129,6 +138,19 @@ def timeline_runs(entries: list[StepLog], order: Order, *, cut_off: bool) -> lis
     if current is not None and order.failed_step:
         _mark_failed(current, order.failed_step.split(".", 1)[0])
     return runs
+
+
+def _mark_cancelled(items: list, *, ended: bool) -> None:
+    """A visit still waiting (or in flight) when a cancel came after it, or when its
+    finished run ends with it, did not wait on: it was cancelled."""
+    for index, item in enumerate(items):
+        if not isinstance(item, StepVisit) or item.outcome not in STILL_GOING:
+            continue
+        after = items[index + 1] if index + 1 < len(items) else None
+        if isinstance(after, StepLog) and after.kind == StepLog.Kind.CANCEL:
+            item.cancelled = True
+        elif after is None and ended:
+            item.cancelled = True
 
 
 def step_visits(entries: list[StepLog]) -> list[StepVisit | StepLog]:

@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from apicalls import reasons
 from apicalls.rendering import CallRequest, render_request
 from core.storable import text_problem
 from definitions.graph import step_kind
@@ -266,7 +267,9 @@ def run_call_step(
         outcome = settle_attempt(step, step_path, api_call, context, result, waits, turn, log_id)
         if outcome is not None:
             return outcome
-        error = result.error or f"HTTP {result.status}"
+        error = result.error or reasons.reason_for(
+            api_call, calls.response_context(result), context
+        )
         if retry.can_retry(policy, attempt, result):
             delay = retry.retry_delay(policy, attempt, retry_after=result.retry_after)
             if delay > turn.config.max_inline_wait_seconds:

@@ -224,7 +224,11 @@ class OrderTurn:
             self.state.resume_point["step_state"] = kept
         # A late post to the step's token must not wake the order.
         self.claimed.close_callbacks = bool(step.get("wait_for_callback"))
-        failure = {"failed_step": error.step, "failed_http_status": error.status}
+        failure = {
+            "failed_step": error.step,
+            "failed_http_status": error.status,
+            "failed_reason": error.message,
+        }
         follows = what_follows(step, Failed(error), self.step_order)
         if isinstance(follows, Finish):
             return self.finish(ENDED_AS[follows.status], follows.error, **failure)

@@ -137,6 +137,7 @@ ORDERS_TIERS = [
         "orders.batch",
         "orders.notifications",
         "orders.selectors",
+        "orders.waiting_for",
         "orders.filters",
         "orders.retention",
         "orders.metrics",

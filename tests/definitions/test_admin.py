@@ -8,6 +8,7 @@ from django.urls import reverse
 from apicalls.models import ApiCall, ApiCallVersion
 from apicalls.services import api_call_save
 from blueprints.models import Blueprint, BlueprintVersion
+from definitions.validation import DefinitionError
 from tests.blueprints import definitions
 
 pytestmark = pytest.mark.django_db
@@ -274,3 +275,34 @@ def test_try_it_shows_a_form_body_as_it_would_be_sent(
     assert preview["body"] == "amount=42&metadata%5Border_id%5D=A-1"
     assert preview["headers"]["Content-Type"] == "application/x-www-form-urlencoded"
     assert "sk_test_secret" not in page.text
+
+
+def test_try_it_shows_the_reason_a_sample_refusal_would_give(
+    admin_client_for, superuser, blueprint, monkeypatch
+):
+    monkeypatch.setenv("STATE_MANAGER_SECRET_PAYMENTS_URL", "https://pay.example.test")
+    monkeypatch.setenv("STATE_MANAGER_SECRET_PAYMENTS_TOKEN", "tok-very-secret")
+    api_call = ApiCall.objects.get(slug="payments.charge")
+    api_call_save(
+        definition={
+            **api_call.as_definition(),
+            "error_message": "{{ response.body.problem }} ({{ secrets.PAYMENTS_TOKEN }})",
+        }
+    )
+    refusal = '{"status": 422, "body": {"problem": "card expired"}}'
+
+    page = admin_client_for(superuser).post(
+        reverse("admin:apicalls_apicall_try", args=[api_call.pk]),
+        {"input": "{}", "params": "{}", "data": "{}", "failed_response": refusal},
+    )
+
+    assert page.context["reason"] == "HTTP 422: card expired (***)"
+    assert 'id="try-reason"' in page.text and "tok-very-secret" not in page.text
+
+
+def test_an_api_calls_error_message_that_does_not_compile_is_refused(
+    admin_client_for, superuser, blueprint
+):
+    api_call = ApiCall.objects.get(slug="payments.charge")
+    with pytest.raises(DefinitionError, match="error_message"):
+        api_call_save(definition={**api_call.as_definition(), "error_message": "{{ response. }}"})

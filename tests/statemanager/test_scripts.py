@@ -84,9 +84,13 @@ class Script:
             "PORT": str(free_port()),
             "DEMO_API_PORT": str(free_port()),
         }
-        for name in ("STATE_MANAGER_PUBLIC_URL", "STATE_MANAGER_SECRET_DEMO_API_URL"):
+        for name in (
+            "STATE_MANAGER_PUBLIC_URL",
+            "STATE_MANAGER_SECRET_DEMO_API_URL",
+            "EMAIL_BACKEND",
+        ):
             env.pop(name, None)
-        self.checkout = checkout
+        self.checkout, self.env = checkout, env
         self.process = subprocess.Popen(
             ["bash", *args],
             cwd=checkout,
@@ -158,6 +162,11 @@ def test_run_shows_each_step_of_a_first_start(checkout):
     shown = [next(i for i, line in enumerate(run.lines) if line.startswith(s)) for s in steps]
     assert shown == sorted(shown), "\n".join(run.lines)
     assert (checkout / ".venv" / "pip-install.log").read_text() == PIP_BEFORE + PIP_AFTER
+    port = run.env["PORT"]
+    assert f"  .venv/bin/python manage.py demo_orders --url http://127.0.0.1:{port}" in run.lines
+    assert any(
+        line.startswith("A new order starts") and "printed here." in line for line in run.lines
+    )
 
 
 def test_a_failed_install_shows_pips_last_lines_and_the_log(checkout):

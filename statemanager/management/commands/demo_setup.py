@@ -1,4 +1,5 @@
-"""Load the demo definitions and the demo logins, idempotently (run by ./run every start)."""
+"""Load the demo definitions and the demo logins, idempotently (run by ./run every start):
+definitions someone changed since the demo imported them are kept as they are."""
 
 from __future__ import annotations
 
@@ -18,12 +19,14 @@ from definitions.validation import DefinitionError
 
 DEFINITIONS = Path(settings.BASE_DIR) / "demo" / "definitions.json"
 INTEGRATIONS_GROUP = "Integrations"
+IMPORTER = "demo-setup"
 
 
 class Command(BaseCommand):
     help = (
         "Import demo/definitions.json, create a demo admin and an integration user with an "
-        "API token, and print how to log in. Safe to run again: it updates in place."
+        "API token, and print how to log in. Safe to run again: it updates in place the "
+        "definitions it imported, and keeps (and names) those someone changed since."
     )
 
     def add_arguments(self, parser):
@@ -41,13 +44,22 @@ class Command(BaseCommand):
         with transaction.atomic():
             admin = self.demo_admin(options["username"], options["password"])
             try:
-                definitions_import(document=document, user=admin)
+                report = definitions_import(
+                    document=document, user=self.importer(), keep_changes=True
+                )
             except DefinitionError as exc:
                 raise CommandError(f"{options['file']} is invalid:\n{exc}") from exc
             token = self.integration_token(options["integration_user"])
         public_url = conf().public_url
         calls, blueprints = len(document["api_calls"]), len(document["blueprints"])
         self.stdout.write(f"Demo definitions: {calls} API calls, {blueprints} blueprint(s).")
+        for item in report.definitions:
+            if item.outcome == "kept":
+                self.stdout.write(
+                    f"Kept {item.kind} {item.slug} as it is: changed since the demo's import "
+                    f"({item.note}). To take the demo's again, restore a version by "
+                    f"{IMPORTER} on its Versions page."
+                )
         self.stdout.write(f"Admin:    {public_url}/admin/")
         self.stdout.write(f"Login:    {admin.get_username()}")
         self.stdout.write(f"Password: {options['password']}")
@@ -58,6 +70,17 @@ class Command(BaseCommand):
             return json.loads(path.read_text())
         except (OSError, ValueError) as exc:
             raise CommandError(f"cannot read {path}: {exc}") from exc
+
+    def importer(self):
+        """Who saves the demo's definitions: a user nobody logs in as, so a version by
+        anyone else is someone's change, which the next start keeps."""
+        user, created = get_user_model().objects.get_or_create(
+            username=IMPORTER, defaults={"is_active": False}
+        )
+        if created:
+            user.set_unusable_password()
+            user.save()
+        return user
 
     def demo_admin(self, username: str, password: str):
         user, _ = get_user_model().objects.get_or_create(username=username)

@@ -1,12 +1,13 @@
-/* The page of an order the engine may move any moment (pending, running, waiting) reloads
-   itself every few seconds, so support sees its steps as they happen. It waits while
+/* A page that marks itself live (the `data-refresh-seconds` of its live note): the page of an
+   order the engine may move any moment (pending, running, waiting) and the dashboard reload
+   themselves every few seconds, so support sees the work as it happens. A page waits while
    someone is typing in it (a reason to resolve a callback) or reading a section they
    opened: a reload would throw that away. */
 (function () {
   "use strict";
 
   document.addEventListener("DOMContentLoaded", function () {
-    var live = document.getElementById("order-live");
+    var live = document.querySelector("[data-refresh-seconds]");
     if (!live) return;
     var seconds = Number(live.dataset.refreshSeconds) || 5;
     var paused = live.querySelector(".sm-live-paused");

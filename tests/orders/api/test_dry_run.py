@@ -45,7 +45,7 @@ def test_a_dry_run_shows_the_path_requests_data_and_end(editor, ecommerce):
     assert [step["step"] for step in result["steps"]] == ["validate", "route", "charge", "reject"]
     charge = result["steps"][2]
     assert charge["kind"] == "call" and charge["outcome"] == "failed"
-    assert charge["error"] == "HTTP 402" and charge["next"] == "reject"
+    assert charge["error"] == "HTTP 402: card declined" and charge["next"] == "reject"
     attempt = charge["attempts"][0]
     assert attempt["request"]["method"] == "POST"
     assert attempt["request"]["headers"]["Authorization"] == "***"

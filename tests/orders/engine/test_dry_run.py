@@ -89,7 +89,7 @@ def test_a_failed_step_takes_its_on_failed_path_and_ends_there():
 
     assert path(result) == ["validate", "route", "charge", "reject"]
     charge = result.steps[2]
-    assert (charge.outcome, charge.error, charge.next) == ("failed", "HTTP 402", "reject")
+    assert (charge.outcome, charge.error, charge.next) == ("failed", "HTTP 402: declined", "reject")
     assert len(charge.attempts) == 1  # a 4xx is not retried
     assert result.end.status == "failed"
     assert result.end.error == "order could not be charged"

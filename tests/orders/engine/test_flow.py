@@ -202,7 +202,10 @@ def test_on_failed_path_sees_the_error(server):
     order = process(make_order(steps, calls))
 
     assert order.status == Order.Status.FAILED
-    assert server.requests_to("/refund")[0].body == {"why": "charge: HTTP 402", "status": 402}
+    assert server.requests_to("/refund")[0].body == {
+        "why": "charge: HTTP 402: declined",
+        "status": 402,
+    }
 
 
 def test_end_step_finishes_with_its_error_text(server):

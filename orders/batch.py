@@ -62,8 +62,8 @@ def run_batch(
     """Claim at most `batch_size` due orders and advance each, `concurrency` at a time.
 
     `top_up`, asked before each further claim, says whether the batch may claim more as
-    its orders finish (never more than `batch_size` held at once); without it the batch
-    is its first claim."""
+    its orders finish (never more than `batch_size` held at once); without it, or with
+    STATE_MANAGER_BATCH_PAUSE_SECONDS set, the batch is its first claim."""
     config = conf()
     batch_size = batch_size or config.batch_size
     concurrency = concurrency or config.concurrency
@@ -86,7 +86,8 @@ def run_batch(
             lease_seconds=lease_seconds,
             keeper=keeper,
             report=report,
-            top_up=top_up if len(claims) >= batch_size else None,
+            # A pause after every batch (the fixed cadence) means a batch is one claim.
+            top_up=top_up if len(claims) >= batch_size and not config.batch_pause_seconds else None,
         )
         run_claims(source, concurrency, engine_config)
     flush_counts()

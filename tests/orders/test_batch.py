@@ -146,6 +146,18 @@ def test_a_batch_tops_up_only_while_its_driver_allows(server):
     assert Order.objects.filter(status="pending").count() == 12 - report.claimed
 
 
+def test_with_a_pause_after_every_batch_a_batch_is_one_claim(server, settings):
+    settings.STATE_MANAGER = replace(settings.STATE_MANAGER, batch_pause_seconds=5)
+    server.route("POST", "/a", Reply(200))
+    server.route("POST", "/b", Reply(200))
+    two_step_orders(server, 9)
+
+    report = run_batch(batch_size=4, concurrency=2, top_up=lambda: True)
+
+    assert report.claimed == 4
+    assert Order.objects.filter(status="pending").count() == 5
+
+
 def test_process_orders_once_on_an_empty_queue_says_so():
     out = StringIO()
     call_command("process_orders", "--once", stdout=out)

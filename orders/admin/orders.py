@@ -123,6 +123,14 @@ class OrderAdmin(
         context = {"is_nav_sidebar_enabled": False, **(extra_context or {})}
         return super().changelist_view(request, extra_context=context)
 
+    def get_list_display(self, request):
+        """Orders listed by a finished status wait for nothing: no "waiting for" column,
+        which leaves its width to the error."""
+        columns = super().get_list_display(request)
+        if request.GET.get("status__exact") in Order.FINISHED:
+            columns = tuple(column for column in columns if column != "waiting_for_display")
+        return columns
+
     def get_fieldsets(self, request, obj=None):
         """The cancel request only while it is pending (on a finished order it says
         nothing the status does not), the failed attempt only once one failed."""

@@ -85,7 +85,14 @@ def test_a_failed_map_is_counted_at_its_step_and_reprocessed_item_by_item(lines_
     assert order["error"] == 'step "reserve": 1 of 2 items failed (0 tolerated): [1] HTTP 500'
     listed = lines_blueprint.get("/api/orders/", {"failed_step": "reserve"}).json()["results"]
     assert [row["order_id"] for row in listed] == ["L-2"]
-    assert failed_orders_by_step() == [{"workflow": "lines", "step": "reserve", "count": 1}]
+    assert failed_orders_by_step() == [
+        {
+            "workflow": "lines",
+            "step": "reserve",
+            "count": 1,
+            "reason": "1 of 2 items failed (0 tolerated): [1] HTTP 500",
+        }
+    ]
 
     server.route("POST", "/reserve", lambda r: Reply(201, {"id": "r-CAP"}))
     sent = len(server.requests_to("/reserve"))
